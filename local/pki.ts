@@ -1,0 +1,117 @@
+// Local PKI: the same certificates infra issues with @pulumi/tls (ECDSA P-256, same subjects,
+// SANs, usages and lifetimes from infra/certs.ts), generated in-process for the local stack and
+// for tests, where no Pulumi engine runs.
+import "reflect-metadata"; // @peculiar/x509 (via tsyringe) needs it loaded first
+import * as crypto from "crypto";
+import * as x509 from "@peculiar/x509";
+import type { ClusterSpec } from "../infra/config";
+import { caSubject, certRequests, type CertRequest } from "../infra/certs";
+import type { KeyPair, Pki } from "../roles/types";
+
+x509.cryptoProvider.set(crypto.webcrypto as unknown as Crypto);
+const alg = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" };
+
+export interface LocalPkiState {
+  ca: KeyPair;
+  /** Certificates by request id, each with the request it was issued for (to re-issue on change). */
+  certs: Record<string, KeyPair & { request: string }>;
+}
+
+async function exportKey(k: CryptoKey): Promise<string> {
+  return x509.PemConverter.encode(await crypto.webcrypto.subtle.exportKey("pkcs8", k as any), "PRIVATE KEY") + "\n";
+}
+
+function serial(): string {
+  return crypto.randomBytes(16).toString("hex").replace(/^[89a-f]/, "1");
+}
+
+function hours(from: Date, h: number): Date {
+  return new Date(from.getTime() + h * 3600_000);
+}
+
+const usageBits: Record<string, number> = {
+  digital_signature: x509.KeyUsageFlags.digitalSignature,
+  key_encipherment: x509.KeyUsageFlags.keyEncipherment,
+};
+
+export async function issueCa(spec: ClusterSpec, now = new Date()): Promise<KeyPair> {
+  const keys = await crypto.webcrypto.subtle.generateKey(alg, true, ["sign", "verify"]) as CryptoKeyPair;
+  const s = caSubject(spec);
+  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: serial(),
+    name: `CN=${s.commonName}, O=${s.organization}`,
+    notBefore: now,
+    notAfter: hours(now, spec.tls.caValidityHours),
+    signingAlgorithm: alg,
+    keys: keys as any,
+    extensions: [
+      new x509.BasicConstraintsExtension(true, 0, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign | x509.KeyUsageFlags.digitalSignature, true),
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey as any),
+    ],
+  });
+  return { cert: cert.toString("pem") + "\n", key: await exportKey(keys.privateKey) };
+}
+
+export async function issueCert(spec: ClusterSpec, ca: KeyPair, req: CertRequest, now = new Date()): Promise<KeyPair> {
+  const caCert = new x509.X509Certificate(ca.cert);
+  const caKey = await crypto.webcrypto.subtle.importKey("pkcs8", x509.PemConverter.decode(ca.key)[0], alg, false, ["sign"]);
+  const keys = await crypto.webcrypto.subtle.generateKey(alg, true, ["sign", "verify"]) as CryptoKeyPair;
+  const eku = [
+    ...(req.usages.includes("server_auth") ? [x509.ExtendedKeyUsage.serverAuth] : []),
+    ...(req.usages.includes("client_auth") ? [x509.ExtendedKeyUsage.clientAuth] : []),
+  ];
+  const san = [...req.dnsNames.map((v) => ({ type: "dns" as const, value: v })), ...req.ipAddresses.map((v) => ({ type: "ip" as const, value: v }))];
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber: serial(),
+    subject: `CN=${req.commonName}, O=pgcluster`,
+    issuer: caCert.subject,
+    notBefore: now,
+    notAfter: hours(now, spec.tls.certValidityHours),
+    signingAlgorithm: alg,
+    publicKey: keys.publicKey as any,
+    signingKey: caKey as any,
+    extensions: [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(req.usages.reduce((a, u) => a | (usageBits[u] ?? 0), 0), true),
+      new x509.ExtendedKeyUsageExtension(eku, false),
+      ...(san.length ? [new x509.SubjectAlternativeNameExtension(san, false)] : []),
+      await x509.AuthorityKeyIdentifierExtension.create(caCert, false),
+    ],
+  });
+  return { cert: cert.toString("pem") + "\n", key: await exportKey(keys.privateKey) };
+}
+
+/** True when a certificate is inside its early-renewal window (or already expired). */
+export function needsRenewal(certPem: string, earlyRenewalHours: number, now = new Date()): boolean {
+  const c = new x509.X509Certificate(certPem);
+  return c.notAfter.getTime() - earlyRenewalHours * 3600_000 <= now.getTime();
+}
+
+/**
+ * Bring a PKI state up to date: keep what is valid and was issued for the same request, issue
+ * what is missing, changed (e.g. a new address) or due for renewal. Returns the new state.
+ */
+export async function ensurePki(spec: ClusterSpec, addresses: Record<string, string>, state: LocalPkiState | undefined, now = new Date()): Promise<LocalPkiState> {
+  let ca = state?.ca;
+  const caRenew = !ca || needsRenewal(ca.cert, spec.tls.earlyRenewalHours, now);
+  if (caRenew) ca = await issueCa(spec, now);
+  const certs: LocalPkiState["certs"] = {};
+  for (const req of certRequests(spec, addresses)) {
+    const fingerprint = JSON.stringify(req);
+    const old = state?.certs[req.id];
+    if (!caRenew && old && old.request === fingerprint && !needsRenewal(old.cert, spec.tls.earlyRenewalHours, now)) certs[req.id] = old;
+    else certs[req.id] = { ...(await issueCert(spec, ca!, req, now)), request: fingerprint };
+  }
+  return { ca: ca!, certs };
+}
+
+export function toPki(state: LocalPkiState): Pki {
+  const { replication, ...nodes } = state.certs;
+  return {
+    ca: state.ca.cert,
+    caBundle: state.ca.cert,
+    nodes: Object.fromEntries(Object.entries(nodes).map(([k, v]) => [k, { cert: v.cert, key: v.key }])),
+    replication: { cert: replication.cert, key: replication.key },
+  };
+}

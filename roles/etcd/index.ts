@@ -1,0 +1,42 @@
+// etcd: the DCS. TLS with client certificates on both ports; starts without blocking, since a
+// member's start only completes once a quorum of members is up (the next role waits for it).
+import { tlsDir, ETCD_DATA, ports } from "../paths";
+import { render } from "../render";
+import { StepScript } from "../script";
+import type { Host, RoleContext } from "../types";
+import { withRole } from "../hosts";
+
+export const ROLE = "etcd";
+
+export function etcdEndpoints(ctx: RoleContext): string[] {
+  return withRole(ctx, "etcd").map((h) => `https://${h.address}:${ports.etcdClient}`);
+}
+
+export function etcdStep(ctx: RoleContext, host: Host): StepScript {
+  const tls = tlsDir.etcd;
+  const members = withRole(ctx, "etcd");
+  const s = new StepScript(`${host.name}/${ROLE}`);
+  s.packages("etcd-server", "etcd-client");
+  s.sh(render(ROLE, "etcd.sh", { dataDir: ETCD_DATA }));
+  const restart = ["restart-no-block:etcd"];
+  s.dir(tls, "etcd", "etcd", "0700");
+  s.file({ path: `${tls}/ca.crt`, content: ctx.pki.caBundle, owner: "etcd", group: "etcd", notify: restart });
+  s.file({ path: `${tls}/node.crt`, content: ctx.pki.nodes[host.name].cert, owner: "etcd", group: "etcd", notify: restart });
+  s.file({ path: `${tls}/node.key`, content: ctx.pki.nodes[host.name].key, owner: "etcd", group: "etcd", mode: "0600", secret: true, notify: restart });
+  s.file({
+    path: "/etc/default/etcd",
+    content: render(ROLE, "etcd.env", {
+      name: host.name,
+      address: host.address,
+      dataDir: ETCD_DATA,
+      tls,
+      clientPort: ports.etcdClient,
+      peerPort: ports.etcdPeer,
+      token: ctx.spec.clusterName,
+      initialCluster: members.map((m) => `${m.name}=https://${m.address}:${ports.etcdPeer}`).join(","),
+    }),
+    notify: restart,
+  });
+  s.service("etcd", { noBlock: true });
+  return s;
+}

@@ -1,0 +1,15 @@
+import type { Host, Role, RoleContext } from "./types";
+
+export function withRole(ctx: RoleContext, role: Role): Host[] {
+  return ctx.hosts.filter((h) => h.roles.includes(role));
+}
+
+/** The member that bootstraps the cluster: the first database host in inventory order. */
+export function bootstrapHost(ctx: RoleContext): Host {
+  return withRole(ctx, "postgres")[0];
+}
+
+/** Every network the nodes accept database and DCS traffic from (pg_hba, listen checks). */
+export function nodeCidr(ctx: RoleContext): string {
+  return ctx.spec.network.cidr;
+}

@@ -1,0 +1,204 @@
+# pgcluster step library. Runs on the host, as root, inside every step script.
+# Each helper is idempotent and records what it changed (or, in check mode, what differs),
+# so a second run reports nothing and PGCLUSTER_CHECK=1 previews drift without touching the host.
+PGC_CHECK=${PGCLUSTER_CHECK:-0}
+PGC_CHANGED=()
+PGC_HANDLERS=()
+PGC_APT_UPDATED=0
+PGC_T0=$SECONDS
+PGC_TMP=$(mktemp -d /tmp/pgcluster.XXXXXX)
+trap 'rm -rf "$PGC_TMP"' EXIT
+export DEBIAN_FRONTEND=noninteractive LC_ALL=C.UTF-8
+
+pgc_log() { printf '[%s] %s\n' "$PGC_STEP" "$*"; }
+
+# A change in apply mode, a difference in check mode.
+pgc_changed() {
+  PGC_CHANGED+=("$1")
+  if [[ $PGC_CHECK == 1 ]]; then pgc_log "DRIFT $1"; else pgc_log "changed $1"; fi
+}
+
+pgc_notify() {
+  local h
+  for h in "$@"; do
+    [[ " ${PGC_HANDLERS[*]} " == *" $h "* ]] || PGC_HANDLERS+=("$h")
+  done
+}
+
+pgc_json_list() {
+  local out="" item
+  for item in "$@"; do
+    item=${item//\\/\\\\}; item=${item//\"/\\\"}
+    out+="${out:+,}\"$item\""
+  done
+  printf '[%s]' "$out"
+}
+
+# Machine-readable last line: the driver counts changed/ok from it.
+pgc_result() {
+  local mode=apply
+  [[ $PGC_CHECK == 1 ]] && mode=check
+  printf 'PGCLUSTER-RESULT {"step":"%s","mode":"%s","changed":%s,"seconds":%d}\n' \
+    "$PGC_STEP" "$mode" "$(pgc_json_list "${PGC_CHANGED[@]}")" "$((SECONDS - PGC_T0))"
+}
+
+pgc_fail() {
+  printf '[%s] FAILED: %s\n' "$PGC_STEP" "$*" >&2
+  exit 1
+}
+
+# pgc_packages PKG... : install what is missing (one apt transaction).
+pgc_packages() {
+  local missing=() p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  ((${#missing[@]})) || return 0
+  local m
+  for m in "${missing[@]}"; do pgc_changed "package:$m"; done
+  [[ $PGC_CHECK == 1 ]] && return 0
+  if [[ $PGC_APT_UPDATED == 0 ]]; then
+    apt-get update -q >"$PGC_TMP/apt.log" 2>&1 || { tail -n 20 "$PGC_TMP/apt.log" >&2; pgc_fail "apt-get update failed (is the apt proxy / mirror reachable from $(hostname)?)"; }
+    PGC_APT_UPDATED=1
+  fi
+  apt-get install -y -q --no-install-recommends -o Dpkg::Options::=--force-confold "${missing[@]}" >"$PGC_TMP/apt.log" 2>&1 \
+    || { tail -n 20 "$PGC_TMP/apt.log" >&2; pgc_fail "apt-get install ${missing[*]} failed"; }
+}
+
+pgc_mode_octal() { printf '%o' "$((8#$1))"; }
+
+# pgc_dir PATH OWNER GROUP MODE
+pgc_dir() {
+  local path=$1 want
+  want="$2:$3 $(pgc_mode_octal "$4")"
+  if [[ ! -d $path ]]; then
+    pgc_changed "dir:$path"
+    [[ $PGC_CHECK == 1 ]] || install -d -o "$2" -g "$3" -m "$4" "$path"
+  elif [[ $(stat -c '%U:%G %a' "$path") != "$want" ]]; then
+    pgc_changed "dir:$path (owner/mode)"
+    [[ $PGC_CHECK == 1 ]] || { chown "$2:$3" "$path"; chmod "$4" "$path"; }
+  fi
+}
+
+# pgc_file PATH OWNER GROUP MODE [--secret] [--notify HANDLER]... [--validate 'CMD {}'] < CONTENT
+# Writes atomically, only when content, owner or mode differ. --validate runs CMD on the new
+# content first ({} is its path) and refuses to install a file the service would reject.
+pgc_file() {
+  local path=$1 owner=$2 group=$3 mode=$4
+  shift 4
+  local secret=0 validate="" notify=()
+  while (($#)); do
+    case $1 in
+      --secret) secret=1 ;;
+      --notify) notify+=("$2"); shift ;;
+      --validate) validate=$2; shift ;;
+      *) pgc_fail "pgc_file: unknown option $1" ;;
+    esac
+    shift
+  done
+  local new="$PGC_TMP/file.new" what=""
+  cat >"$new"
+  if [[ ! -f $path ]]; then
+    what="created"
+  elif ! cmp -s "$new" "$path"; then
+    what="content"
+  elif [[ $(stat -c '%U:%G %a' "$path") != "$owner:$group $(pgc_mode_octal "$mode")" ]]; then
+    what="owner/mode"
+  fi
+  [[ -n $what ]] || return 0
+  pgc_changed "file:$path ($what)"
+  if [[ $PGC_CHECK == 1 ]]; then
+    if [[ $what == content ]]; then
+      if [[ $secret == 1 ]]; then pgc_log "  (holds secrets: diff not shown)"
+      else diff -u --label "$path (host)" --label "$path (plan)" "$path" "$new" | sed 's/^/    /' || true; fi
+    fi
+    return 0
+  fi
+  if [[ -n $validate ]]; then
+    chown "$owner:$group" "$new"; chmod "$mode" "$new"
+    local out
+    out=$(${validate//\{\}/$new} 2>&1) || { printf '%s\n' "$out" | tail -n 20 >&2; pgc_fail "new $path failed validation ($validate); the old file is kept"; }
+  fi
+  install -d -m 0755 "$(dirname "$path")"
+  install -o "$owner" -g "$group" -m "$mode" "$new" "$path.pgcluster-new"
+  mv -f "$path.pgcluster-new" "$path"
+  ((${#notify[@]} == 0)) || pgc_notify "${notify[@]}"
+}
+
+# pgc_absent PATH [--notify H]...: remove a file pgcluster no longer wants.
+pgc_absent() {
+  local path=$1
+  shift
+  [[ -e $path ]] || return 0
+  pgc_changed "absent:$path"
+  [[ $PGC_CHECK == 1 ]] && return 0
+  rm -f "$path"
+  [[ ${1:-} == --notify ]] && pgc_notify "$2"
+  return 0
+}
+
+# pgc_service NAME [--no-block]: enabled at boot and running.
+pgc_service() {
+  local unit=$1 block=()
+  [[ ${2:-} == --no-block ]] && block=(--no-block)
+  if ! systemctl is-enabled -q "$unit" 2>/dev/null; then
+    pgc_changed "service:$unit enabled"
+    [[ $PGC_CHECK == 1 ]] || systemctl enable -q "$unit"
+  fi
+  if ! systemctl is-active -q "$unit"; then
+    pgc_changed "service:$unit started"
+    if [[ $PGC_CHECK != 1 ]]; then
+      systemctl start "${block[@]}" "$unit" || { journalctl -u "$unit" -n 20 --no-pager >&2 || true; pgc_fail "service $unit did not start"; }
+      # A service started here needs no restart/reload for the files written before it.
+      local h kept=()
+      for h in "${PGC_HANDLERS[@]}"; do [[ $h == *:"$unit" ]] || kept+=("$h"); done
+      PGC_HANDLERS=("${kept[@]}")
+    fi
+  fi
+}
+
+# pgc_service_stopped NAME: disabled and not running (a service another host runs).
+pgc_service_stopped() {
+  local unit=$1
+  if systemctl is-enabled -q "$unit" 2>/dev/null; then
+    pgc_changed "service:$unit disabled"
+    [[ $PGC_CHECK == 1 ]] || systemctl disable -q "$unit"
+  fi
+  if systemctl is-active -q "$unit"; then
+    pgc_changed "service:$unit stopped"
+    [[ $PGC_CHECK == 1 ]] || systemctl stop "$unit"
+  fi
+}
+
+# Run the handlers notified by changed files: "restart:unit", "reload:unit", "daemon-reload",
+# or "run:function" (a function defined by the step).
+pgc_handlers() {
+  [[ $PGC_CHECK == 1 ]] && return 0
+  local h
+  for h in "${PGC_HANDLERS[@]}"; do
+    case $h in
+      daemon-reload) systemctl daemon-reload ;;
+      restart:*) systemctl restart "${h#restart:}" ;;
+      restart-no-block:*) systemctl restart --no-block "${h#restart-no-block:}" ;;
+      reload:*) systemctl is-active -q "${h#reload:}" && systemctl reload "${h#reload:}" ;;
+      run:*) "${h#run:}" ;;
+    esac || pgc_fail "handler $h failed"
+    pgc_changed "handler:$h"
+  done
+  PGC_HANDLERS=()
+}
+
+# pgc_wait SECONDS "WHAT" CMD...: bounded wait; says what it waited for and how long.
+# CMD's last output line is shown when the wait runs out (it may say e.g. "2/3 members").
+pgc_wait() {
+  local limit=$1 what=$2 start=$SECONDS out=""
+  shift 2
+  [[ $PGC_CHECK == 1 ]] && return 0
+  until out=$("$@" 2>&1); do
+    if ((SECONDS - start >= limit)); then
+      pgc_fail "timed out after ${limit} s waiting for $what: $(printf '%s' "$out" | tail -n 1)"
+    fi
+    sleep 0.5
+  done
+  pgc_log "$what: ok after $((SECONDS - start)) s"
+}

@@ -1,0 +1,34 @@
+// Where each role keeps its TLS material on a host. Each service gets its own copy, owned by
+// its own user, so a change to one role's files restarts only that role's service.
+export const tlsDir = {
+  etcd: "/etc/etcd/pki",
+  patroni: "/etc/patroni/pki",
+  pgbouncer: "/etc/pgbouncer/pki",
+  haproxy: "/etc/haproxy/pki",
+} as const;
+
+export const PG_VERSION = 15;
+export const PG_BIN = `/usr/lib/postgresql/${PG_VERSION}/bin`;
+export const PG_DATA = `/var/lib/postgresql/${PG_VERSION}/main`;
+export const PATRONI_CONFIG = "/etc/patroni/config.yml";
+export const ETCD_DATA = "/var/lib/etcd/pgcluster";
+
+export const ports = {
+  etcdClient: 2379,
+  etcdPeer: 2380,
+  postgres: 5432,
+  pgbouncer: 6432,
+  patroni: 8008,
+  writer: 5000,
+  readers: 5001,
+  writerDirect: 5002,
+  stats: 8404,
+} as const;
+
+export const users = {
+  superuser: "postgres",
+  replication: "replicator",
+  rewind: "rewind",
+  pgbouncerAuth: "pgbouncer_auth",
+  restApi: "patroni",
+} as const;

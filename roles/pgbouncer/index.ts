@@ -1,0 +1,50 @@
+// pgbouncer: the pooler on every database node, TLS on both sides, auth_query through a
+// dedicated unprivileged user.
+import { tlsDir, ports, users } from "../paths";
+import { render } from "../render";
+import { StepScript } from "../script";
+import type { Host, RoleContext } from "../types";
+
+export const ROLE = "pgbouncer";
+
+export function pgbouncerStep(ctx: RoleContext, host: Host): StepScript {
+  const tls = tlsDir.pgbouncer;
+  const node = ctx.pki.nodes[host.name];
+  const b = ctx.spec.pgbouncer;
+  const s = new StepScript(`${host.name}/${ROLE}`);
+  s.packages("pgbouncer");
+  s.dir(tls, "postgres", "postgres", "0700");
+  const reload = ["reload:pgbouncer"];
+  const own = { owner: "postgres", group: "postgres" };
+  s.file({ path: `${tls}/ca.crt`, content: ctx.pki.caBundle, ...own, notify: reload });
+  s.file({ path: `${tls}/node.crt`, content: node.cert, ...own, notify: reload });
+  s.file({ path: `${tls}/node.key`, content: node.key, ...own, mode: "0600", secret: true, notify: reload });
+  s.file({
+    path: "/etc/pgbouncer/pgbouncer.ini",
+    owner: "root",
+    group: "postgres",
+    mode: "0640",
+    notify: reload,
+    content: render(ROLE, "pgbouncer.ini", {
+      address: host.address,
+      ports,
+      tls,
+      authUser: users.pgbouncerAuth,
+      adminUser: users.superuser,
+      poolMode: b.poolMode,
+      defaultPoolSize: b.defaultPoolSize,
+      reservePoolSize: b.reservePoolSize,
+      maxClientConn: b.maxClientConn,
+    }),
+  });
+  s.file({
+    path: "/etc/pgbouncer/userlist.txt",
+    ...own,
+    mode: "0600",
+    secret: true,
+    notify: reload,
+    content: render(ROLE, "userlist.txt", { authUser: users.pgbouncerAuth, authPassword: ctx.secrets.pgbouncerAuthPassword }),
+  });
+  s.service("pgbouncer");
+  return s;
+}

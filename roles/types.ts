@@ -1,0 +1,59 @@
+// The plan is data: both drivers (Pulumi remote.Command, local SSH) only transport it.
+import type { ClusterSpec, HostSpec, Role, SecretName } from "../infra/config";
+
+export type { ClusterSpec, Role, SecretName };
+
+/** A host with its address resolved (static inventory, or a GCP instance's internal IP). */
+export interface Host extends HostSpec {
+  address: string;
+}
+
+export interface KeyPair { cert: string; key: string }
+
+/** PEM material the roles install. `caBundle` is what nodes trust (more than one CA during a CA rotation). */
+export interface Pki {
+  ca: string;
+  caBundle: string;
+  nodes: Record<string, KeyPair>;
+  /** Client certificate with CN=replicator: replicas authenticate to the primary with it. */
+  replication: KeyPair;
+}
+
+export type Secrets = Record<SecretName, string>;
+
+export interface Step {
+  /** "<host>/<role>", unique in the plan. */
+  id: string;
+  host: string;
+  role: string;
+  /** Complete bash program; may carry secrets, so drivers send it on stdin and keep it secret. */
+  script: string;
+  /** Step ids that must have succeeded first. */
+  after: string[];
+  /** sha256 of the script: changes exactly when what the step does changes. */
+  digest: string;
+}
+
+export interface Plan {
+  cluster: string;
+  steps: Step[];
+}
+
+export interface RoleContext {
+  spec: ClusterSpec;
+  hosts: Host[];
+  pki: Pki;
+  secrets: Secrets;
+}
+
+/** What a role contributes for one host: its script body and the steps it waits for. */
+export interface RoleStep {
+  role: string;
+  host: Host;
+  body: string;
+  after: string[];
+}
+
+export function stepId(host: string, role: string): string {
+  return `${host}/${role}`;
+}
