@@ -181,14 +181,14 @@ function closest(word: string, candidates: string[]): string | undefined {
 }
 
 function knownKeysAt(path: PropertyKey[]): string[] {
-  let s: z.ZodType = spec;
+  // Unwrap optional/default/prefault layers to reach the object that holds the keys.
+  const unwrap = (t: any): any => (t?.def?.innerType ? unwrap(t.def.innerType) : t);
+  let s: any = unwrap(spec);
   for (const p of path) {
-    while (s instanceof z.ZodDefault || s instanceof z.ZodOptional) s = (s as any).def.innerType;
-    if (s instanceof z.ZodArray) s = (s as any).def.element;
-    else if (s instanceof z.ZodObject) s = (s as any).shape[p as string];
+    if (s instanceof z.ZodArray) s = unwrap((s as any).def.element);
+    else if (s instanceof z.ZodObject) s = unwrap((s as any).shape[p as string]);
     if (!s) return [];
   }
-  while (s instanceof z.ZodDefault || s instanceof z.ZodOptional) s = (s as any).def.innerType;
   return s instanceof z.ZodObject ? Object.keys((s as any).shape) : [];
 }
 

@@ -23,3 +23,13 @@ export async function testPki(spec: ClusterSpec, hosts: Host[]): Promise<Pki> {
   cached ??= ensurePki(spec, Object.fromEntries(hosts.map((h) => [h.name, h.address])), undefined);
   return toPki(await cached);
 }
+
+/** The content a step's script would write to `file` (from its pgc_file here-document). */
+export function fileIn(script: string, file: string): string {
+  const start = script.indexOf(`pgc_file '${file}' `);
+  if (start < 0) throw new Error(`script writes no ${file}`);
+  const header = script.slice(start, script.indexOf("\n", start));
+  const eof = /<<'([^']+)'$/.exec(header)![1];
+  const body = script.slice(start + header.length + 1);
+  return body.slice(0, body.indexOf(`${eof}\n`) >= 0 ? body.indexOf(`\n${eof}\n`) + 1 : undefined);
+}

@@ -1,0 +1,11 @@
+import { spawnSync } from "child_process";
+
+/** Run a host tool the tests depend on; a missing tool fails the test with what to install. */
+export function run(cmd: string, args: string[], input?: string): { code: number; out: string } {
+  const r = spawnSync(cmd, args, { input, encoding: "utf8" });
+  if (r.error && (r.error as NodeJS.ErrnoException).code === "ENOENT")
+    throw new Error(`${cmd} is not installed; .ci/run installs it (apt-get install ${aptName[cmd] ?? cmd})`);
+  return { code: r.status ?? -1, out: `${r.stdout ?? ""}${r.stderr ?? ""}` };
+}
+
+const aptName: Record<string, string> = { patroni: "patroni", haproxy: "haproxy", shellcheck: "shellcheck", openssl: "openssl" };

@@ -1,0 +1,137 @@
+import { strict as assert } from "assert";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import YAML from "yaml";
+import * as ini from "ini";
+import { compile } from "../../roles/compile";
+import { render } from "../../roles/render";
+import type { Plan } from "../../roles/types";
+import { localSpec, hostsOf, testPki, TEST_SECRETS, fileIn } from "../support/fixtures";
+import { run } from "../support/tools";
+
+describe("rendered configuration files", () => {
+  let plan: Plan;
+  let tmp: string;
+  const script = (id: string) => plan.steps.find((s) => s.id === id)!.script;
+  before(async () => {
+    const spec = localSpec();
+    const hosts = hostsOf(spec);
+    plan = compile(spec, hosts, await testPki(spec, hosts), TEST_SECRETS);
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), "pgc-tpl-"));
+  });
+  after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+  it("strict templates: a missing variable is an error, not an empty string", () => {
+    assert.throws(() => render("common", "apt-proxy.conf", {}), /template common\/apt-proxy.conf.hbs: .*"proxy" not defined/);
+  });
+
+  describe("patroni.yml", () => {
+    let cfg: any;
+    let text: string;
+    before(() => { text = fileIn(script("pg2/patroni"), "/etc/patroni/config.yml"); cfg = YAML.parse(text); });
+
+    it("parses as YAML with the node's identity, etcd3 over TLS and the REST API over TLS with auth", () => {
+      assert.equal(cfg.name, "pg2");
+      assert.equal(cfg.scope, "pglocal");
+      assert.equal(cfg.restapi.connect_address, "10.213.0.12:8008");
+      assert.equal(cfg.restapi.certfile, "/etc/patroni/pki/node.crt");
+      assert.equal(cfg.restapi.authentication.username, "patroni");
+      assert.equal(cfg.restapi.authentication.password, TEST_SECRETS.restApiPassword, "quotes and $ survive YAML");
+      assert.equal(cfg.etcd3.protocol, "https");
+      assert.equal(cfg.etcd3.hosts, "10.213.0.11:2379,10.213.0.12:2379,10.213.0.13:2379");
+      assert.ok(cfg.etcd3.cacert && cfg.etcd3.cert && cfg.etcd3.key);
+      assert.equal(cfg.watchdog.mode, "off", "a string, not YAML 1.1's boolean off");
+    });
+
+    it("bootstraps with the configured timing, pg_rewind, failsafe and synchronous mode", () => {
+      const d = cfg.bootstrap.dcs;
+      assert.deepEqual([d.ttl, d.loop_wait, d.retry_timeout], [10, 2, 4]);
+      assert.ok(d.loop_wait + 2 * d.retry_timeout <= d.ttl);
+      assert.equal(d.postgresql.use_pg_rewind, true);
+      assert.equal(d.failsafe_mode, true);
+      assert.equal(d.synchronous_mode, true);
+      assert.equal(d.postgresql.parameters.wal_log_hints, "on");
+    });
+
+    it("admits TLS only: hostssl lines, scram, replication by certificate, non-TLS rejected", () => {
+      const hba: string[] = cfg.postgresql.pg_hba;
+      assert.deepEqual(hba, cfg.bootstrap.pg_hba);
+      assert.ok(hba.every((l) => !/\b(md5|trust|password)\b/.test(l)), hba.join("\n"));
+      assert.ok(hba.filter((l) => l.startsWith("host ")).every((l) => l.endsWith("reject")));
+      assert.ok(hba.includes("hostssl replication replicator 10.213.0.0/24 cert"));
+      assert.ok(hba.includes("hostnossl all all 0.0.0.0/0 reject"));
+      assert.equal(cfg.postgresql.parameters.ssl, "on");
+      assert.equal(cfg.postgresql.authentication.replication.sslcert, "/etc/patroni/pki/replication.crt");
+      assert.equal(cfg.postgresql.authentication.replication.sslmode, "verify-full");
+    });
+
+    it("passes Patroni 3.0.2's own validator (its live port probes answered offline)", () => {
+      // The validator connects to the listen ports (must be free) and etcd (must answer); here
+      // there is no cluster, so socket probes are answered by port: etcd up, listen ports free.
+      const binDir = "/usr/lib/postgresql/15/bin";
+      assert.ok(fs.existsSync(binDir), `${binDir} missing: .ci/run installs postgresql-15 (no cluster) for this check`);
+      const file = path.join(tmp, "patroni.yml");
+      fs.writeFileSync(file, text);
+      const py = `
+import socket, sys
+socket.socket.connect_ex = lambda self, addr: 0 if addr[1] == 2379 else 111
+from patroni.validator import schema
+from patroni.config import Config
+import yaml
+errors = schema(yaml.safe_load(open(sys.argv[1])))
+if errors:
+    print("\\n".join(errors)); sys.exit(1)
+print("valid")
+`;
+      const r = run("/usr/bin/python3", ["-c", py, file]); // Debian's python, where the patroni package lives
+      assert.equal(r.code, 0, r.out);
+      assert.match(r.out, /valid/);
+    });
+  });
+
+  it("pgbouncer.ini: TLS both ways, scram, auth_query through the dedicated user, pools from config", () => {
+    const cfg = ini.parse(fileIn(script("pg1/pgbouncer"), "/etc/pgbouncer/pgbouncer.ini"));
+    const b = cfg.pgbouncer;
+    assert.equal(b.listen_port, "6432");
+    assert.equal(b.auth_type, "scram-sha-256");
+    assert.equal(b.auth_user, "pgbouncer_auth");
+    assert.equal(b.client_tls_sslmode, "require");
+    assert.equal(b.server_tls_sslmode, "verify-full");
+    assert.equal(b.pool_mode, "transaction");
+    assert.equal(b.default_pool_size, "20");
+    assert.match(b.auth_query, /pgbouncer\.get_auth\(\$1\)/);
+    assert.match(cfg.databases["*"], /host=127\.0\.0\.1 port=5432/);
+    const userlist = fileIn(script("pg1/pgbouncer"), "/etc/pgbouncer/userlist.txt");
+    assert.equal(userlist, `"pgbouncer_auth" "${TEST_SECRETS.pgbouncerAuthPassword.replace(/"/g, '""')}"\n`);
+  });
+
+  it("etcd env: https on both ports, client-cert auth, the full initial cluster", () => {
+    const env = Object.fromEntries(
+      fileIn(script("pg3/etcd"), "/etc/default/etcd").split("\n").filter((l) => l && !l.startsWith("#")).map((l) => l.split(/=(.*)/s).slice(0, 2)),
+    );
+    assert.equal(env.ETCD_NAME, "pg3");
+    assert.equal(env.ETCD_LISTEN_PEER_URLS, "https://10.213.0.13:2380");
+    assert.equal(env.ETCD_CLIENT_CERT_AUTH, "true");
+    assert.equal(env.ETCD_PEER_CLIENT_CERT_AUTH, "true");
+    assert.equal(env.ETCD_INITIAL_CLUSTER, "pg1=https://10.213.0.11:2380,pg2=https://10.213.0.12:2380,pg3=https://10.213.0.13:2380");
+    assert.equal(env.ETCD_DATA_DIR, "/var/lib/etcd/pgcluster");
+  });
+
+  it("haproxy.cfg: 5000/5001/5002/8404, https checks of /primary and /replica?lag=, passes haproxy -c", () => {
+    const text = fileIn(script("lb1/haproxy"), "/etc/haproxy/haproxy.cfg");
+    for (const p of ["5000", "5001", "5002", "8404"]) assert.match(text, new RegExp(`bind 10\\.213\\.0\\.10:${p}\\b`));
+    assert.match(text, /option httpchk GET \/primary/);
+    assert.match(text, /option httpchk GET \/replica\?lag=16777216/);
+    assert.match(text, /check-ssl verify required ca-file/);
+    assert.match(text, /on-marked-down shutdown-sessions/);
+    assert.equal((text.match(/server pg\d 10\.213\.0\.1\d:6432 check port 8008/g) ?? []).length, 9);
+    // Validate with the real binary, its CA path pointed at a real CA file.
+    const ca = path.join(tmp, "ca.crt");
+    fs.writeFileSync(ca, fileIn(script("lb1/haproxy"), "/etc/haproxy/pki/ca.crt"));
+    const cfg = path.join(tmp, "haproxy.cfg");
+    fs.writeFileSync(cfg, text.replace(/\/etc\/haproxy\/pki\/ca\.crt/g, ca));
+    const r = run("haproxy", ["-c", "-f", cfg]);
+    assert.equal(r.code, 0, r.out);
+  });
+});
