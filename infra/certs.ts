@@ -2,11 +2,11 @@
 // by the local PKI alike, so both issue the same names, SANs, usages and lifetimes.
 import type { ClusterSpec } from "./config";
 
-export interface CertRequest {
+export interface CertRequest<A = string> {
   /** Key in Pki.nodes, or "replication". */
   id: string;
   commonName: string;
-  ipAddresses: string[];
+  ipAddresses: A[];
   dnsNames: string[];
   /** Node certs serve (etcd, PostgreSQL, Patroni, pgBouncer) and are clients (etcd peers, Patroni->etcd). */
   usages: ("digital_signature" | "key_encipherment" | "server_auth" | "client_auth")[];
@@ -18,19 +18,25 @@ export function caSubject(spec: ClusterSpec): { commonName: string; organization
   return { commonName: `${spec.clusterName} cluster CA`, organization: "pgcluster" };
 }
 
-/** Hosts that need a node certificate: everything that serves TLS (etcd and database nodes). */
-export function certRequests(spec: ClusterSpec, addresses: Record<string, string>): CertRequest[] {
+/**
+ * Hosts that need a node certificate: everything that serves TLS (etcd and database nodes).
+ * `address` gives a host's IP: a string locally, a Pulumi Output for GCP instances.
+ */
+export function certRequests<A>(spec: ClusterSpec, address: (host: string) => A | string): CertRequest<A | string>[] {
+  const balancers = spec.hosts.filter((h) => h.roles.includes("balancer")).map((h) => address(h.name));
   const nodes = spec.hosts
     .filter((h) => h.roles.includes("etcd") || h.roles.includes("postgres"))
-    .map<CertRequest>((h) => ({
+    .map<CertRequest<A | string>>((h) => ({
       id: h.name,
       commonName: h.name,
       // 127.0.0.1/localhost: pgBouncer and the health checks on the node itself verify too.
-      ipAddresses: [addresses[h.name], "127.0.0.1"],
+      // The balancers' addresses: HAProxy passes TLS through, so a client that dialled the
+      // balancer meets this certificate and must be able to verify it (sslmode=verify-full).
+      ipAddresses: [address(h.name), "127.0.0.1", ...balancers],
       dnsNames: [h.name, "localhost"],
       usages: ["digital_signature", "key_encipherment", "server_auth", "client_auth"],
     }));
   // CN is the PostgreSQL role: pg_hba "cert" maps the certificate to user replicator.
-  const replication: CertRequest = { id: "replication", commonName: "replicator", ipAddresses: [], dnsNames: [], usages: ["digital_signature", "key_encipherment", "client_auth"] };
+  const replication: CertRequest<A | string> = { id: "replication", commonName: "replicator", ipAddresses: [], dnsNames: [], usages: ["digital_signature", "key_encipherment", "client_auth"] };
   return [...nodes, replication];
 }

@@ -97,7 +97,7 @@ export async function ensurePki(spec: ClusterSpec, addresses: Record<string, str
   const caRenew = !ca || needsRenewal(ca.cert, spec.tls.earlyRenewalHours, now);
   if (caRenew) ca = await issueCa(spec, now);
   const certs: LocalPkiState["certs"] = {};
-  for (const req of certRequests(spec, addresses)) {
+  for (const req of certRequests(spec, (h) => addresses[h])) {
     const fingerprint = JSON.stringify(req);
     const old = state?.certs[req.id];
     if (!caRenew && old && old.request === fingerprint && !needsRenewal(old.cert, spec.tls.earlyRenewalHours, now)) certs[req.id] = old;

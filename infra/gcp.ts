@@ -1,0 +1,106 @@
+// GCP hosts: a VPC with a private subnet for the cluster and a small one for the bastion, Cloud
+// NAT for package downloads, firewall rules per port and source, one instance per node spread
+// over the zones, a pd-ssd data disk per database node, no public IP except the bastion's.
+import * as pulumi from "@pulumi/pulumi";
+import * as gcp from "@pulumi/gcp";
+import type { ClusterSpec, HostSpec } from "./config";
+import { ports } from "../roles/paths";
+
+export interface GcpHosts {
+  addresses: Record<string, pulumi.Output<string>>;
+  bastion: { address: pulumi.Output<string> };
+  instances: Record<string, gcp.compute.Instance>;
+}
+
+const TAG = { db: "pgcluster-db", witness: "pgcluster-etcd", balancer: "pgcluster-lb", bastion: "pgcluster-bastion" } as const;
+
+function tagsOf(h: HostSpec): string[] {
+  return h.kind === "db" ? [TAG.db] : h.kind === "witness" ? [TAG.witness] : [TAG.balancer];
+}
+
+export function gcpHosts(spec: ClusterSpec): GcpHosts {
+  const g = spec.gcp!;
+  const n = spec.clusterName;
+  const provider = new gcp.Provider(`${n}-gcp`, { project: g.project, region: g.region });
+  const opts = { provider };
+
+  const network = new gcp.compute.Network(`${n}-vpc`, { autoCreateSubnetworks: false }, opts);
+  const subnet = new gcp.compute.Subnetwork(`${n}-nodes`, {
+    network: network.id, region: g.region, ipCidrRange: spec.network.cidr, privateIpGoogleAccess: true,
+  }, opts);
+  const bastionSubnet = new gcp.compute.Subnetwork(`${n}-bastion`, {
+    network: network.id, region: g.region, ipCidrRange: g.bastionCidr,
+  }, opts);
+  const router = new gcp.compute.Router(`${n}-router`, { network: network.id, region: g.region }, opts);
+  new gcp.compute.RouterNat(`${n}-nat`, {
+    router: router.name, region: g.region,
+    natIpAllocateOption: "AUTO_ONLY",
+    sourceSubnetworkIpRangesToNat: "ALL_SUBNETWORKS_ALL_IP_RANGES",
+  }, opts);
+
+  // One rule per (ports, source): each says who may reach what, nothing wider.
+  const rule = (name: string, p: number[], source: { sourceTags?: string[]; sourceRanges?: string[] }, targetTags: string[]) =>
+    new gcp.compute.Firewall(`${n}-${name}`, {
+      network: network.id,
+      direction: "INGRESS",
+      allows: [{ protocol: "tcp", ports: p.map(String) }],
+      ...source,
+      targetTags,
+    }, opts);
+  rule("etcd-peers", [ports.etcdClient, ports.etcdPeer], { sourceTags: [TAG.db, TAG.witness] }, [TAG.db, TAG.witness]);
+  rule("db-replication", [ports.postgres, ports.patroni], { sourceTags: [TAG.db] }, [TAG.db]);
+  rule("lb-to-db", [ports.postgres, ports.pgbouncer, ports.patroni], { sourceTags: [TAG.balancer] }, [TAG.db]);
+  rule("clients-to-lb", [ports.writer, ports.readers, ports.writerDirect], { sourceRanges: spec.network.clientCidrs }, [TAG.balancer]);
+  if (spec.network.adminCidrs.length) rule("admin-to-stats", [ports.stats], { sourceRanges: spec.network.adminCidrs }, [TAG.balancer]);
+  rule("ssh-to-bastion", [22], { sourceRanges: g.sshSourceRanges }, [TAG.bastion]);
+  rule("bastion-to-nodes", [22], { sourceTags: [TAG.bastion] }, [TAG.db, TAG.witness, TAG.balancer]);
+
+  // Least privilege: the nodes may write logs and metrics, nothing else.
+  const sa = new gcp.serviceaccount.Account(`${n}-nodes`, { accountId: `${n}-nodes`.slice(0, 30), displayName: `pgcluster ${n} nodes` }, opts);
+  for (const role of ["roles/logging.logWriter", "roles/monitoring.metricWriter"]) {
+    new gcp.projects.IAMMember(`${n}-nodes-${role.split("/")[1].replace(/\./g, "-")}`, {
+      project: g.project, role, member: pulumi.interpolate`serviceAccount:${sa.email}`,
+    }, opts);
+  }
+
+  const metadata = { "ssh-keys": `${spec.ssh.user}:${spec.ssh.publicKey}`, "block-project-ssh-keys": "true", "enable-oslogin": "FALSE" };
+  const machineType = (h: HostSpec) => (h.kind === "db" ? g.dbMachineType : h.kind === "witness" ? g.witnessMachineType : g.balancerMachineType);
+  const instances: Record<string, gcp.compute.Instance> = {};
+  const addresses: Record<string, pulumi.Output<string>> = {};
+  for (const h of spec.hosts) {
+    const attachedDisks = [];
+    if (h.kind === "db") {
+      const disk = new gcp.compute.Disk(`${h.name}-data`, { zone: h.zone!, type: g.dataDiskType, size: g.dataDiskGb }, opts);
+      // deviceName "pgdata" -> /dev/disk/by-id/google-pgdata, the host's dataDevice.
+      attachedDisks.push({ source: disk.id, deviceName: "pgdata" });
+    }
+    const vm = new gcp.compute.Instance(h.name, {
+      zone: h.zone!,
+      machineType: machineType(h),
+      bootDisk: { initializeParams: { image: g.image, size: g.bootDiskGb, type: "pd-balanced" } },
+      attachedDisks,
+      // No accessConfigs: no public IP. Packages come through Cloud NAT.
+      networkInterfaces: [{ subnetwork: subnet.id }],
+      serviceAccount: { email: sa.email, scopes: ["cloud-platform"] },
+      tags: tagsOf(h),
+      metadata,
+      shieldedInstanceConfig: { enableSecureBoot: true, enableVtpm: true, enableIntegrityMonitoring: true },
+      allowStoppingForUpdate: true,
+    }, opts);
+    instances[h.name] = vm;
+    addresses[h.name] = vm.networkInterfaces.apply((ni) => ni[0].networkIp!);
+  }
+
+  const bastion = new gcp.compute.Instance(`${n}-bastion`, {
+    zone: g.zones[0],
+    machineType: g.bastionMachineType,
+    bootDisk: { initializeParams: { image: g.image, size: 10 } },
+    networkInterfaces: [{ subnetwork: bastionSubnet.id, accessConfigs: [{}] }],
+    tags: [TAG.bastion],
+    metadata,
+    shieldedInstanceConfig: { enableSecureBoot: true, enableVtpm: true, enableIntegrityMonitoring: true },
+    allowStoppingForUpdate: true,
+  }, opts);
+  const bastionIp = bastion.networkInterfaces.apply((ni) => ni[0].accessConfigs?.[0]?.natIp ?? "");
+  return { addresses, bastion: { address: bastionIp }, instances };
+}

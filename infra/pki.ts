@@ -1,0 +1,45 @@
+// The cluster's PKI with @pulumi/tls: one CA, a certificate per node (SANs: its IP and name,
+// localhost, the balancers' IPs), a client certificate for replication. Private keys live only
+// in Pulumi's encrypted state; validity and early renewal come from the stack config.
+import * as pulumi from "@pulumi/pulumi";
+import * as tls from "@pulumi/tls";
+import type { ClusterSpec } from "./config";
+import { caSubject, certRequests, KEY_ALGORITHM } from "./certs";
+
+export interface PkiOutputs {
+  ca: pulumi.Output<string>;
+  certs: Record<string, { cert: pulumi.Output<string>; key: pulumi.Output<string> }>;
+}
+
+export function clusterPki(spec: ClusterSpec, address: (host: string) => pulumi.Input<string>, opts: pulumi.CustomResourceOptions = {}): PkiOutputs {
+  const keyArgs = { algorithm: KEY_ALGORITHM.algorithm, ecdsaCurve: KEY_ALGORITHM.curve };
+  const caKey = new tls.PrivateKey(`${spec.clusterName}-ca-key`, keyArgs, opts);
+  const ca = new tls.SelfSignedCert(`${spec.clusterName}-ca`, {
+    privateKeyPem: caKey.privateKeyPem,
+    isCaCertificate: true,
+    subject: caSubject(spec),
+    validityPeriodHours: spec.tls.caValidityHours,
+    earlyRenewalHours: spec.tls.earlyRenewalHours,
+    allowedUses: ["cert_signing", "crl_signing", "digital_signature"],
+  }, opts);
+  const certs: PkiOutputs["certs"] = {};
+  for (const req of certRequests(spec, address)) {
+    const key = new tls.PrivateKey(`${spec.clusterName}-${req.id}-key`, keyArgs, opts);
+    const csr = new tls.CertRequest(`${spec.clusterName}-${req.id}-csr`, {
+      privateKeyPem: key.privateKeyPem,
+      subject: { commonName: req.commonName, organization: "pgcluster" },
+      dnsNames: req.dnsNames,
+      ipAddresses: req.ipAddresses,
+    }, opts);
+    const cert = new tls.LocallySignedCert(`${spec.clusterName}-${req.id}-cert`, {
+      certRequestPem: csr.certRequestPem,
+      caPrivateKeyPem: caKey.privateKeyPem,
+      caCertPem: ca.certPem,
+      validityPeriodHours: spec.tls.certValidityHours,
+      earlyRenewalHours: spec.tls.earlyRenewalHours,
+      allowedUses: req.usages,
+    }, opts);
+    certs[req.id] = { cert: cert.certPem, key: pulumi.secret(key.privateKeyPem) };
+  }
+  return { ca: ca.certPem, certs };
+}

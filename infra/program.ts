@@ -1,0 +1,86 @@
+// The Pulumi program: config -> hosts -> PKI -> secrets -> compile() -> one Command per step.
+import * as fs from "fs";
+import * as path from "path";
+import * as pulumi from "@pulumi/pulumi";
+import { PROJECT, SECRET_KEYS, type ClusterSpec } from "./config";
+import { loadSpec, configSecret } from "./pulumiConfig";
+import { clusterSecrets } from "./secrets";
+import { clusterPki } from "./pki";
+import { gcpHosts } from "./gcp";
+import { applyPlan, type Connection } from "./driver";
+import { PROJECT_ROOT } from "./stackFile";
+import { compile, topoOrder } from "../roles/compile";
+import type { Host, Pki, Plan, Secrets } from "../roles/types";
+import { ports, users } from "../roles/paths";
+
+/** The plan's shape: compiled from placeholders, so ids and order are known at registration. */
+export function planShape(spec: ClusterSpec): Plan {
+  const hosts: Host[] = spec.hosts.map((h, i) => ({ ...h, address: h.address ?? `192.0.2.${i + 1}` }));
+  const pair = { cert: "placeholder", key: "placeholder" };
+  const pki: Pki = { ca: "placeholder", caBundle: "placeholder", nodes: Object.fromEntries(hosts.map((h) => [h.name, pair])), replication: pair };
+  const secrets = Object.fromEntries(SECRET_KEYS.map((k) => [k, "placeholder"])) as Secrets;
+  const plan = compile(spec, hosts, pki, secrets);
+  return { ...plan, steps: topoOrder(plan) };
+}
+
+function sshPrivateKey(spec: ClusterSpec): pulumi.Output<string> {
+  const fromConfig = configSecret("sshPrivateKey");
+  if (fromConfig) return fromConfig;
+  const file = path.resolve(PROJECT_ROOT, spec.ssh.privateKeyFile!);
+  if (!fs.existsSync(file)) throw new Error(`${PROJECT}:ssh.privateKeyFile: ${file} does not exist; create the key or set ${PROJECT}:sshPrivateKey as a secret`);
+  return pulumi.secret(fs.readFileSync(file, "utf8"));
+}
+
+function connectionUrl(user: string, password: pulumi.Output<string>, host: pulumi.Input<string>, port: number, db: string) {
+  return pulumi.secret(pulumi.interpolate`postgresql://${user}:${password.apply(encodeURIComponent)}@${host}:${port}/${db}?sslmode=verify-full&sslrootcert=pgcluster-ca.crt&target_session_attrs=any`);
+}
+
+export function deploy() {
+  // Validation first: a bad config stops here, before any resource is registered.
+  const spec = loadSpec();
+  const shape = planShape(spec);
+  const privateKey = sshPrivateKey(spec);
+
+  let addresses: Record<string, pulumi.Input<string>>;
+  let proxy: Connection["proxy"];
+  if (spec.provider === "gcp") {
+    const g = gcpHosts(spec);
+    addresses = g.addresses;
+    proxy = { host: g.bastion.address, user: spec.ssh.user, privateKey };
+  } else {
+    addresses = Object.fromEntries(spec.hosts.map((h) => [h.name, h.address!]));
+  }
+
+  const pki = clusterPki(spec, (h) => addresses[h]);
+  const secrets = clusterSecrets(spec);
+
+  const addressesOut = pulumi.output(addresses) as pulumi.Output<Record<string, string>>;
+  const certsOut = pulumi.output(pki.certs) as unknown as pulumi.Output<Record<string, { cert: string; key: string }>>;
+  const secretsOut = pulumi.output(secrets) as unknown as pulumi.Output<Secrets>;
+  const plan: pulumi.Output<Plan> = pulumi.all([addressesOut, pki.ca, certsOut, secretsOut]).apply(([addr, ca, certs, sec]) => {
+    const hosts: Host[] = spec.hosts.map((h) => ({ ...h, address: addr[h.name] }));
+    const { replication, ...nodes } = certs;
+    return compile(spec, hosts, { ca, caBundle: ca, nodes, replication }, sec);
+  });
+
+  const connections: Record<string, Connection> = Object.fromEntries(
+    spec.hosts.map((h) => [h.name, { host: addresses[h.name], user: h.sshUser, port: h.sshPort, privateKey, proxy }]),
+  );
+  const commands = applyPlan(shape, pulumi.secret(plan), connections);
+
+  const balancer = spec.hosts.find((h) => h.roles.includes("balancer"))!;
+  const lb = addresses[balancer.name];
+  const app = spec.postgresql;
+  const appPassword = secrets.appPassword as pulumi.Output<string>;
+  return {
+    DATABASE_URL_PRIMARY: connectionUrl(app.appUser, appPassword, lb, ports.writer, app.database),
+    DATABASE_URL_REPLICA: connectionUrl(app.appUser, appPassword, lb, ports.readers, app.database),
+    DATABASE_URL_PRIMARY_DIRECT: connectionUrl(app.appUser, appPassword, lb, ports.writerDirect, app.database),
+    haproxyStats: pulumi.interpolate`http://${lb}:${ports.stats}/`,
+    caCert: pki.ca,
+    nodes: addressesOut.apply((a) => spec.hosts.map((h) => ({ name: h.name, address: a[h.name], roles: h.roles, zone: h.zone ?? null }))),
+    superuser: users.superuser,
+    steps: Object.keys(commands),
+  };
+}
+

@@ -1,0 +1,30 @@
+// Passwords: from config secrets, or generated with @pulumi/random. `secrets.rotation` (all) and
+// `secrets.rotate.<name>` (one) are keepers: changing either generates a new password.
+import * as pulumi from "@pulumi/pulumi";
+import * as random from "@pulumi/random";
+import { SECRET_KEYS, type ClusterSpec, type SecretName } from "./config";
+import { configSecret } from "./pulumiConfig";
+
+export type SecretOutputs = Record<SecretName, pulumi.Output<string>>;
+
+export function clusterSecrets(spec: ClusterSpec, opts: pulumi.CustomResourceOptions = {}): SecretOutputs {
+  const out = {} as SecretOutputs;
+  for (const name of SECRET_KEYS) {
+    const given = spec.secrets.provided.includes(name) ? configSecret(name) : undefined;
+    if (given) {
+      out[name] = pulumi.secret(given);
+      continue;
+    }
+    const pw = new random.RandomPassword(`${spec.clusterName}-${name}`, {
+      length: 32,
+      // Letters and digits only: the value is spliced into YAML, INI, pgpass and URLs.
+      special: false,
+      minLower: 2,
+      minUpper: 2,
+      minNumeric: 2,
+      keepers: { rotation: spec.secrets.rotation, rotate: spec.secrets.rotate[name] ?? "" },
+    }, opts);
+    out[name] = pulumi.secret(pw.result);
+  }
+  return out;
+}
