@@ -18,11 +18,26 @@ pgc_changed() {
   if [[ $PGC_CHECK == 1 ]]; then pgc_log "DRIFT $1"; else pgc_log "changed $1"; fi
 }
 
+# Notified handlers are also kept on the host until they have run: when a step fails after a
+# file changed but before its service was restarted, the next run still restarts it.
+PGC_PENDING="/var/lib/pgcluster/pending-handlers/${PGC_STEP//\//_}"
+
+pgc_save_handlers() {
+  [[ $PGC_CHECK == 1 ]] && return 0
+  if ((${#PGC_HANDLERS[@]})); then
+    install -d -m 0700 "$(dirname "$PGC_PENDING")"
+    printf '%s\n' "${PGC_HANDLERS[@]}" > "$PGC_PENDING"
+  else
+    rm -f "$PGC_PENDING"
+  fi
+}
+
 pgc_notify() {
   local h
   for h in "$@"; do
     [[ " ${PGC_HANDLERS[*]} " == *" $h "* ]] || PGC_HANDLERS+=("$h")
   done
+  pgc_save_handlers
 }
 
 pgc_json_list() {
@@ -47,6 +62,12 @@ pgc_fail() {
   exit 1
 }
 
+# apt, one at a time: steps of different roles may run on one host at once, and unattended
+# upgrades may hold dpkg's lock; wait for both instead of failing.
+pgc_apt() {
+  flock -w 900 /run/pgcluster-apt.lock apt-get -o DPkg::Lock::Timeout=600 "$@"
+}
+
 # pgc_packages PKG... : install what is missing (one apt transaction).
 pgc_packages() {
   local missing=() p
@@ -58,10 +79,10 @@ pgc_packages() {
   for m in "${missing[@]}"; do pgc_changed "package:$m"; done
   [[ $PGC_CHECK == 1 ]] && return 0
   if [[ $PGC_APT_UPDATED == 0 ]]; then
-    apt-get update -q >"$PGC_TMP/apt.log" 2>&1 || { tail -n 20 "$PGC_TMP/apt.log" >&2; pgc_fail "apt-get update failed (is the apt proxy / mirror reachable from $(hostname)?)"; }
+    pgc_apt update -q >"$PGC_TMP/apt.log" 2>&1 || { tail -n 20 "$PGC_TMP/apt.log" >&2; pgc_fail "apt-get update failed (is the apt proxy / mirror reachable from $(hostname)?)"; }
     PGC_APT_UPDATED=1
   fi
-  apt-get install -y -q --no-install-recommends -o Dpkg::Options::=--force-confold "${missing[@]}" >"$PGC_TMP/apt.log" 2>&1 \
+  pgc_apt install -y -q --no-install-recommends -o Dpkg::Options::=--force-confold "${missing[@]}" >"$PGC_TMP/apt.log" 2>&1 \
     || { tail -n 20 "$PGC_TMP/apt.log" >&2; pgc_fail "apt-get install ${missing[*]} failed"; }
 }
 
@@ -119,7 +140,8 @@ pgc_file() {
     local out
     out=$(${validate//\{\}/$new} 2>&1) || { printf '%s\n' "$out" | tail -n 20 >&2; pgc_fail "new $path failed validation ($validate); the old file is kept"; }
   fi
-  install -d -m 0755 "$(dirname "$path")"
+  # Only a missing parent is created: install -d would also reset an existing one's owner/mode.
+  [[ -d $(dirname "$path") ]] || install -d -m 0755 "$(dirname "$path")"
   install -o "$owner" -g "$group" -m "$mode" "$new" "$path.pgcluster-new"
   mv -f "$path.pgcluster-new" "$path"
   ((${#notify[@]} == 0)) || pgc_notify "${notify[@]}"
@@ -153,6 +175,7 @@ pgc_service() {
       local h kept=()
       for h in "${PGC_HANDLERS[@]}"; do [[ $h == *:"$unit" ]] || kept+=("$h"); done
       PGC_HANDLERS=("${kept[@]}")
+      pgc_save_handlers
     fi
   fi
 }
@@ -180,20 +203,24 @@ pgc_handlers() {
       daemon-reload) systemctl daemon-reload ;;
       restart:*) systemctl restart "${h#restart:}" ;;
       restart-no-block:*) systemctl restart --no-block "${h#restart-no-block:}" ;;
-      reload:*) systemctl is-active -q "${h#reload:}" && systemctl reload "${h#reload:}" ;;
+      # A stopped service reads its files when it starts: nothing to reload.
+      reload:*) if systemctl is-active -q "${h#reload:}"; then systemctl reload "${h#reload:}"; else continue; fi ;;
       run:*) "${h#run:}" ;;
     esac || pgc_fail "handler $h failed"
     pgc_changed "handler:$h"
   done
   PGC_HANDLERS=()
+  pgc_save_handlers
 }
 
 # pgc_wait SECONDS "WHAT" CMD...: bounded wait; says what it waited for and how long.
 # CMD's last output line is shown when the wait runs out (it may say e.g. "2/3 members").
+# Pending handlers run first: a wait is about services as the files now describe them.
 pgc_wait() {
   local limit=$1 what=$2 start=$SECONDS out=""
   shift 2
   [[ $PGC_CHECK == 1 ]] && return 0
+  pgc_handlers
   until out=$("$@" 2>&1); do
     if ((SECONDS - start >= limit)); then
       pgc_fail "timed out after ${limit} s waiting for $what: $(printf '%s' "$out" | tail -n 1)"
@@ -202,3 +229,12 @@ pgc_wait() {
   done
   pgc_log "$what: ok after $((SECONDS - start)) s"
 }
+
+# Handlers left pending by an earlier, interrupted run of this step.
+if [[ -s $PGC_PENDING ]]; then
+  while IFS= read -r pgc_h; do
+    [[ -n $pgc_h ]] || continue
+    PGC_HANDLERS+=("$pgc_h")
+    [[ $PGC_CHECK == 1 ]] && pgc_changed "pending handler:$pgc_h"
+  done < "$PGC_PENDING"
+fi

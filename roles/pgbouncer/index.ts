@@ -20,13 +20,20 @@ export function pgbouncerStep(ctx: RoleContext, host: Host): StepScript {
   s.file({ path: `${tls}/node.crt`, content: node.cert, ...own, notify: reload });
   s.file({ path: `${tls}/node.key`, content: node.key, ...own, mode: "0600", secret: true, notify: reload });
   s.file({
+    path: "/etc/pgbouncer/listen.ini",
+    owner: "root",
+    group: "postgres",
+    mode: "0640",
+    notify: ["restart:pgbouncer"],
+    content: render(ROLE, "listen.ini", { address: host.address, ports }),
+  });
+  s.file({
     path: "/etc/pgbouncer/pgbouncer.ini",
     owner: "root",
     group: "postgres",
     mode: "0640",
     notify: reload,
     content: render(ROLE, "pgbouncer.ini", {
-      address: host.address,
       ports,
       tls,
       authUser: users.pgbouncerAuth,

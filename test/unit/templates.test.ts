@@ -93,7 +93,9 @@ print("valid")
   it("pgbouncer.ini: TLS both ways, scram, auth_query through the dedicated user, pools from config", () => {
     const cfg = ini.parse(fileIn(script("pg1/pgbouncer"), "/etc/pgbouncer/pgbouncer.ini"));
     const b = cfg.pgbouncer;
-    assert.equal(b.listen_port, "6432");
+    const listen = ini.parse(fileIn(script("pg1/pgbouncer"), "/etc/pgbouncer/listen.ini"));
+    assert.equal(listen.listen_port, "6432");
+    assert.equal(listen.listen_addr, "10.213.0.11,127.0.0.1");
     assert.equal(b.auth_type, "scram-sha-256");
     assert.equal(b.auth_user, "pgbouncer_auth");
     assert.equal(b.client_tls_sslmode, "require");

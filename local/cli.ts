@@ -1,0 +1,63 @@
+// pgcluster's command line for static inventories and the embedded local cluster:
+//   up     build the local hosts if missing, apply the plan, print URLs and cluster state
+//   apply  apply the plan to the stack's hosts        drift  check mode: what differs on the hosts
+//   plan   list the steps and their order             status Patroni's view of the cluster
+//   down   stop the local hosts and remove what up made
+import { loadCluster, connectionUrls, writeEnvFile, patroniCluster, type LocalCluster } from "./cluster";
+import { hostsDown } from "./hosts";
+import { apply, bringUpHosts } from "./up";
+import { topoOrder } from "../roles/compile";
+import { ConfigError } from "../infra/config";
+
+const log = (l: string) => console.log(l);
+
+function args(argv: string[]) {
+  const cmd = argv[0] ?? "up";
+  const i = argv.indexOf("--stack");
+  return { cmd, stack: i >= 0 ? argv[i + 1] : "local" };
+}
+
+async function printStatus(c: LocalCluster): Promise<void> {
+  const members = await patroniCluster(c);
+  log("cluster:");
+  for (const m of members) log(`  ${m.name.padEnd(8)} ${m.host.padEnd(14)} ${m.role.padEnd(13)} ${String(m.state).padEnd(10)} timeline ${m.timeline ?? "-"} lag ${m.lag ?? 0}`);
+}
+
+async function main(): Promise<number> {
+  const { cmd, stack } = args(process.argv.slice(2));
+  if (cmd === "down") { await hostsDown(log); return 0; }
+  const c = await loadCluster(stack);
+  switch (cmd) {
+    case "plan":
+      for (const s of topoOrder(c.plan)) log(`${s.id.padEnd(22)} after: ${s.after.join(", ") || "-"}  digest ${s.digest.slice(0, 12)}`);
+      return 0;
+    case "status":
+      await printStatus(c);
+      return 0;
+    case "drift":
+    case "check":
+      return (await apply(c, log, true)).code;
+    case "apply":
+    case "up": {
+      if (cmd === "up") {
+        if (stack !== "local") throw new Error("up builds the local hosts; for another static stack use: apply --stack " + stack);
+        await bringUpHosts(c, log);
+      }
+      const r = await apply(c, log);
+      if (r.code !== 0) return r.code;
+      await printStatus(c);
+      for (const [k, v] of Object.entries(connectionUrls(c))) log(`${k}=${v}`);
+      log(`full URLs (with password) for your shell: source ${writeEnvFile(c)}`);
+      return 0;
+    }
+    default:
+      throw new Error(`unknown command ${cmd}; commands: up, apply, drift, plan, status, down`);
+  }
+}
+
+if (require.main === module) {
+  main().then((code) => process.exit(code), (e) => {
+    console.error(e instanceof ConfigError ? e.message : `error: ${(e as Error).message}`);
+    process.exit(e instanceof ConfigError ? 4 : 1);
+  });
+}

@@ -1,0 +1,85 @@
+// Everything the local tools need for a stack, without the Pulumi CLI: the spec (same config
+// code as infra), the state (secrets, PKI, SSH key), the compiled plan and the SSH targets.
+import * as fs from "fs";
+import * as https from "https";
+import * as path from "path";
+import { readStackFile, specFromStackFile } from "../infra/stackFile";
+import type { ClusterSpec } from "../infra/config";
+import { compile } from "../roles/compile";
+import type { Host, Pki, Plan, Secrets } from "../roles/types";
+import { ports, users } from "../roles/paths";
+import { ensureSecrets, ensureLocalPki, ensureSshKey, stateDir } from "./state";
+import type { SshConfig, SshTarget } from "./ssh";
+
+export interface LocalCluster {
+  spec: ClusterSpec;
+  hosts: Host[];
+  secrets: Secrets;
+  pki: Pki;
+  plan: Plan;
+  targets: Record<string, SshTarget>;
+  ssh: SshConfig;
+  publicKey: string;
+  stateDir: string;
+}
+
+export function loadSpec(stack: string): ClusterSpec {
+  return specFromStackFile(readStackFile(stack));
+}
+
+export async function loadCluster(stack: string): Promise<LocalCluster> {
+  const spec = loadSpec(stack);
+  if (spec.provider !== "static") throw new Error(`stack ${stack} uses provider ${spec.provider}: its hosts exist only after 'pulumi up -s ${stack}'; the local tools drive static inventories`);
+  const hosts: Host[] = spec.hosts.map((h) => ({ ...h, address: h.address! }));
+  const secrets = ensureSecrets(spec);
+  const pki = await ensureLocalPki(spec, Object.fromEntries(hosts.map((h) => [h.name, h.address])));
+  const key = ensureSshKey(spec);
+  const dir = stateDir(stack);
+  return {
+    spec, hosts, secrets, pki,
+    plan: compile(spec, hosts, pki, secrets),
+    targets: Object.fromEntries(hosts.map((h) => [h.name, { name: h.name, address: h.address, user: h.sshUser, port: h.sshPort }])),
+    ssh: { privateKeyFile: key.privateKeyFile, knownHostsFile: path.join(dir, "known_hosts"), strictHostKeys: stack === "local" },
+    publicKey: key.publicKey,
+    stateDir: dir,
+  };
+}
+
+export function connectionUrls(c: LocalCluster, mask = true): Record<string, string> {
+  const lb = c.hosts.find((h) => h.roles.includes("balancer"))!;
+  const pw = mask ? "****" : encodeURIComponent(c.secrets.appPassword);
+  const { appUser, database } = c.spec.postgresql;
+  const ca = path.join(c.stateDir, "ca.crt");
+  const url = (port: number) => `postgresql://${appUser}:${pw}@${lb.address}:${port}/${database}?sslmode=verify-full&sslrootcert=${ca}`;
+  return { DATABASE_URL_PRIMARY: url(ports.writer), DATABASE_URL_REPLICA: url(ports.readers), DATABASE_URL_PRIMARY_DIRECT: url(ports.writerDirect) };
+}
+
+/** Writes <state>/env (0600): the real URLs and the superuser password, for `source`. */
+export function writeEnvFile(c: LocalCluster): string {
+  const file = path.join(c.stateDir, "env");
+  const lines = Object.entries(connectionUrls(c, false)).map(([k, v]) => `export ${k}='${v}'`);
+  lines.push(`export PGCLUSTER_SUPERUSER='${users.superuser}'`, `export PGCLUSTER_SUPERUSER_PASSWORD='${c.secrets.superuserPassword}'`);
+  fs.writeFileSync(file, lines.join("\n") + "\n", { mode: 0o600 });
+  return file;
+}
+
+export interface Member { name: string; role: string; state: string; host: string; timeline?: number; lag?: number | string }
+
+/** Patroni's view of the cluster, asked over https (verified against the cluster CA) of any member that answers. */
+export async function patroniCluster(c: LocalCluster): Promise<Member[]> {
+  for (const h of c.hosts.filter((x) => x.roles.includes("postgres"))) {
+    try {
+      const body = await new Promise<string>((resolve, reject) => {
+        const req = https.get({ host: h.address, port: ports.patroni, path: "/cluster", ca: c.pki.ca, timeout: 2000 }, (res) => {
+          let b = "";
+          res.on("data", (d) => (b += d));
+          res.on("end", () => (res.statusCode === 200 ? resolve(b) : reject(new Error(`HTTP ${res.statusCode}`))));
+        });
+        req.on("timeout", () => req.destroy(new Error("timeout")));
+        req.on("error", reject);
+      });
+      return (JSON.parse(body).members as Member[]).map((m) => ({ name: m.name, role: m.role, state: m.state, host: m.host, timeline: m.timeline, lag: m.lag }));
+    } catch { /* next member */ }
+  }
+  throw new Error("no Patroni member answered on :8008");
+}

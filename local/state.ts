@@ -1,0 +1,84 @@
+// A stack's local state (.pgcluster/<stack>/, mode 0700): SSH key, generated secrets and the
+// PKI, so a re-run reuses them. Files holding secrets are 0600. Rotation keepers as in infra:
+// a changed secrets.rotation / secrets.rotate.<name> generates that password anew.
+import * as crypto from "crypto";
+import * as fs from "fs";
+import * as path from "path";
+import { SECRET_KEYS, type ClusterSpec, type SecretName } from "../infra/config";
+import { PROJECT_ROOT } from "../infra/stackFile";
+import type { Secrets } from "../roles/types";
+import { sh } from "./exec";
+import { ensurePki, toPki, type LocalPkiState } from "./pki";
+import type { Pki } from "../roles/types";
+
+export function stateDir(stack: string): string {
+  const d = path.join(PROJECT_ROOT, ".pgcluster", stack);
+  fs.mkdirSync(d, { recursive: true, mode: 0o700 });
+  fs.chmodSync(d, 0o700);
+  return d;
+}
+
+function readJson<T>(file: string): T | undefined {
+  return fs.existsSync(file) ? (JSON.parse(fs.readFileSync(file, "utf8")) as T) : undefined;
+}
+
+function writeSecretJson(file: string, value: unknown): void {
+  const tmp = `${file}.tmp`;
+  fs.writeFileSync(tmp, JSON.stringify(value, null, 2) + "\n", { mode: 0o600 });
+  fs.renameSync(tmp, file);
+}
+
+/** Random id of this state: hosts built with another state are not trusted with this one's secrets. */
+export function stateId(stack: string): string {
+  const f = path.join(stateDir(stack), "id");
+  if (!fs.existsSync(f)) fs.writeFileSync(f, crypto.randomBytes(8).toString("hex") + "\n");
+  return fs.readFileSync(f, "utf8").trim();
+}
+
+/** The SSH key the stack names (ssh.privateKeyFile), created if missing. Returns the public key. */
+export function ensureSshKey(spec: ClusterSpec): { privateKeyFile: string; publicKey: string } {
+  const file = path.resolve(PROJECT_ROOT, spec.ssh.privateKeyFile ?? path.join(".pgcluster", spec.stack, "id_ed25519"));
+  if (!fs.existsSync(file)) {
+    fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+    sh("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", `pgcluster-${spec.stack}`, "-f", file]);
+  }
+  return { privateKeyFile: file, publicKey: fs.readFileSync(`${file}.pub`, "utf8").trim() };
+}
+
+function password(): string {
+  // 32 letters and digits, like the Pulumi stack's RandomPassword (special: false).
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+  const bytes = crypto.randomBytes(64);
+  let out = "";
+  for (const b of bytes) if (b < 248 && out.length < 32) out += alphabet[b % 62];
+  return out.length === 32 ? out : password();
+}
+
+interface StoredSecret { value: string; keepers: { rotation: string; rotate: string } }
+
+export function ensureSecrets(spec: ClusterSpec): Secrets {
+  const file = path.join(stateDir(spec.stack), "secrets.json");
+  const stored = readJson<Record<string, StoredSecret>>(file) ?? {};
+  const out = {} as Secrets;
+  let changed = false;
+  for (const name of SECRET_KEYS as readonly SecretName[]) {
+    const keepers = { rotation: spec.secrets.rotation, rotate: spec.secrets.rotate[name] ?? "" };
+    const cur = stored[name];
+    if (!cur || JSON.stringify(cur.keepers) !== JSON.stringify(keepers)) {
+      stored[name] = { value: password(), keepers };
+      changed = true;
+    }
+    out[name] = stored[name].value;
+  }
+  if (changed) writeSecretJson(file, stored);
+  return out;
+}
+
+export async function ensureLocalPki(spec: ClusterSpec, addresses: Record<string, string>): Promise<Pki> {
+  const file = path.join(stateDir(spec.stack), "pki.json");
+  const before = readJson<LocalPkiState>(file);
+  const after = await ensurePki(spec, addresses, before);
+  if (JSON.stringify(before) !== JSON.stringify(after)) writeSecretJson(file, after);
+  fs.writeFileSync(path.join(stateDir(spec.stack), "ca.crt"), after.ca.cert);
+  return toPki(after);
+}

@@ -1,0 +1,34 @@
+// The hosts layer needs root and systemd-nspawn. Without them it is pending and says so loudly;
+// with CI=true it fails instead: CI must never pass by skipping it.
+import * as fs from "fs";
+import { spawnSync } from "child_process";
+import { loadCluster, type LocalCluster } from "../../local/cluster";
+import { bringUp } from "../../local/up";
+
+export function hostsLayerBlocker(): string | undefined {
+  if (process.getuid?.() !== 0) return "not running as root";
+  if (spawnSync("which", ["systemd-nspawn"]).status !== 0 && !fs.existsSync("/usr/bin/apt-get")) return "systemd-nspawn missing and no apt-get to install it";
+  return undefined;
+}
+
+/** Call from a `before` hook: skips (pending) or, under CI=true, fails when hosts cannot run. */
+export function requireHosts(ctx: Mocha.Context): void {
+  const why = hostsLayerBlocker();
+  if (!why) return;
+  const msg = `HOSTS LAYER NOT RUN: ${why}. These tests need root and systemd-nspawn (real local hosts).`;
+  if (process.env.CI === "true") throw new Error(`${msg} CI=true refuses to skip it.`);
+  console.warn(`\n  !!! ${msg} Marked pending. !!!\n`);
+  ctx.skip();
+}
+
+let cluster: Promise<LocalCluster> | undefined;
+/** The local cluster, brought up once per test run (hosts built if missing, plan applied). */
+export function localCluster(log: (l: string) => void = (l) => console.log(`      ${l}`)): Promise<LocalCluster> {
+  cluster ??= (async () => {
+    const c = await loadCluster("local");
+    const r = await bringUp(c, log);
+    if (r.code !== 0) throw new Error(`bringing the local cluster up failed (exit ${r.code})`);
+    return c;
+  })();
+  return cluster;
+}
