@@ -186,10 +186,6 @@ function ensureNodeRoot(node: LocalNode, opts: LocalHostsOptions): string {
   const d = nodeDir(node.name);
   const root = path.join(d, "root");
   const owner = path.join(d, "owner");
-  if (fs.existsSync(owner) && fs.readFileSync(owner, "utf8").trim() !== opts.stateId) {
-    opts.log(`${node.name}: built for another local state (its secrets are not in this checkout): rebuilding it`);
-    destroyNode(node.name, opts.log);
-  }
   for (const sub of ["upper", "work", "root"]) fs.mkdirSync(path.join(d, sub), { recursive: true });
   if (!mounted(root)) sh("mount", ["-t", "overlay", "overlay", "-o", `lowerdir=${BASE},upperdir=${d}/upper,workdir=${d}/work`, root]);
   if (!fs.existsSync(path.join(d, ".identity"))) {
@@ -262,6 +258,13 @@ export async function hostsUp(spec: ClusterSpec, opts: LocalHostsOptions & { ssh
   await ensureBase(opts.log);
   const booted: LocalNode[] = [];
   for (const n of nodes) {
+    const owner = path.join(nodeDir(n.name), "owner");
+    if (fs.existsSync(nodeDir(n.name)) && (!fs.existsSync(owner) || fs.readFileSync(owner, "utf8").trim() !== opts.stateId)) {
+      // Its data was made with secrets and certificates this checkout does not hold.
+      opts.log(`${n.name}: built for another local state (not in this checkout's .pgcluster/): rebuilding it`);
+      await stopNode(n.name, opts.log);
+      destroyNode(n.name, opts.log);
+    }
     ensureNodeRoot(n, opts);
     if (!nodeRunning(n.name)) { bootNode(n, opts.log); booted.push(n); }
   }

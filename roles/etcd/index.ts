@@ -5,6 +5,7 @@ import { render } from "../render";
 import { StepScript } from "../script";
 import type { Host, RoleContext } from "../types";
 import { withRole } from "../hosts";
+import { nodeTlsFiles } from "../tls";
 
 export const ROLE = "etcd";
 
@@ -19,10 +20,7 @@ export function etcdStep(ctx: RoleContext, host: Host): StepScript {
   s.packages("etcd-server", "etcd-client");
   s.sh(render(ROLE, "etcd.sh", { dataDir: ETCD_DATA }));
   const restart = ["restart-no-block:etcd"];
-  s.dir(tls, "etcd", "etcd", "0700");
-  s.file({ path: `${tls}/ca.crt`, content: ctx.pki.caBundle, owner: "etcd", group: "etcd", notify: restart });
-  s.file({ path: `${tls}/node.crt`, content: ctx.pki.nodes[host.name].cert, owner: "etcd", group: "etcd", notify: restart });
-  s.file({ path: `${tls}/node.key`, content: ctx.pki.nodes[host.name].key, owner: "etcd", group: "etcd", mode: "0600", secret: true, notify: restart });
+  nodeTlsFiles(s, ctx, host, { dir: tls, owner: "etcd", notify: restart });
   s.file({
     path: "/etc/default/etcd",
     content: render(ROLE, "etcd.env", {

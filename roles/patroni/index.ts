@@ -5,6 +5,7 @@ import { StepScript } from "../script";
 import type { Host, RoleContext } from "../types";
 import { withRole } from "../hosts";
 import { etcdEndpoints } from "../etcd";
+import { nodeTlsFiles } from "../tls";
 
 export const ROLE = "patroni";
 
@@ -53,16 +54,12 @@ export function dcsConfig(ctx: RoleContext): Record<string, unknown> {
 export function patroniStep(ctx: RoleContext, host: Host): StepScript {
   const tls = tlsDir.patroni;
   const etcd = withRole(ctx, "etcd");
-  const node = ctx.pki.nodes[host.name];
   const s = new StepScript(`${host.name}/${ROLE}`);
   s.packages("patroni", "python3-psycopg2", "python3-etcd", "etcd-client");
   s.dir("/etc/patroni", "postgres", "postgres", "0750");
-  s.dir(tls, "postgres", "postgres", "0700");
   const certs = ["run:pgc_reload_postgres"];
   const own = { owner: "postgres", group: "postgres" };
-  s.file({ path: `${tls}/ca.crt`, content: ctx.pki.caBundle, ...own, notify: certs });
-  s.file({ path: `${tls}/node.crt`, content: node.cert, ...own, notify: certs });
-  s.file({ path: `${tls}/node.key`, content: node.key, ...own, mode: "0600", secret: true, notify: certs });
+  nodeTlsFiles(s, ctx, host, { dir: tls, owner: "postgres", notify: certs });
   s.file({ path: `${tls}/replication.crt`, content: ctx.pki.replication.cert, ...own, notify: certs });
   s.file({ path: `${tls}/replication.key`, content: ctx.pki.replication.key, ...own, mode: "0600", secret: true, notify: certs });
   s.file({

@@ -4,21 +4,18 @@ import { tlsDir, ports, users } from "../paths";
 import { render } from "../render";
 import { StepScript } from "../script";
 import type { Host, RoleContext } from "../types";
+import { nodeTlsFiles } from "../tls";
 
 export const ROLE = "pgbouncer";
 
 export function pgbouncerStep(ctx: RoleContext, host: Host): StepScript {
   const tls = tlsDir.pgbouncer;
-  const node = ctx.pki.nodes[host.name];
   const b = ctx.spec.pgbouncer;
   const s = new StepScript(`${host.name}/${ROLE}`);
   s.packages("pgbouncer");
-  s.dir(tls, "postgres", "postgres", "0700");
   const reload = ["reload:pgbouncer"];
   const own = { owner: "postgres", group: "postgres" };
-  s.file({ path: `${tls}/ca.crt`, content: ctx.pki.caBundle, ...own, notify: reload });
-  s.file({ path: `${tls}/node.crt`, content: node.cert, ...own, notify: reload });
-  s.file({ path: `${tls}/node.key`, content: node.key, ...own, mode: "0600", secret: true, notify: reload });
+  nodeTlsFiles(s, ctx, host, { dir: tls, owner: "postgres", notify: reload });
   s.file({
     path: "/etc/pgbouncer/listen.ini",
     owner: "root",
