@@ -316,3 +316,38 @@ export function killNode(n: string): void {
   if (!init) throw new CommandError(`${n} is not running`);
   process.kill(init, "SIGKILL");
 }
+
+/** Boot a stopped (or killed) node again and wait until it answers `ready`. */
+export async function startNode(spec: ClusterSpec, name: string, ready: () => Promise<boolean>, log: (l: string) => void = () => {}): Promise<void> {
+  requireRoot();
+  const node = localNodes(spec).find((n) => n.name === name);
+  if (!node) throw new Error(`no local host ${name}`);
+  if (nodeRunning(name)) {
+    // A killed node's launcher may still be winding down.
+    await waitFor(`${name}'s previous instance to exit`, 15, () => !nodeRunning(name));
+  }
+  bootNode(node, log);
+  await waitFor(`${name} to boot and answer SSH`, 90, ready);
+}
+
+/** Clean shutdown of one node (systemd poweroff), waiting until it is gone. */
+export async function poweroffNode(name: string, log: (l: string) => void = () => {}): Promise<void> {
+  await stopNode(name, log);
+}
+
+/** The host side of the node's network link (nspawn names it vb-<machine>). */
+export function nodeLink(name: string): string {
+  return `vb-${name}`.slice(0, 15);
+}
+
+/** Cut (or restore) the node's only network link: a partition, the node itself keeps running. */
+export function setNodeLink(name: string, up: boolean): void {
+  sh("ip", ["link", "set", nodeLink(name), up ? "up" : "down"]);
+}
+
+/** Run a command inside a running node's namespaces (works while its network is cut). */
+export function nodeExec(name: string, argv: string[], timeoutMs = 5000): Promise<{ code: number; out: string }> {
+  const init = nodeInitPid(name);
+  if (!init) return Promise.resolve({ code: -1, out: `${name} is not running` });
+  return run("nsenter", ["-t", String(init), "-m", "-u", "-i", "-n", "-p", "--", ...argv], { timeoutMs });
+}

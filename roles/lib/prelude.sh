@@ -64,8 +64,10 @@ pgc_fail() {
 
 # apt, one at a time: steps of different roles may run on one host at once, and unattended
 # upgrades may hold dpkg's lock; wait for both instead of failing.
+# A stalled mirror or proxy connection must not hang a step forever: time out and retry.
 pgc_apt() {
-  flock -w 900 /run/pgcluster-apt.lock apt-get -o DPkg::Lock::Timeout=600 "$@"
+  flock -w 900 /run/pgcluster-apt.lock apt-get -o DPkg::Lock::Timeout=600 \
+    -o Acquire::Retries=5 -o Acquire::http::Timeout=20 -o Acquire::https::Timeout=20 "$@"
 }
 
 # pgc_packages PKG... : install what is missing (one apt transaction).

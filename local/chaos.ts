@@ -1,0 +1,295 @@
+// Chaos on the local cluster: a steady write load through the writer port that records which
+// commits were acknowledged, a probe that watches every node for a second writable primary,
+// and the scenarios that really break the cluster (kill a host, kill PostgreSQL, cut a link,
+// switch over, lose etcd members, restart everything) and check what survived.
+import { Client } from "pg";
+import type { LocalCluster } from "./cluster";
+import { patroniCluster, type Member } from "./cluster";
+import { killNode, nodeExec, poweroffNode, setNodeLink, startNode, nodeRunning } from "./hosts";
+import { ssh } from "./ssh";
+import { ports } from "../roles/paths";
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function until<T>(what: string, seconds: number, probe: () => Promise<T | undefined | false>): Promise<T> {
+  const end = Date.now() + seconds * 1000;
+  let last: unknown;
+  while (Date.now() < end) {
+    try {
+      const v = await probe();
+      if (v) return v;
+    } catch (e) { last = e; }
+    await sleep(250);
+  }
+  throw new Error(`timed out after ${seconds} s waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ""}`);
+}
+
+export const CHAOS_TABLE = "pgc_chaos";
+
+/** Writes numbered rows, one transaction each, through the writer port; keeps the acknowledged ones. */
+export class WriteLoad {
+  readonly acked: { id: number; at: number }[] = [];
+  failures = 0;
+  private next = 1;
+  private stopped = false;
+  private loop?: Promise<void>;
+  private client?: Client;
+
+  constructor(private readonly c: LocalCluster, readonly run: string, private readonly intervalMs = 50, private readonly port: number = ports.writer) {}
+
+  private connect(): Client {
+    const lb = this.c.hosts.find((h) => h.roles.includes("balancer"))!;
+    return new Client({
+      host: lb.address, port: this.port, user: this.c.spec.postgresql.appUser, password: this.c.secrets.appPassword,
+      database: this.c.spec.postgresql.database, ssl: { ca: this.c.pki.ca, rejectUnauthorized: true },
+      connectionTimeoutMillis: 1000, query_timeout: 3000,
+    });
+  }
+
+  start(): this {
+    this.loop = (async () => {
+      while (!this.stopped) {
+        const t = Date.now();
+        const id = this.next++;
+        try {
+          if (!this.client) {
+            const cl = this.connect();
+            cl.on("error", () => {}); // a dropped session surfaces on the next query
+            this.client = cl;
+            await cl.connect();
+          }
+          await this.client.query(`insert into ${CHAOS_TABLE}(run, id) values ($1, $2)`, [this.run, id]);
+          this.acked.push({ id, at: Date.now() });
+        } catch {
+          this.failures++;
+          const old = this.client;
+          this.client = undefined;
+          old?.end().catch(() => {});
+        }
+        await sleep(Math.max(0, this.intervalMs - (Date.now() - t)));
+      }
+    })();
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.loop;
+    await this.client?.end().catch(() => {});
+  }
+
+  /** Longest time between two acknowledged writes after `from` (the write outage), seconds. */
+  gapSince(from: number): number {
+    const times = [from, ...this.acked.filter((a) => a.at >= from).map((a) => a.at)];
+    let gap = 0;
+    for (let i = 1; i < times.length; i++) gap = Math.max(gap, times[i] - times[i - 1]);
+    return gap / 1000;
+  }
+
+  /** Writes are flowing again: an acknowledgement in the last second. */
+  flowing(): boolean {
+    const last = this.acked[this.acked.length - 1];
+    return !!last && Date.now() - last.at < 1000;
+  }
+}
+
+/** Samples every database node from inside (nsenter, so a cut link does not blind it). */
+export class SplitBrainProbe {
+  /** Moments at which more than one node was a writable primary. */
+  readonly seen: { at: number; nodes: string[] }[] = [];
+  samples = 0;
+  private stopped = false;
+  private loop?: Promise<void>;
+
+  constructor(private readonly nodes: string[], private readonly intervalMs = 200) {}
+
+  start(): this {
+    this.loop = (async () => {
+      while (!this.stopped) {
+        const t = Date.now();
+        const states = await Promise.all(this.nodes.map(async (n) => {
+          const r = await nodeExec(n, ["runuser", "-u", "postgres", "--", "psql", "-XAtqc", "select pg_is_in_recovery()"], 1500);
+          return r.code === 0 && r.out.trim() === "f" ? n : undefined;
+        }));
+        const writable = states.filter((x): x is string => !!x);
+        this.samples++;
+        if (writable.length > 1) this.seen.push({ at: t, nodes: writable });
+        await sleep(Math.max(0, this.intervalMs - (Date.now() - t)));
+      }
+    })();
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.loop;
+  }
+}
+
+export interface ScenarioResult {
+  scenario: string;
+  /** Writer outage: longest gap between acknowledged writes, seconds. */
+  gap: number;
+  acked: number;
+  /** Acknowledged rows missing on some node after the cluster settled. */
+  lost: number;
+  splitBrain: boolean;
+  failures: number;
+  leaderBefore: string;
+  leaderAfter: string;
+  notes: string[];
+}
+
+const dbNodes = (c: LocalCluster) => c.hosts.filter((h) => h.roles.includes("postgres")).map((h) => h.name);
+
+export async function leader(c: LocalCluster): Promise<string> {
+  return until("a leader", 60, async () => (await patroniCluster(c)).find((m) => m.role === "leader")?.name);
+}
+
+/** Every database node running under Patroni, one leader, the others streaming. */
+export async function healthy(c: LocalCluster, seconds = 120): Promise<Member[]> {
+  return until("a healthy cluster (1 leader, all others streaming replicas)", seconds, async () => {
+    const ms = await patroniCluster(c);
+    const names = dbNodes(c);
+    const ok = ms.length === names.length && ms.filter((m) => m.role === "leader").length === 1
+      && ms.every((m) => m.state === "running" || m.state === "streaming") && ms.every((m) => m.role === "leader" || (typeof m.lag === "number" && m.lag < 1_048_576));
+    return ok ? ms : undefined;
+  });
+}
+
+async function sshReady(c: LocalCluster, node: string): Promise<boolean> {
+  const r = await ssh(c.ssh, c.targets[node], "systemctl is-system-running", "", 5000, 1);
+  return /^(running|degraded)/m.test(r.out);
+}
+
+export async function ensureChaosTable(c: LocalCluster): Promise<void> {
+  const w = new WriteLoad(c, "setup");
+  const cl = (w as any).connect() as Client;
+  await cl.connect();
+  await cl.query(`create table if not exists ${CHAOS_TABLE}(run text not null, id int not null, at timestamptz not null default now(), primary key (run, id))`);
+  await cl.end();
+}
+
+/** Acknowledged ids of `run` missing on `node` (read inside the node over its socket). */
+async function missingOn(node: string, run: string, acked: number[]): Promise<number> {
+  const r = await nodeExec(node, ["runuser", "-u", "postgres", "--", "psql", "-XAtq", "-d", "app", "-c", `select id from ${CHAOS_TABLE} where run = '${run}'`], 10_000);
+  if (r.code !== 0) throw new Error(`cannot read ${node}: ${r.out.trim()}`);
+  const have = new Set(r.out.split("\n").filter(Boolean).map(Number));
+  return acked.filter((id) => !have.has(id)).length;
+}
+
+/** Acked rows missing on the worst node, once replicas had a bounded time to catch up. */
+async function lostRows(c: LocalCluster, run: string, acked: number[]): Promise<number> {
+  let worst = 0;
+  for (const n of dbNodes(c)) {
+    let missing = await missingOn(n, run, acked);
+    const end = Date.now() + 30_000;
+    while (missing > 0 && Date.now() < end) {
+      await sleep(500);
+      missing = await missingOn(n, run, acked);
+    }
+    worst = Math.max(worst, missing);
+  }
+  return worst;
+}
+
+type Action = (c: LocalCluster, leader: string, notes: string[]) => Promise<void>;
+
+async function scenario(c: LocalCluster, name: string, act: Action, opts: { recover?: Action; settleMs?: number } = {}): Promise<ScenarioResult> {
+  await healthy(c);
+  await ensureChaosTable(c);
+  const before = await leader(c);
+  const run = `${name}-${Date.now()}`;
+  const notes: string[] = [];
+  const load = new WriteLoad(c, run).start();
+  const probe = new SplitBrainProbe(dbNodes(c)).start();
+  await until("writes flowing", 30, async () => load.flowing());
+  await sleep(1000);
+  const t0 = Date.now();
+  await act(c, before, notes);
+  await until("writes flowing again after the fault", 120, async () => load.flowing());
+  await sleep(opts.settleMs ?? 3000);
+  if (opts.recover) await opts.recover(c, before, notes);
+  const gap = load.gapSince(t0);
+  await load.stop();
+  await probe.stop();
+  const after = await leader(c);
+  await healthy(c, 180);
+  const acked = load.acked.map((a) => a.id);
+  const lost = await lostRows(c, run, acked);
+  return { scenario: name, gap, acked: acked.length, lost, splitBrain: probe.seen.length > 0, failures: load.failures, leaderBefore: before, leaderAfter: after, notes };
+}
+
+async function rejoin(c: LocalCluster, node: string, notes: string[]): Promise<void> {
+  const m = await until(`${node} to rejoin as a streaming replica`, 180, async () => {
+    const x = (await patroniCluster(c)).find((y) => y.name === node);
+    return x && x.role !== "leader" && (x.state === "running" || x.state === "streaming") ? x : undefined;
+  });
+  notes.push(`${node} rejoined as ${m.role} (timeline ${m.timeline})`);
+}
+
+async function patronictl(c: LocalCluster, node: string, args: string): Promise<string> {
+  const r = await ssh(c.ssh, c.targets[node], `patronictl -c /etc/patroni/config.yml ${args}`, "", 60_000);
+  if (r.code !== 0) throw new Error(`patronictl ${args} on ${node}: ${r.out.trim()}`);
+  return r.out;
+}
+
+export const SCENARIOS: Record<string, (c: LocalCluster) => Promise<ScenarioResult>> = {
+  /** 1 + 7: power cut on the primary's host; it comes back and rejoins as a replica. */
+  "kill-primary-host": (c) => scenario(c, "kill-primary-host", async (_c, l) => killNode(l), {
+    recover: async (c2, l, notes) => {
+      await startNode(c2.spec, l, () => sshReady(c2, l));
+      await rejoin(c2, l, notes);
+    },
+  }),
+  /** 2: PostgreSQL killed on the primary; Patroni stays and restarts it. */
+  "kill-postgres": (c) => scenario(c, "kill-postgres", async (_c, l, notes) => {
+    const r = await nodeExec(l, ["bash", "-c", "kill -9 $(head -1 /var/lib/postgresql/15/main/postmaster.pid)"]);
+    if (r.code !== 0) throw new Error(`could not kill PostgreSQL on ${l}: ${r.out}`);
+    notes.push(`postmaster on ${l} killed`);
+  }),
+  /** 3 + 7: the primary's link is cut (it keeps running); it must demote itself, then rejoin. */
+  "partition-primary": (c) => scenario(c, "partition-primary", async (_c, l) => setNodeLink(l, false), {
+    recover: async (c2, l, notes) => {
+      const demoted = await until(`${l} (isolated) to demote itself`, 60, async () => {
+        const r = await nodeExec(l, ["runuser", "-u", "postgres", "--", "psql", "-XAtqc", "select pg_is_in_recovery()"], 2000);
+        return r.code === 0 && r.out.trim() === "t" ? true : r.code !== 0 ? "stopped" : false;
+      });
+      notes.push(`isolated ${l}: ${demoted === true ? "demoted to read-only" : "PostgreSQL stopped"}`);
+      setNodeLink(l, true);
+      await rejoin(c2, l, notes);
+    },
+  }),
+  /** 4: planned switchover to a replica. */
+  "switchover": (c) => scenario(c, "switchover", async (c2, l, notes) => {
+    const candidate = (await patroniCluster(c2)).find((m) => m.role === "sync_standby" || m.role === "replica")!.name;
+    await patronictl(c2, l, `switchover --leader ${l} --candidate ${candidate} --force`);
+    notes.push(`switchover ${l} -> ${candidate}`);
+  }, { settleMs: 2000 }),
+  /** 5: one etcd member lost (quorum kept), then a second (quorum lost): failsafe_mode keeps the primary. */
+  "etcd-quorum-loss": (c) => scenario(c, "etcd-quorum-loss", async (c2, l, notes) => {
+    const others = dbNodes(c2).filter((n) => n !== l);
+    await ssh(c2.ssh, c2.targets[others[0]], "systemctl stop etcd", "", 30_000);
+    notes.push(`etcd stopped on ${others[0]}`);
+    await sleep(5000);
+    await ssh(c2.ssh, c2.targets[others[1]], "systemctl stop etcd", "", 30_000);
+    notes.push(`etcd stopped on ${others[1]}: quorum lost`);
+    await sleep(Math.max(15_000, c2.spec.patroni.ttl * 1500));
+  }, {
+    recover: async (c2, _l, notes) => {
+      for (const n of dbNodes(c2)) await ssh(c2.ssh, c2.targets[n], "systemctl start etcd", "", 60_000);
+      notes.push("etcd started again on all members");
+    },
+  }),
+  /** 6: every database host powered off, then started: same data, a leader, writes resume. */
+  "full-restart": (c) => scenario(c, "full-restart", async (c2, _l, notes) => {
+    await Promise.all(dbNodes(c2).map((n) => poweroffNode(n)));
+    notes.push("all database hosts powered off");
+    await Promise.all(dbNodes(c2).map((n) => startNode(c2.spec, n, () => sshReady(c2, n))));
+    notes.push("all database hosts started");
+  }),
+};
+
+export function running(c: LocalCluster): string[] {
+  return dbNodes(c).filter((n) => nodeRunning(n));
+}
