@@ -119,12 +119,22 @@ function ensureAptProxy(log: (l: string) => void): void {
     "Remap-debrep: file:deb_mirror*.gz /debian ; file:backends_debian",
     "Remap-secdeb: security.debian.org security.debian.org/debian-security deb.debian.org/debian-security /debian-security ; deb.debian.org/debian-security",
     "PassThroughPattern: .*",
+    // Nodes refresh their lists together; within this window they share one cached answer
+    // instead of racing to refresh the same index file (seen to stall a client).
+    "FreshIndexMaxAge: 300",
     "",
   ].join("\n");
-  fs.writeFileSync(path.join(dir, "acng.conf"), conf);
+  const confFile = path.join(dir, "acng.conf");
+  const changed = !fs.existsSync(confFile) || fs.readFileSync(confFile, "utf8") !== conf;
+  fs.writeFileSync(confFile, conf);
   // apt-cacher-ng runs as its own user; it must own its cache.
   sh("chown", ["-R", "apt-cacher-ng:apt-cacher-ng", APT_CACHE, dir], { allowFail: true });
-  if (ourProcess(path.join(dir, "pid"), "apt-cacher-ng")) return;
+  const running = ourProcess(path.join(dir, "pid"), "apt-cacher-ng");
+  if (running && !changed) return;
+  if (running) {
+    process.kill(running, "SIGTERM");
+    log("apt proxy configuration changed: restarting it");
+  }
   const out = fs.openSync(path.join(LOGS, "apt-cacher-ng.log"), "a");
   const { spawn } = require("child_process") as typeof import("child_process");
   const p = spawn("/usr/sbin/apt-cacher-ng", ["-c", dir, "ForeGround=1"], { detached: true, stdio: ["ignore", out, out] });

@@ -4,7 +4,6 @@
 PGC_CHECK=${PGCLUSTER_CHECK:-0}
 PGC_CHANGED=()
 PGC_HANDLERS=()
-PGC_APT_UPDATED=0
 PGC_T0=$SECONDS
 PGC_TMP=$(mktemp -d /tmp/pgcluster.XXXXXX)
 trap 'rm -rf "$PGC_TMP"' EXIT
@@ -63,11 +62,32 @@ pgc_fail() {
 }
 
 # apt, one at a time: steps of different roles may run on one host at once, and unattended
-# upgrades may hold dpkg's lock; wait for both instead of failing.
-# A stalled mirror or proxy connection must not hang a step forever: time out and retry.
+# upgrades may hold dpkg's lock; wait for both instead of failing. A stalled mirror or proxy
+# connection must not hang a step forever: bounded, retried.
 pgc_apt() {
-  flock -w 900 /run/pgcluster-apt.lock apt-get -o DPkg::Lock::Timeout=600 \
-    -o Acquire::Retries=5 -o Acquire::http::Timeout=20 -o Acquire::https::Timeout=20 "$@"
+  local limit=$1
+  shift
+  flock -w 900 /run/pgcluster-apt.lock timeout "$limit" apt-get -o DPkg::Lock::Timeout=600 \
+    -o Acquire::Retries=3 -o Acquire::http::Timeout=20 -o Acquire::https::Timeout=20 "$@"
+}
+
+# Package lists are refreshed at most once an hour, and whenever apt's sources or proxy changed.
+pgc_apt_update() {
+  local stamp=/var/lib/pgcluster/apt-lists-updated try
+  if [[ -f $stamp ]] && (($(date +%s) - $(stat -c %Y "$stamp") < 3600)) && [[ -z $(find /etc/apt -newer "$stamp" -print -quit) ]]; then
+    return 0
+  fi
+  for try in 1 2 3; do
+    if pgc_apt 180 update -q >"$PGC_TMP/apt.log" 2>&1; then
+      install -d -m 0755 /var/lib/pgcluster
+      touch "$stamp"
+      return 0
+    fi
+    pgc_log "apt-get update failed (try $try of 3)"
+    sleep 3
+  done
+  tail -n 20 "$PGC_TMP/apt.log" >&2
+  pgc_fail "apt-get update failed 3 times (is the apt proxy / mirror reachable from $(hostname)?)"
 }
 
 # pgc_packages PKG... : install what is missing (one apt transaction).
@@ -80,12 +100,14 @@ pgc_packages() {
   local m
   for m in "${missing[@]}"; do pgc_changed "package:$m"; done
   [[ $PGC_CHECK == 1 ]] && return 0
-  if [[ $PGC_APT_UPDATED == 0 ]]; then
-    pgc_apt update -q >"$PGC_TMP/apt.log" 2>&1 || { tail -n 20 "$PGC_TMP/apt.log" >&2; pgc_fail "apt-get update failed (is the apt proxy / mirror reachable from $(hostname)?)"; }
-    PGC_APT_UPDATED=1
+  pgc_apt_update
+  if ! pgc_apt 900 install -y -q --no-install-recommends -o Dpkg::Options::=--force-confold "${missing[@]}" >"$PGC_TMP/apt.log" 2>&1; then
+    # Lists older than the mirror's pool (a point release since): refresh once and retry.
+    rm -f /var/lib/pgcluster/apt-lists-updated
+    pgc_apt_update
+    pgc_apt 900 install -y -q --no-install-recommends -o Dpkg::Options::=--force-confold "${missing[@]}" >"$PGC_TMP/apt.log" 2>&1 \
+      || { tail -n 20 "$PGC_TMP/apt.log" >&2; pgc_fail "apt-get install ${missing[*]} failed"; }
   fi
-  pgc_apt install -y -q --no-install-recommends -o Dpkg::Options::=--force-confold "${missing[@]}" >"$PGC_TMP/apt.log" 2>&1 \
-    || { tail -n 20 "$PGC_TMP/apt.log" >&2; pgc_fail "apt-get install ${missing[*]} failed"; }
 }
 
 pgc_mode_octal() { printf '%o' "$((8#$1))"; }
