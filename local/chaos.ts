@@ -207,6 +207,8 @@ async function scenario(c: LocalCluster, name: string, act: Action, opts: { reco
   await sleep(1000);
   const t0 = Date.now();
   await act(c, before, notes);
+  // Past the acknowledgements that were already in flight when the fault hit.
+  await sleep(1500);
   await until("writes flowing again after the fault", 120, async () => load.flowing());
   await sleep(opts.settleMs ?? 3000);
   if (opts.recover) await opts.recover(c, before, notes);
@@ -223,7 +225,7 @@ async function scenario(c: LocalCluster, name: string, act: Action, opts: { reco
 async function rejoin(c: LocalCluster, node: string, notes: string[]): Promise<void> {
   const m = await until(`${node} to rejoin as a streaming replica`, 180, async () => {
     const x = (await patroniCluster(c)).find((y) => y.name === node);
-    return x && x.role !== "leader" && (x.state === "running" || x.state === "streaming") ? x : undefined;
+    return x && x.role !== "leader" && (x.state === "running" || x.state === "streaming") && x.timeline !== undefined && typeof x.lag === "number" ? x : undefined;
   });
   notes.push(`${node} rejoined as ${m.role} (timeline ${m.timeline})`);
 }
@@ -262,9 +264,11 @@ export const SCENARIOS: Record<string, (c: LocalCluster) => Promise<ScenarioResu
   }),
   /** 4: planned switchover to a replica. */
   "switchover": (c) => scenario(c, "switchover", async (c2, l, notes) => {
-    const candidate = (await patroniCluster(c2)).find((m) => m.role === "sync_standby" || m.role === "replica")!.name;
-    await patronictl(c2, l, `switchover --leader ${l} --candidate ${candidate} --force`);
-    notes.push(`switchover ${l} -> ${candidate}`);
+    // In synchronous mode only the synchronous standby may take over without losing commits.
+    const ms = await patroniCluster(c2);
+    const candidate = (ms.find((m) => m.role === "sync_standby") ?? ms.find((m) => m.role === "replica"))!.name;
+    const out = await patronictl(c2, l, `switchover --leader ${l} --candidate ${candidate} --force`);
+    notes.push(`switchover ${l} -> ${candidate}: ${out.trim().split("\n")[0]}`);
   }, { settleMs: 2000 }),
   /** 5: one etcd member lost (quorum kept), then a second (quorum lost): failsafe_mode keeps the primary. */
   "etcd-quorum-loss": (c) => scenario(c, "etcd-quorum-loss", async (c2, l, notes) => {

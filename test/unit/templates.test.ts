@@ -123,8 +123,8 @@ print("valid")
   it("haproxy.cfg: 5000/5001/5002/8404, https checks of /primary and /replica?lag=, passes haproxy -c", () => {
     const text = fileIn(script("lb1/haproxy"), "/etc/haproxy/haproxy.cfg");
     for (const p of ["5000", "5001", "5002", "8404"]) assert.match(text, new RegExp(`bind 10\\.213\\.0\\.10:${p}\\b`));
-    assert.match(text, /option httpchk GET \/primary/);
-    assert.match(text, /option httpchk GET \/replica\?lag=16777216/);
+    assert.match(text, /option httpchk OPTIONS \/primary/);
+    assert.match(text, /option httpchk OPTIONS \/replica\?lag=16777216/);
     assert.match(text, /check-ssl verify required ca-file/);
     assert.match(text, /on-marked-down shutdown-sessions/);
     assert.equal((text.match(/server pg\d 10\.213\.0\.1\d:6432 check port 8008/g) ?? []).length, 9);
