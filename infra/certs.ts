@@ -8,14 +8,21 @@ export interface CertRequest<A = string> {
   commonName: string;
   ipAddresses: A[];
   dnsNames: string[];
+  /** Subject serialNumber: the signing CA generation and the rotation value. A change re-issues the cert. */
+  generation: string;
   /** Node certs serve (etcd, PostgreSQL, Patroni, pgBouncer) and are clients (etcd peers, Patroni->etcd). */
   usages: ("digital_signature" | "key_encipherment" | "server_auth" | "client_auth")[];
 }
 
 export const KEY_ALGORITHM = { algorithm: "ECDSA", curve: "P256" } as const;
 
-export function caSubject(spec: ClusterSpec): { commonName: string; organization: string } {
-  return { commonName: `${spec.clusterName} cluster CA`, organization: "pgcluster" };
+export function caSubject(spec: ClusterSpec, generation: string): { commonName: string; organization: string } {
+  return { commonName: `${spec.clusterName} cluster CA ${generation}`, organization: "pgcluster" };
+}
+
+/** The CA that signs: the first trusted generation. */
+export function signingGeneration(spec: ClusterSpec): string {
+  return spec.tls.caGenerations[0];
 }
 
 /**
@@ -23,12 +30,14 @@ export function caSubject(spec: ClusterSpec): { commonName: string; organization
  * `address` gives a host's IP: a string locally, a Pulumi Output for GCP instances.
  */
 export function certRequests<A>(spec: ClusterSpec, address: (host: string) => A | string): CertRequest<A | string>[] {
+  const generation = `ca-${signingGeneration(spec)}.r-${spec.tls.rotation}`;
   const balancers = spec.hosts.filter((h) => h.roles.includes("balancer")).map((h) => address(h.name));
   const nodes = spec.hosts
     .filter((h) => h.roles.includes("etcd") || h.roles.includes("postgres"))
     .map<CertRequest<A | string>>((h) => ({
       id: h.name,
       commonName: h.name,
+      generation,
       // 127.0.0.1/localhost: pgBouncer and the health checks on the node itself verify too.
       // The balancers' addresses: HAProxy passes TLS through, so a client that dialled the
       // balancer meets this certificate and must be able to verify it (sslmode=verify-full).
@@ -37,6 +46,6 @@ export function certRequests<A>(spec: ClusterSpec, address: (host: string) => A 
       usages: ["digital_signature", "key_encipherment", "server_auth", "client_auth"],
     }));
   // CN is the PostgreSQL role: pg_hba "cert" maps the certificate to user replicator.
-  const replication: CertRequest<A | string> = { id: "replication", commonName: "replicator", ipAddresses: [], dnsNames: [], usages: ["digital_signature", "key_encipherment", "client_auth"] };
+  const replication: CertRequest<A | string> = { id: "replication", commonName: "replicator", generation, ipAddresses: [], dnsNames: [], usages: ["digital_signature", "key_encipherment", "client_auth"] };
   return [...nodes, replication];
 }

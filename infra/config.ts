@@ -107,6 +107,10 @@ const spec = z.strictObject({
     caValidityHours: positive.default(87600),
     certValidityHours: positive.default(8760),
     earlyRenewalHours: z.number().int().min(0).default(720),
+    /** Change to re-issue every node and client certificate now. */
+    rotation: z.string().default("0"),
+    /** Trusted CA generations, the signing one first. A CA rotation goes [1] -> [1,2] -> [2,1] -> [2]. */
+    caGenerations: z.array(z.string().regex(/^[a-z0-9-]{1,20}$/, "must be a short lower-case name like 2 or 2026a")).min(1).max(2).default(["1"]),
   }).prefault({}),
   secrets: z.strictObject({
     generate: z.boolean().default(true),
@@ -254,6 +258,7 @@ export function parseClusterSpec(raw: Record<string, unknown>, ctx: ParseContext
   for (const [i, r] of [...c.network.clientCidrs, ...c.network.adminCidrs].entries()) {
     if (parseCidr(r)?.prefix === 0) fail(["network", i < c.network.clientCidrs.length ? "clientCidrs" : "adminCidrs"], `contains ${r}: opening database ports to the whole internet is refused; list your clients' ranges`);
   }
+  if (new Set(c.tls.caGenerations).size !== c.tls.caGenerations.length) fail(["tls", "caGenerations"], `lists a generation twice`);
   if (c.tls.earlyRenewalHours >= c.tls.certValidityHours)
     fail(["tls", "earlyRenewalHours"], `(${c.tls.earlyRenewalHours}) must be less than certValidityHours (${c.tls.certValidityHours})`);
 

@@ -4,30 +4,38 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
 import type { ClusterSpec } from "./config";
-import { caSubject, certRequests, KEY_ALGORITHM } from "./certs";
+import { caSubject, certRequests, signingGeneration, KEY_ALGORITHM } from "./certs";
 
 export interface PkiOutputs {
+  /** The signing CA. */
   ca: pulumi.Output<string>;
+  /** Every trusted CA generation, signing one first: what nodes and clients trust. */
+  caBundle: pulumi.Output<string>;
   certs: Record<string, { cert: pulumi.Output<string>; key: pulumi.Output<string> }>;
 }
 
 export function clusterPki(spec: ClusterSpec, address: (host: string) => pulumi.Input<string>, opts: pulumi.CustomResourceOptions = {}): PkiOutputs {
   const keyArgs = { algorithm: KEY_ALGORITHM.algorithm, ecdsaCurve: KEY_ALGORITHM.curve };
-  const caKey = new tls.PrivateKey(`${spec.clusterName}-ca-key`, keyArgs, opts);
-  const ca = new tls.SelfSignedCert(`${spec.clusterName}-ca`, {
-    privateKeyPem: caKey.privateKeyPem,
-    isCaCertificate: true,
-    subject: caSubject(spec),
-    validityPeriodHours: spec.tls.caValidityHours,
-    earlyRenewalHours: spec.tls.earlyRenewalHours,
-    allowedUses: ["cert_signing", "crl_signing", "digital_signature"],
-  }, opts);
+  // One CA per trusted generation; a generation dropped from the list is deleted with it.
+  const cas = Object.fromEntries(spec.tls.caGenerations.map((gen) => {
+    const key = new tls.PrivateKey(`${spec.clusterName}-ca-${gen}-key`, keyArgs, opts);
+    const cert = new tls.SelfSignedCert(`${spec.clusterName}-ca-${gen}`, {
+      privateKeyPem: key.privateKeyPem,
+      isCaCertificate: true,
+      subject: caSubject(spec, gen),
+      validityPeriodHours: spec.tls.caValidityHours,
+      earlyRenewalHours: spec.tls.earlyRenewalHours,
+      allowedUses: ["cert_signing", "crl_signing", "digital_signature"],
+    }, opts);
+    return [gen, { key, cert }];
+  }));
+  const { key: caKey, cert: ca } = cas[signingGeneration(spec)];
   const certs: PkiOutputs["certs"] = {};
   for (const req of certRequests(spec, address)) {
     const key = new tls.PrivateKey(`${spec.clusterName}-${req.id}-key`, keyArgs, opts);
     const csr = new tls.CertRequest(`${spec.clusterName}-${req.id}-csr`, {
       privateKeyPem: key.privateKeyPem,
-      subject: { commonName: req.commonName, organization: "pgcluster" },
+      subject: { commonName: req.commonName, organization: "pgcluster", serialNumber: req.generation },
       dnsNames: req.dnsNames,
       ipAddresses: req.ipAddresses,
     }, opts);
@@ -41,5 +49,6 @@ export function clusterPki(spec: ClusterSpec, address: (host: string) => pulumi.
     }, opts);
     certs[req.id] = { cert: cert.certPem, key: pulumi.secret(key.privateKeyPem) };
   }
-  return { ca: ca.certPem, certs };
+  const caBundle = pulumi.all(spec.tls.caGenerations.map((g) => cas[g].cert.certPem)).apply((pems) => pems.join(""));
+  return { ca: ca.certPem, caBundle, certs };
 }

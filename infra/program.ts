@@ -57,10 +57,10 @@ export function deploy() {
   const addressesOut = pulumi.output(addresses) as pulumi.Output<Record<string, string>>;
   const certsOut = pulumi.output(pki.certs) as unknown as pulumi.Output<Record<string, { cert: string; key: string }>>;
   const secretsOut = pulumi.output(secrets) as unknown as pulumi.Output<Secrets>;
-  const plan: pulumi.Output<Plan> = pulumi.all([addressesOut, pki.ca, certsOut, secretsOut]).apply(([addr, ca, certs, sec]) => {
+  const plan: pulumi.Output<Plan> = pulumi.all([addressesOut, pki.ca, pki.caBundle, certsOut, secretsOut]).apply(([addr, ca, caBundle, certs, sec]) => {
     const hosts: Host[] = spec.hosts.map((h) => ({ ...h, address: addr[h.name] }));
     const { replication, ...nodes } = certs;
-    return compile(spec, hosts, { ca, caBundle: ca, nodes, replication }, sec);
+    return compile(spec, hosts, { ca, caBundle, nodes, replication }, sec);
   });
 
   const connections: Record<string, Connection> = Object.fromEntries(
@@ -77,7 +77,7 @@ export function deploy() {
     DATABASE_URL_REPLICA: connectionUrl(app.appUser, appPassword, lb, ports.readers, app.database),
     DATABASE_URL_PRIMARY_DIRECT: connectionUrl(app.appUser, appPassword, lb, ports.writerDirect, app.database),
     haproxyStats: pulumi.interpolate`http://${lb}:${ports.stats}/`,
-    caCert: pki.ca,
+    caCert: pki.caBundle,
     nodes: addressesOut.apply((a) => spec.hosts.map((h) => ({ name: h.name, address: a[h.name], roles: h.roles, zone: h.zone ?? null }))),
     superuser: users.superuser,
     steps: Object.keys(commands),

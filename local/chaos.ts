@@ -146,13 +146,19 @@ export async function leader(c: LocalCluster): Promise<string> {
   return until("a leader", 60, async () => (await patroniCluster(c)).find((m) => m.role === "leader")?.name);
 }
 
-/** Every database node running under Patroni, one leader, the others streaming. */
+/**
+ * Every database node running under Patroni, one leader, the others streaming — and, in
+ * synchronous mode, a synchronous standby assigned: until then Patroni would (rightly) refuse to
+ * fail over, since commits were being acknowledged without a standby.
+ */
 export async function healthy(c: LocalCluster, seconds = 120): Promise<Member[]> {
-  return until("a healthy cluster (1 leader, all others streaming replicas)", seconds, async () => {
+  const what = `a healthy cluster (1 leader, all others streaming${c.spec.patroni.synchronousMode ? ", a synchronous standby" : ""})`;
+  return until(what, seconds, async () => {
     const ms = await patroniCluster(c);
     const names = dbNodes(c);
     const ok = ms.length === names.length && ms.filter((m) => m.role === "leader").length === 1
-      && ms.every((m) => m.state === "running" || m.state === "streaming") && ms.every((m) => m.role === "leader" || (typeof m.lag === "number" && m.lag < 1_048_576));
+      && ms.every((m) => m.state === "running" || m.state === "streaming") && ms.every((m) => m.role === "leader" || (typeof m.lag === "number" && m.lag < 1_048_576))
+      && (!c.spec.patroni.synchronousMode || ms.some((m) => m.role === "sync_standby"));
     return ok ? ms : undefined;
   });
 }
@@ -195,7 +201,7 @@ async function lostRows(c: LocalCluster, run: string, acked: number[]): Promise<
 
 type Action = (c: LocalCluster, leader: string, notes: string[]) => Promise<void>;
 
-async function scenario(c: LocalCluster, name: string, act: Action, opts: { recover?: Action; settleMs?: number } = {}): Promise<ScenarioResult> {
+async function scenario(c: LocalCluster, name: string, act: Action, opts: { recover?: Action; settleMs?: number; cleanup?: (c: LocalCluster, leader: string) => Promise<void> } = {}): Promise<ScenarioResult> {
   await healthy(c);
   await ensureChaosTable(c);
   const before = await leader(c);
@@ -206,15 +212,20 @@ async function scenario(c: LocalCluster, name: string, act: Action, opts: { reco
   await until("writes flowing", 30, async () => load.flowing());
   await sleep(1000);
   const t0 = Date.now();
-  await act(c, before, notes);
-  // Past the acknowledgements that were already in flight when the fault hit.
-  await sleep(1500);
-  await until("writes flowing again after the fault", 120, async () => load.flowing());
-  await sleep(opts.settleMs ?? 3000);
-  if (opts.recover) await opts.recover(c, before, notes);
+  try {
+    await act(c, before, notes);
+    // Past the acknowledgements that were already in flight when the fault hit.
+    await sleep(1500);
+    await until("writes flowing again after the fault", 120, async () => load.flowing());
+    await sleep(opts.settleMs ?? 3000);
+    if (opts.recover) await opts.recover(c, before, notes);
+  } finally {
+    // Whatever failed, leave the cluster whole for what runs next.
+    await opts.cleanup?.(c, before).catch(() => {});
+    await load.stop();
+    await probe.stop();
+  }
   const gap = load.gapSince(t0);
-  await load.stop();
-  await probe.stop();
   const after = await leader(c);
   await healthy(c, 180);
   const acked = load.acked.map((a) => a.id);
@@ -243,6 +254,7 @@ export const SCENARIOS: Record<string, (c: LocalCluster) => Promise<ScenarioResu
       await startNode(c2.spec, l, () => sshReady(c2, l));
       await rejoin(c2, l, notes);
     },
+    cleanup: (c2) => startStopped(c2),
   }),
   /** 2: PostgreSQL killed on the primary; Patroni stays and restarts it. */
   "kill-postgres": (c) => scenario(c, "kill-postgres", async (_c, l, notes) => {
@@ -261,6 +273,7 @@ export const SCENARIOS: Record<string, (c: LocalCluster) => Promise<ScenarioResu
       setNodeLink(l, true);
       await rejoin(c2, l, notes);
     },
+    cleanup: async (_c, l) => setNodeLink(l, true),
   }),
   /** 4: planned switchover to a replica. */
   "switchover": (c) => scenario(c, "switchover", async (c2, l, notes) => {
@@ -284,6 +297,7 @@ export const SCENARIOS: Record<string, (c: LocalCluster) => Promise<ScenarioResu
       for (const n of dbNodes(c2)) await ssh(c2.ssh, c2.targets[n], "systemctl start etcd", "", 60_000);
       notes.push("etcd started again on all members");
     },
+    cleanup: async (c2) => { await Promise.all(dbNodes(c2).map((n) => ssh(c2.ssh, c2.targets[n], "systemctl start --no-block etcd", "", 30_000))); },
   }),
   /** 6: every database host powered off, then started: same data, a leader, writes resume. */
   "full-restart": (c) => scenario(c, "full-restart", async (c2, _l, notes) => {
@@ -291,9 +305,10 @@ export const SCENARIOS: Record<string, (c: LocalCluster) => Promise<ScenarioResu
     notes.push("all database hosts powered off");
     await Promise.all(dbNodes(c2).map((n) => startNode(c2.spec, n, () => sshReady(c2, n))));
     notes.push("all database hosts started");
-  }),
+  }, { cleanup: (c2) => startStopped(c2) }),
 };
 
-export function running(c: LocalCluster): string[] {
-  return dbNodes(c).filter((n) => nodeRunning(n));
+/** Boot every database host that is not running (a scenario that failed half-way). */
+async function startStopped(c: LocalCluster): Promise<void> {
+  await Promise.all(dbNodes(c).filter((n) => !nodeRunning(n)).map((n) => startNode(c.spec, n, () => sshReady(c, n))));
 }

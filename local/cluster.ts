@@ -23,12 +23,18 @@ export interface LocalCluster {
   stateDir: string;
 }
 
-export function loadSpec(stack: string): ClusterSpec {
-  return specFromStackFile(readStackFile(stack));
+/** `overrides`: config values laid over the stack file's (top-level keys, objects merged). */
+export function loadSpec(stack: string, overrides: Record<string, unknown> = {}): ClusterSpec {
+  const sf = readStackFile(stack);
+  for (const [k, v] of Object.entries(overrides)) {
+    const cur = sf.values[k];
+    sf.values[k] = v && typeof v === "object" && !Array.isArray(v) && cur && typeof cur === "object" ? { ...(cur as object), ...(v as object) } : v;
+  }
+  return specFromStackFile(sf);
 }
 
-export async function loadCluster(stack: string): Promise<LocalCluster> {
-  const spec = loadSpec(stack);
+export async function loadCluster(stack: string, overrides: Record<string, unknown> = {}): Promise<LocalCluster> {
+  const spec = loadSpec(stack, overrides);
   if (spec.provider !== "static") throw new Error(`stack ${stack} uses provider ${spec.provider}: its hosts exist only after 'pulumi up -s ${stack}'; the local tools drive static inventories`);
   const hosts: Host[] = spec.hosts.map((h) => ({ ...h, address: h.address! }));
   const secrets = ensureSecrets(spec);

@@ -202,12 +202,17 @@ function ensureNodeRoot(node: LocalNode, opts: LocalHostsOptions): string {
     fs.writeFileSync(path.join(root, "etc/hostname"), `${node.name}\n`);
     fs.writeFileSync(path.join(root, "etc/machine-id"), crypto.randomBytes(16).toString("hex") + "\n");
     sh("chroot", [root, "ssh-keygen", "-A"]);
-    fs.mkdirSync(path.join(root, "etc/systemd/network"), { recursive: true });
-    fs.writeFileSync(path.join(root, "etc/systemd/network/10-host0.network"),
-      `[Match]\nName=host0\n[Network]\nAddress=${node.address}/24\nGateway=${HOST_IP}\n# No IPv6 autoconfiguration: it stalls boots waiting for router advertisements.\nLinkLocalAddressing=no\nIPv6AcceptRA=no\n`);
     fs.writeFileSync(path.join(root, "etc/hosts"), `127.0.0.1 localhost\n127.0.1.1 ${node.name}\n`);
     fs.writeFileSync(path.join(d, ".identity"), node.address + "\n");
   }
+  fs.mkdirSync(path.join(root, "etc/systemd/network"), { recursive: true });
+  // A static address that stays when the link drops, as on a server with a fixed IP: a cut
+  // link (partition test) must not also unconfigure the host.
+  fs.writeFileSync(path.join(root, "etc/systemd/network/10-host0.network"), [
+    "[Match]", "Name=host0", "[Network]", `Address=${node.address}/24`, `Gateway=${HOST_IP}`,
+    "# No IPv6 autoconfiguration: it stalls boots waiting for router advertisements.",
+    "LinkLocalAddressing=no", "IPv6AcceptRA=no", "ConfigureWithoutCarrier=yes", "IgnoreCarrierLoss=yes", "",
+  ].join("\n"));
   fs.mkdirSync(path.join(root, "root/.ssh"), { recursive: true, mode: 0o700 });
   fs.writeFileSync(path.join(root, "root/.ssh/authorized_keys"), opts.authorizedKey.trim() + "\n", { mode: 0o600 });
   fs.writeFileSync(owner, opts.stateId + "\n");

@@ -5,14 +5,15 @@ import "reflect-metadata"; // @peculiar/x509 (via tsyringe) needs it loaded firs
 import * as crypto from "crypto";
 import * as x509 from "@peculiar/x509";
 import type { ClusterSpec } from "../infra/config";
-import { caSubject, certRequests, type CertRequest } from "../infra/certs";
+import { caSubject, certRequests, signingGeneration, type CertRequest } from "../infra/certs";
 import type { KeyPair, Pki } from "../roles/types";
 
 x509.cryptoProvider.set(crypto.webcrypto as unknown as Crypto);
 const alg = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" };
 
 export interface LocalPkiState {
-  ca: KeyPair;
+  /** CAs by generation (spec.tls.caGenerations); a generation no longer listed is dropped. */
+  cas: Record<string, KeyPair>;
   /** Certificates by request id, each with the request it was issued for (to re-issue on change). */
   certs: Record<string, KeyPair & { request: string }>;
 }
@@ -34,9 +35,9 @@ const usageBits: Record<string, number> = {
   key_encipherment: x509.KeyUsageFlags.keyEncipherment,
 };
 
-export async function issueCa(spec: ClusterSpec, now = new Date()): Promise<KeyPair> {
+export async function issueCa(spec: ClusterSpec, generation: string, now = new Date()): Promise<KeyPair> {
   const keys = await crypto.webcrypto.subtle.generateKey(alg, true, ["sign", "verify"]) as CryptoKeyPair;
-  const s = caSubject(spec);
+  const s = caSubject(spec, generation);
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: serial(),
     name: `CN=${s.commonName}, O=${s.organization}`,
@@ -64,7 +65,8 @@ export async function issueCert(spec: ClusterSpec, ca: KeyPair, req: CertRequest
   const san = [...req.dnsNames.map((v) => ({ type: "dns" as const, value: v })), ...req.ipAddresses.map((v) => ({ type: "ip" as const, value: v }))];
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: serial(),
-    subject: `CN=${req.commonName}, O=pgcluster`,
+    // 2.5.4.5 = serialNumber, as @pulumi/tls writes it.
+    subject: `CN=${req.commonName}, O=pgcluster, 2.5.4.5=${req.generation}`,
     issuer: caCert.subject,
     notBefore: now,
     notAfter: hours(now, spec.tls.certValidityHours),
@@ -90,27 +92,32 @@ export function needsRenewal(certPem: string, earlyRenewalHours: number, now = n
 
 /**
  * Bring a PKI state up to date: keep what is valid and was issued for the same request, issue
- * what is missing, changed (e.g. a new address) or due for renewal. Returns the new state.
+ * what is missing, changed (a new address, rotation value or signing CA) or due for renewal.
  */
 export async function ensurePki(spec: ClusterSpec, addresses: Record<string, string>, state: LocalPkiState | undefined, now = new Date()): Promise<LocalPkiState> {
-  let ca = state?.ca;
-  const caRenew = !ca || needsRenewal(ca.cert, spec.tls.earlyRenewalHours, now);
-  if (caRenew) ca = await issueCa(spec, now);
+  const cas: Record<string, KeyPair> = {};
+  const renewed = new Set<string>();
+  for (const gen of spec.tls.caGenerations) {
+    const old = state?.cas?.[gen];
+    if (old && !needsRenewal(old.cert, spec.tls.earlyRenewalHours, now)) cas[gen] = old;
+    else { cas[gen] = await issueCa(spec, gen, now); renewed.add(gen); }
+  }
+  const signer = signingGeneration(spec);
   const certs: LocalPkiState["certs"] = {};
   for (const req of certRequests(spec, (h) => addresses[h])) {
     const fingerprint = JSON.stringify(req);
     const old = state?.certs[req.id];
-    if (!caRenew && old && old.request === fingerprint && !needsRenewal(old.cert, spec.tls.earlyRenewalHours, now)) certs[req.id] = old;
-    else certs[req.id] = { ...(await issueCert(spec, ca!, req, now)), request: fingerprint };
+    if (!renewed.has(signer) && old && old.request === fingerprint && !needsRenewal(old.cert, spec.tls.earlyRenewalHours, now)) certs[req.id] = old;
+    else certs[req.id] = { ...(await issueCert(spec, cas[signer], req, now)), request: fingerprint };
   }
-  return { ca: ca!, certs };
+  return { cas, certs };
 }
 
-export function toPki(state: LocalPkiState): Pki {
+export function toPki(spec: ClusterSpec, state: LocalPkiState): Pki {
   const { replication, ...nodes } = state.certs;
   return {
-    ca: state.ca.cert,
-    caBundle: state.ca.cert,
+    ca: state.cas[signingGeneration(spec)].cert,
+    caBundle: spec.tls.caGenerations.map((g) => state.cas[g].cert).join(""),
     nodes: Object.fromEntries(Object.entries(nodes).map(([k, v]) => [k, { cert: v.cert, key: v.key }])),
     replication: { cert: replication.cert, key: replication.key },
   };

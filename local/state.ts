@@ -76,9 +76,13 @@ export function ensureSecrets(spec: ClusterSpec): Secrets {
 
 export async function ensureLocalPki(spec: ClusterSpec, addresses: Record<string, string>): Promise<Pki> {
   const file = path.join(stateDir(spec.stack), "pki.json");
-  const before = readJson<LocalPkiState>(file);
+  const before = readJson<LocalPkiState & { ca?: LocalPkiState["cas"][string] }>(file);
+  // State written before CA generations existed: its one CA is generation "1".
+  if (before && !before.cas && before.ca) before.cas = { "1": before.ca };
   const after = await ensurePki(spec, addresses, before);
   if (JSON.stringify(before) !== JSON.stringify(after)) writeSecretJson(file, after);
-  fs.writeFileSync(path.join(stateDir(spec.stack), "ca.crt"), after.ca.cert);
-  return toPki(after);
+  const pki = toPki(spec, after);
+  // What clients should trust: every CA generation in use (both during a CA rotation).
+  fs.writeFileSync(path.join(stateDir(spec.stack), "ca.crt"), pki.caBundle);
+  return pki;
 }

@@ -29,7 +29,6 @@ export function compile(spec: ClusterSpec, hosts: Host[], pki: Pki, secrets: Sec
   const first = dbHosts.length ? bootstrapHost(ctx) : undefined;
   const etcdIds = etcdHosts.map((h) => stepId(h.name, "etcd"));
   const patroniIds = dbHosts.map((h) => stepId(h.name, "patroni"));
-  const pgbouncerIds = dbHosts.map((h) => stepId(h.name, "pgbouncer"));
 
   for (const h of hosts) add(commonStep(ctx, h), "common", h, []);
   for (const h of etcdHosts) add(etcdStep(ctx, h), "etcd", h, [stepId(h.name, "common")]);
@@ -41,11 +40,13 @@ export function compile(spec: ClusterSpec, hosts: Host[], pki: Pki, secrets: Sec
     if (first && h.name !== first.name) after.push(stepId(first.name, "patroni"));
     add(patroniStep(ctx, h), "patroni", h, after);
   }
-  for (const h of dbHosts) add(pgbouncerStep(ctx, h), "pgbouncer", h, [stepId(h.name, "patroni")]);
   for (const h of dbHosts) add(databaseStep(ctx, h), "database", h, [...patroniIds]);
   const databaseIds = dbHosts.map((h) => stepId(h.name, "database"));
+  // pgBouncer after the roles exist in PostgreSQL: on a password rotation the role changes
+  // first, then the auth file that logs in with it (pooled server connections stay up).
+  for (const h of dbHosts) add(pgbouncerStep(ctx, h), "pgbouncer", h, [stepId(h.name, "patroni"), ...databaseIds]);
   for (const h of withRole(ctx, "balancer"))
-    add(haproxyStep(ctx, h), "haproxy", h, [stepId(h.name, "common"), ...pgbouncerIds, ...databaseIds]);
+    add(haproxyStep(ctx, h), "haproxy", h, [stepId(h.name, "common"), ...dbHosts.map((d) => stepId(d.name, "pgbouncer"))]);
 
   const ids = new Set(steps.map((s) => s.id));
   for (const s of steps) for (const a of s.after) if (!ids.has(a)) throw new Error(`step ${s.id} waits for unknown step ${a}`);

@@ -21,7 +21,7 @@ let cached: Promise<LocalPkiState> | undefined;
 /** One PKI for the whole test run: ECDSA keys are cheap, but not free. */
 export async function testPki(spec: ClusterSpec, hosts: Host[]): Promise<Pki> {
   cached ??= ensurePki(spec, Object.fromEntries(hosts.map((h) => [h.name, h.address])), undefined);
-  return toPki(await cached);
+  return toPki(spec, await cached);
 }
 
 /** The content a step's script would write to `file` (from its pgc_file here-document). */

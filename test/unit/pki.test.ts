@@ -1,0 +1,68 @@
+import { strict as assert } from "assert";
+import * as crypto from "crypto";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { ensurePki, toPki, needsRenewal } from "../../local/pki";
+import { parseClusterSpec } from "../../infra/config";
+import { readStackFile } from "../../infra/stackFile";
+import { run } from "../support/tools";
+
+function spec(tls: Record<string, unknown> = {}) {
+  const sf = readStackFile("local");
+  return parseClusterSpec({ ...sf.values, tls }, { stack: "local", secretKeys: new Set(), source: "t" });
+}
+const addresses = { lb1: "10.213.0.10", pg1: "10.213.0.11", pg2: "10.213.0.12", pg3: "10.213.0.13" };
+
+describe("local PKI (the certificates @pulumi/tls issues for a stack)", function () {
+  this.timeout(30000);
+
+  it("issues node certificates that verify against the CA, with the node's IP, localhost and the balancers as SANs", async () => {
+    const s = spec();
+    const pki = toPki(s, await ensurePki(s, addresses, undefined));
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pgc-pki-"));
+    fs.writeFileSync(path.join(dir, "ca.crt"), pki.caBundle);
+    fs.writeFileSync(path.join(dir, "node.crt"), pki.nodes.pg2.cert);
+    const v = run("openssl", ["verify", "-CAfile", path.join(dir, "ca.crt"), "-purpose", "sslserver", path.join(dir, "node.crt")]);
+    assert.equal(v.code, 0, v.out);
+    const c = new crypto.X509Certificate(pki.nodes.pg2.cert);
+    assert.match(c.subject, /CN=pg2/);
+    assert.match(c.subject, /serialNumber=ca-1\.r-0/);
+    for (const san of ["DNS:pg2", "DNS:localhost", "IP Address:10.213.0.12", "IP Address:127.0.0.1", "IP Address:10.213.0.10"]) assert.ok(c.subjectAltName!.includes(san), `${san} in ${c.subjectAltName}`);
+    assert.ok(c.checkPrivateKey(crypto.createPrivateKey(pki.nodes.pg2.key)));
+    assert.equal(Object.keys(pki.nodes).sort().join(","), "pg1,pg2,pg3", "the balancer serves no TLS itself");
+    const repl = new crypto.X509Certificate(pki.replication.cert);
+    assert.match(repl.subject, /CN=replicator/);
+    assert.ok(repl.keyUsage === undefined || !repl.keyUsage.includes("1.3.6.1.5.5.7.3.1"), "client-only");
+    fs.rmSync(dir, { recursive: true });
+  });
+
+  it("keeps valid certificates, re-issues on a rotation value, an address change or inside the renewal window", async () => {
+    const s = spec();
+    const a = await ensurePki(s, addresses, undefined);
+    const same = await ensurePki(s, addresses, a);
+    assert.equal(same.certs.pg1.cert, a.certs.pg1.cert);
+    const rotated = await ensurePki(spec({ rotation: "1" }), addresses, a);
+    assert.notEqual(rotated.certs.pg1.cert, a.certs.pg1.cert);
+    assert.equal(rotated.cas["1"].cert, a.cas["1"].cert, "the CA is kept");
+    const moved = await ensurePki(s, { ...addresses, pg3: "10.213.0.23" }, a);
+    assert.notEqual(moved.certs.pg3.cert, a.certs.pg3.cert);
+    const later = new Date(Date.now() + (s.tls.certValidityHours - s.tls.earlyRenewalHours + 1) * 3600_000);
+    assert.ok(needsRenewal(a.certs.pg1.cert, s.tls.earlyRenewalHours, later));
+    const renewed = await ensurePki(s, addresses, a, later);
+    assert.notEqual(renewed.certs.pg1.cert, a.certs.pg1.cert);
+  });
+
+  it("CA rotation: [1] -> [1,2] trusts both and keeps certs -> [2,1] re-signs with 2 -> [2] drops 1", async () => {
+    const g1 = await ensurePki(spec(), addresses, undefined);
+    const both = await ensurePki(spec({ caGenerations: ["1", "2"] }), addresses, g1);
+    assert.equal(both.certs.pg1.cert, g1.certs.pg1.cert, "certs still from CA 1");
+    assert.equal(toPki(spec({ caGenerations: ["1", "2"] }), both).caBundle, both.cas["1"].cert + both.cas["2"].cert);
+    const switched = await ensurePki(spec({ caGenerations: ["2", "1"] }), addresses, both);
+    const c = new crypto.X509Certificate(switched.certs.pg1.cert);
+    assert.ok(c.verify(new crypto.X509Certificate(switched.cas["2"].cert).publicKey), "signed by CA 2");
+    const done = await ensurePki(spec({ caGenerations: ["2"] }), addresses, switched);
+    assert.deepEqual(Object.keys(done.cas), ["2"]);
+    assert.equal(done.certs.pg1.cert, switched.certs.pg1.cert);
+  });
+});
