@@ -62,10 +62,12 @@ export function patroniStep(ctx: RoleContext, host: Host): StepScript {
   nodeTlsFiles(s, ctx, host, { dir: tls, owner: "postgres", notify: certs });
   s.file({ path: `${tls}/replication.crt`, content: ctx.pki.replication.cert, ...own, notify: certs });
   s.file({ path: `${tls}/replication.key`, content: ctx.pki.replication.key, ...own, mode: "0600", secret: true, notify: certs });
+  const launcher = "/usr/local/lib/pgcluster/pgcluster-patroni";
+  s.file({ path: launcher, mode: "0755", content: render(ROLE, "pgcluster-patroni.py", {}), notify: ["restart:patroni"] });
   s.file({
     path: "/etc/systemd/system/patroni.service.d/pgcluster.conf",
-    content: render(ROLE, "patroni.service.conf", {}),
-    notify: ["daemon-reload"],
+    content: render(ROLE, "patroni.service.conf", { launcher }),
+    notify: ["daemon-reload", "restart:patroni"],
   });
   // Not validated on the host with `patroni --validate-config`: in 3.0.2 it probes the listen
   // ports and fails whenever Patroni is already running. The tests run it offline instead.
