@@ -221,8 +221,11 @@ pgc_service_stopped() {
 # or "run:function" (a function defined by the step).
 pgc_handlers() {
   [[ $PGC_CHECK == 1 ]] && return 0
-  local h
-  for h in "${PGC_HANDLERS[@]}"; do
+  local h ordered=()
+  # systemd must read changed unit files before anything (re)starts a unit.
+  for h in "${PGC_HANDLERS[@]}"; do [[ $h == daemon-reload ]] && ordered+=("$h"); done
+  for h in "${PGC_HANDLERS[@]}"; do [[ $h == daemon-reload ]] || ordered+=("$h"); done
+  for h in "${ordered[@]}"; do
     case $h in
       daemon-reload) systemctl daemon-reload ;;
       restart:*) systemctl restart "${h#restart:}" ;;
