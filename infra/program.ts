@@ -8,6 +8,7 @@ import { clusterSecrets } from "./secrets";
 import { clusterPki } from "./pki";
 import { gcpHosts } from "./gcp";
 import { applyPlan, type Connection } from "./driver";
+import { HostDrift } from "./hostDrift";
 import { PROJECT_ROOT } from "./stackFile";
 import { compile, topoOrder } from "../roles/compile";
 import type { Host, Pki, Plan, Secrets } from "../roles/types";
@@ -67,6 +68,20 @@ export function deploy() {
     spec.hosts.map((h) => [h.name, { host: addresses[h.name], user: h.sshUser, port: h.sshPort, privateKey, proxy }]),
   );
   const commands = applyPlan(shape, pulumi.secret(plan), connections);
+
+  // What `pulumi preview --refresh` reads back from each host (check mode of its steps).
+  for (const h of spec.hosts) {
+    const conn = connections[h.name];
+    new HostDrift(`${h.name}-drift`, {
+      host: h.name,
+      address: conn.host,
+      user: conn.user,
+      port: conn.port,
+      privateKey: pulumi.secret(conn.privateKey),
+      ...(conn.proxy ? { proxy: pulumi.secret(pulumi.output(conn.proxy)) as any } : {}),
+      steps: pulumi.secret(plan.apply((p) => p.steps.filter((s) => s.host === h.name).map(({ id, script }) => ({ id, script })))),
+    }, { dependsOn: shape.steps.filter((s) => s.host === h.name).map((s) => commands[s.id]) });
+  }
 
   const balancer = spec.hosts.find((h) => h.roles.includes("balancer"))!;
   const lb = addresses[balancer.name];

@@ -10,6 +10,8 @@ import { ssh } from "../../local/ssh";
 import { healthy } from "../../local/chaos";
 import type { LocalCluster } from "../../local/cluster";
 import { PROJECT_ROOT } from "../../infra/stackFile";
+import { hostDriftProvider, type HostDriftProps } from "../../infra/hostDrift";
+import * as fs from "fs";
 
 describe("hosts layer: drift", function () {
   this.timeout(10 * 60_000);
@@ -56,6 +58,21 @@ describe("hosts layer: drift", function () {
     assert.match(out, /pg3 +pgbouncer +drift/);
     assert.match(out, /-default_pool_size = 7|\+default_pool_size = 20/);
     for (const s of Object.values(c.secrets)) assert.ok(!out.includes(s), "a secret in the drift report");
+  });
+
+  it("the Pulumi HostDrift provider's read() sees the same drift on its host, and diff() turns it into a change", async () => {
+    const props = (host: string): HostDriftProps => ({
+      host, address: c.targets[host].address, user: "root", port: 22, privateKey: fs.readFileSync(c.ssh.privateKeyFile, "utf8"),
+      steps: c.plan.steps.filter((s) => s.host === host).map(({ id, script }) => ({ id, script })),
+    });
+    const read = await hostDriftProvider.read!("pg3", props("pg3"));
+    const drift: string[] = read.props!.drift;
+    assert.ok(drift.some((d) => d.startsWith("pg3/pgbouncer: file:/etc/pgbouncer/pgbouncer.ini")), drift.join("\n"));
+    const diff = await hostDriftProvider.diff!("pg3", read.props, props("pg3"));
+    assert.equal(diff.changes, true);
+    const clean = await hostDriftProvider.read!("lb1", props("lb1"));
+    assert.deepEqual(clean.props!.drift, []);
+    assert.equal((await hostDriftProvider.diff!("lb1", clean.props, props("lb1"))).changes, false);
   });
 
   it("a re-apply repairs all of it, and the cluster is clean again", async () => {

@@ -83,6 +83,24 @@ for (const stack of ["dev", "prod", "local"]) {
       for (const k of ofType(ctx.registered, "tls:index/privateKey:PrivateKey")) assert.equal(k.inputs.algorithm, "ECDSA");
     });
 
+    it("registers one HostDrift (dynamic) resource per host, after that host's Commands, with its steps and key secret", () => {
+      const drifts = ofType(ctx.registered, "pulumi-nodejs:dynamic:Resource");
+      assert.deepEqual(drifts.map((d) => d.name).sort(), ctx.spec.hosts.map((h) => `${h.name}-drift`).sort());
+      const cmds = ofType(ctx.registered, "command:remote:Command");
+      const urnToName = new Map(cmds.map((c) => [c.urn!, c.name]));
+      const shape = planShape(ctx.spec);
+      for (const d of drifts) {
+        const host = d.name.replace(/-drift$/, "");
+        assert.ok(isSecretValue(d.inputs.steps), `${d.name}: steps not secret`);
+        assert.ok(isSecretValue(d.inputs.privateKey), `${d.name}: key not secret`);
+        const steps = reveal(d.inputs.steps) as { id: string; script: string }[];
+        assert.deepEqual(steps.map((x) => x.id), shape.steps.filter((x) => x.host === host).map((x) => x.id));
+        const deps = d.dependencies.filter((u) => urnToName.has(u)).map((u) => urnToName.get(u)!).sort();
+        assert.deepEqual(deps, shape.steps.filter((x) => x.host === host).map((x) => commandName(x.id)).sort());
+        assert.match(String(d.inputs.__provider), /PGCLUSTER_CHECK=1/);
+      }
+    });
+
     if (stack === "local") {
       it("static inventory: no cloud resources, Commands reach the inventory addresses", () => {
         assert.equal(ctx.registered.filter((r) => r.type.startsWith("gcp:")).length, 0);
