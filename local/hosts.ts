@@ -247,6 +247,14 @@ function cleanCgroups(n: string): void {
   }
 }
 
+function cgroupEmpty(n: string): boolean {
+  return cgroupDirs(n).every((cg) => {
+    if (!fs.existsSync(cg)) return true;
+    const out = sh("find", [cg, "-name", "cgroup.procs", "-exec", "cat", "{}", "+"], { allowFail: true }).stdout;
+    return out.trim() === "";
+  });
+}
+
 function bootNode(node: LocalNode, log: (l: string) => void): void {
   cleanCgroups(node.name);
   for (const cg of cgroupDirs(node.name)) {
@@ -337,10 +345,8 @@ export async function startNode(spec: ClusterSpec, name: string, ready: () => Pr
   requireRoot();
   const node = localNodes(spec).find((n) => n.name === name);
   if (!node) throw new Error(`no local host ${name}`);
-  if (nodeRunning(name)) {
-    // A killed node's launcher may still be winding down.
-    await waitFor(`${name}'s previous instance to exit`, 15, () => !nodeRunning(name));
-  }
+  // A killed or powered-off node's processes may still be winding down.
+  await waitFor(`${name}'s previous instance to exit`, 30, () => !nodeRunning(name) && cgroupEmpty(name));
   bootNode(node, log);
   await waitFor(`${name} to boot and answer SSH`, 90, ready);
 }

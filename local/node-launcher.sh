@@ -7,10 +7,18 @@ set -u
 name=$1 root=$2 bridge=$3
 shift 3
 for cg in "$@"; do echo $$ > "$cg/cgroup.procs"; done
+tries=0
 while :; do
+  started=$SECONDS
   systemd-nspawn -b -D "$root" -M "$name" --register=no --keep-unit \
     --network-bridge="$bridge" --resolv-conf=off --console=passive
   rc=$?
   echo "nspawn exit $rc $(date -Is)"
-  [ "$rc" -eq 133 ] || exit "$rc"
+  [ "$rc" -eq 133 ] && continue
+  # Right after the previous instance died nspawn may still find the tree busy and exit at once:
+  # try again a few times rather than leave the node down.
+  if [ "$rc" -ne 0 ] && [ $((SECONDS - started)) -lt 5 ] && [ "$tries" -lt 10 ]; then
+    tries=$((tries + 1)); sleep 1; continue
+  fi
+  exit "$rc"
 done

@@ -67,8 +67,10 @@ pgc_fail() {
 pgc_apt() {
   local limit=$1
   shift
+  # No HTTP pipelining: caching proxies (apt-cacher-ng) were seen to stall a pipelined update.
   flock -w 900 /run/pgcluster-apt.lock timeout "$limit" apt-get -o DPkg::Lock::Timeout=600 \
-    -o Acquire::Retries=3 -o Acquire::http::Timeout=20 -o Acquire::https::Timeout=20 "$@"
+    -o Acquire::Retries=3 -o Acquire::http::Timeout=20 -o Acquire::https::Timeout=20 \
+    -o Acquire::http::Pipeline-Depth=0 "$@"
 }
 
 # Package lists are refreshed at most once an hour, and whenever apt's sources or proxy changed.
@@ -78,7 +80,7 @@ pgc_apt_update() {
     return 0
   fi
   for try in 1 2 3; do
-    if pgc_apt 180 update -q >"$PGC_TMP/apt.log" 2>&1; then
+    if pgc_apt 90 update -q >"$PGC_TMP/apt.log" 2>&1; then
       install -d -m 0755 /var/lib/pgcluster
       touch "$stamp"
       return 0
