@@ -122,7 +122,7 @@ describe("hosts layer: rotation", function () {
 
   it("re-issues every node certificate (tls.rotation): new serials on every TLS port, no failover", async () => {
     const node = c.hosts.find((h) => h.name === "pg1")!.address;
-    const old = { rest: await served(node, 8008, c.pki.caBundle), etcd: await served(node, 2379, c.pki.caBundle).catch(() => undefined), pg: pgServed(node, 5432), bouncer: pgServed(node, 6432) };
+    const old = { rest: await served(node, 8008, c.pki.caBundle), pg: pgServed(node, 5432), bouncer: pgServed(node, 6432) };
     const { before, load } = await rotate({ tls: { rotation: `test-${Date.now()}` } });
     assert.ok(load.failed <= 5, `${load.failed} transactions on existing connections failed`);
     assert.equal(await leader(c), before.leader, "no leader change");
@@ -137,6 +137,14 @@ describe("hosts layer: rotation", function () {
     assert.equal(now.rest.serial.toUpperCase(), want, "Patroni REST serves the new certificate");
     assert.equal(now.pg, want, "PostgreSQL serves the new certificate");
     assert.equal(now.bouncer, want, "pgBouncer serves the new certificate");
+    for (const port of [2379, 2380]) {
+      let etcd = await served(node, port, c.pki.caBundle);
+      for (let i = 0; i < 20 && etcd.serial.toUpperCase() !== want; i++) {
+        await new Promise((r) => setTimeout(r, 500)); // etcd restarts without blocking the step
+        etcd = await served(node, port, c.pki.caBundle);
+      }
+      assert.equal(etcd.serial.toUpperCase(), want, `etcd :${port} serves the new certificate`);
+    }
     assert.ok(old.pg && old.pg !== want);
   });
 
