@@ -8,8 +8,3 @@ export function withRole(ctx: RoleContext, role: Role): Host[] {
 export function bootstrapHost(ctx: RoleContext): Host {
   return withRole(ctx, "postgres")[0];
 }
-
-/** Every network the nodes accept database and DCS traffic from (pg_hba, listen checks). */
-export function nodeCidr(ctx: RoleContext): string {
-  return ctx.spec.network.cidr;
-}
