@@ -279,7 +279,6 @@ export async function hostsUp(spec: ClusterSpec, opts: LocalHostsOptions & { ssh
   ensureBridge(opts.log);
   ensureAptProxy(opts.log);
   await ensureBase(opts.log);
-  const booted: LocalNode[] = [];
   for (const n of nodes) {
     const owner = path.join(nodeDir(n.name), "owner");
     if (fs.existsSync(nodeDir(n.name)) && (!fs.existsSync(owner) || fs.readFileSync(owner, "utf8").trim() !== opts.stateId)) {
@@ -289,7 +288,7 @@ export async function hostsUp(spec: ClusterSpec, opts: LocalHostsOptions & { ssh
       destroyNode(n.name, opts.log);
     }
     ensureNodeRoot(n, opts);
-    if (!nodeRunning(n.name)) { bootNode(n, opts.log); booted.push(n); }
+    if (!nodeRunning(n.name)) bootNode(n, opts.log);
   }
   await Promise.all(nodes.map((n) => waitFor(`${n.name} (${n.address}) to boot and answer SSH`, 90, () => opts.sshReady(n))));
   return nodes;
