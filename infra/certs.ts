@@ -3,7 +3,7 @@
 import type { ClusterSpec } from "./config";
 
 export interface CertRequest<A = string> {
-  /** Key in Pki.nodes, or "replication". */
+  /** Key in Pki.nodes, or one of CLIENT_CERTS. */
   id: string;
   commonName: string;
   ipAddresses: A[];
@@ -45,7 +45,22 @@ export function certRequests<A>(spec: ClusterSpec, address: (host: string) => A 
       dnsNames: [h.name, "localhost"],
       usages: ["digital_signature", "key_encipherment", "server_auth", "client_auth"],
     }));
-  // CN is the PostgreSQL role: pg_hba "cert" maps the certificate to user replicator.
-  const replication: CertRequest<A | string> = { id: "replication", commonName: "replicator", generation, ipAddresses: [], dnsNames: [], usages: ["digital_signature", "key_encipherment", "client_auth"] };
-  return [...nodes, replication];
+  const clients = Object.entries(CLIENT_CERTS).map<CertRequest<A | string>>(([id, commonName]) => (
+    { id, commonName, generation, ipAddresses: [], dnsNames: [], usages: ["digital_signature", "key_encipherment", "client_auth"] }));
+  return [...nodes, ...clients];
+}
+
+/**
+ * Client certificates, by id, with their CN. replication: CN is the PostgreSQL role, pg_hba
+ * "cert" admits it as the replication user. pooler: pgBouncer's server logins; pg_ident maps
+ * it to the users pgcluster manages, so no password is needed between pgBouncer and
+ * PostgreSQL and a password rotation cannot break a pooled session.
+ */
+export const CLIENT_CERTS = { replication: "replicator", pooler: "pgbouncer" } as const;
+export type ClientCertId = keyof typeof CLIENT_CERTS;
+
+/** Split issued certificates into node certificates and the client ones. */
+export function splitCerts<T>(certs: Record<string, T>): { nodes: Record<string, T> } & Record<ClientCertId, T> {
+  const nodes = Object.fromEntries(Object.entries(certs).filter(([id]) => !(id in CLIENT_CERTS)));
+  return { nodes, replication: certs.replication, pooler: certs.pooler };
 }

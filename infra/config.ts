@@ -2,6 +2,7 @@
 // driver read a stack file through exactly the same rules and the same error messages.
 import { z } from "zod";
 import { cidrsOverlap, ipInCidr, parseCidr, isIPv4 } from "./cidr";
+import { CLIENT_CERTS } from "./certs";
 
 export const PROJECT = "pgcluster";
 
@@ -296,6 +297,7 @@ export function parseClusterSpec(raw: Record<string, unknown>, ctx: ParseContext
     });
     const seen = new Map<string, number>();
     (c.hosts ?? []).forEach((h, i) => {
+      if (h.name in CLIENT_CERTS) fail(["hosts", i, "name"], `"${h.name}" is reserved (the ${h.name} client certificate has that name); call the host something else`);
       for (const [what, v] of [["name", h.name], ["address", h.address]] as const) {
         if (!v) continue;
         const prev = seen.get(`${what}:${v}`);

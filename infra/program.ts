@@ -6,6 +6,7 @@ import { PROJECT, SECRET_KEYS, type ClusterSpec } from "./config";
 import { loadSpec, configSecret } from "./pulumiConfig";
 import { clusterSecrets } from "./secrets";
 import { clusterPki } from "./pki";
+import { splitCerts } from "./certs";
 import { gcpHosts } from "./gcp";
 import { applyPlan, type Connection } from "./driver";
 import { HostDrift } from "./hostDrift";
@@ -18,7 +19,7 @@ import { ports, users } from "../roles/paths";
 export function planShape(spec: ClusterSpec): Plan {
   const hosts: Host[] = spec.hosts.map((h, i) => ({ ...h, address: h.address ?? `192.0.2.${i + 1}` }));
   const pair = { cert: "placeholder", key: "placeholder" };
-  const pki: Pki = { ca: "placeholder", caBundle: "placeholder", nodes: Object.fromEntries(hosts.map((h) => [h.name, pair])), replication: pair };
+  const pki: Pki = { ca: "placeholder", caBundle: "placeholder", nodes: Object.fromEntries(hosts.map((h) => [h.name, pair])), replication: pair, pooler: pair };
   const secrets = Object.fromEntries(SECRET_KEYS.map((k) => [k, "placeholder"])) as Secrets;
   const plan = compile(spec, hosts, pki, secrets);
   return { ...plan, steps: topoOrder(plan) };
@@ -60,8 +61,7 @@ export function deploy() {
   const secretsOut = pulumi.output(secrets) as unknown as pulumi.Output<Secrets>;
   const plan: pulumi.Output<Plan> = pulumi.all([addressesOut, pki.ca, pki.caBundle, certsOut, secretsOut]).apply(([addr, ca, caBundle, certs, sec]) => {
     const hosts: Host[] = spec.hosts.map((h) => ({ ...h, address: addr[h.name] }));
-    const { replication, ...nodes } = certs;
-    return compile(spec, hosts, { ca, caBundle, nodes, replication }, sec);
+    return compile(spec, hosts, { ca, caBundle, ...splitCerts(certs) }, sec);
   });
 
   const connections: Record<string, Connection> = Object.fromEntries(

@@ -5,7 +5,7 @@ import "reflect-metadata"; // @peculiar/x509 (via tsyringe) needs it loaded firs
 import * as crypto from "crypto";
 import * as x509 from "@peculiar/x509";
 import type { ClusterSpec } from "../infra/config";
-import { caSubject, certRequests, signingGeneration, type CertRequest } from "../infra/certs";
+import { caSubject, certRequests, signingGeneration, splitCerts, type CertRequest } from "../infra/certs";
 import type { KeyPair, Pki } from "../roles/types";
 
 x509.cryptoProvider.set(crypto.webcrypto as unknown as Crypto);
@@ -114,11 +114,13 @@ export async function ensurePki(spec: ClusterSpec, addresses: Record<string, str
 }
 
 export function toPki(spec: ClusterSpec, state: LocalPkiState): Pki {
-  const { replication, ...nodes } = state.certs;
+  const pair = ({ cert, key }: KeyPair): KeyPair => ({ cert, key });
+  const { nodes, replication, pooler } = splitCerts(state.certs);
   return {
     ca: state.cas[signingGeneration(spec)].cert,
     caBundle: spec.tls.caGenerations.map((g) => state.cas[g].cert).join(""),
-    nodes: Object.fromEntries(Object.entries(nodes).map(([k, v]) => [k, { cert: v.cert, key: v.key }])),
-    replication: { cert: replication.cert, key: replication.key },
+    nodes: Object.fromEntries(Object.entries(nodes).map(([k, v]) => [k, pair(v)])),
+    replication: pair(replication),
+    pooler: pair(pooler),
   };
 }

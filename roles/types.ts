@@ -17,6 +17,8 @@ export interface Pki {
   nodes: Record<string, KeyPair>;
   /** Client certificate with CN=replicator: replicas authenticate to the primary with it. */
   replication: KeyPair;
+  /** Client certificate pgBouncer logs in to PostgreSQL with (pg_ident maps it to the managed users). */
+  pooler: KeyPair;
 }
 
 export type Secrets = Record<SecretName, string>;

@@ -11,7 +11,13 @@ export function haproxyStep(ctx: RoleContext, host: Host): StepScript {
   const tls = tlsDir.haproxy;
   const h = ctx.spec.haproxy;
   const s = new StepScript(`${host.name}/${ROLE}`);
-  s.packages("haproxy");
+  s.packages("haproxy", "socat");
+  const stateFile = "/var/lib/haproxy/server-state";
+  s.file({
+    path: "/etc/systemd/system/haproxy.service.d/pgcluster.conf",
+    content: render(ROLE, "haproxy.service.conf", { stateFile }),
+    notify: ["daemon-reload"],
+  });
   s.dir(tls, "root", "haproxy", "0750");
   s.file({ path: `${tls}/ca.crt`, content: ctx.pki.caBundle, owner: "root", group: "haproxy", notify: ["reload:haproxy"] });
   s.file({
@@ -26,6 +32,7 @@ export function haproxyStep(ctx: RoleContext, host: Host): StepScript {
       address: host.address,
       ports,
       tls,
+      stateFile,
       maxConn: h.maxConn,
       checkIntervalMs: h.checkIntervalMs,
       fastIntervalMs: Math.max(100, Math.floor(h.checkIntervalMs / 2)),

@@ -232,8 +232,11 @@ pgc_handlers() {
       daemon-reload) systemctl daemon-reload ;;
       restart:*) systemctl restart "${h#restart:}" ;;
       restart-no-block:*) systemctl restart --no-block "${h#restart-no-block:}" ;;
-      # A stopped service reads its files when it starts: nothing to reload.
-      reload:*) if systemctl is-active -q "${h#reload:}"; then systemctl reload "${h#reload:}"; else continue; fi ;;
+      # A stopped service reads its files when it starts, and so does one restarted here.
+      reload:*)
+        if [[ " ${ordered[*]} " == *" restart:${h#reload:} "* || " ${ordered[*]} " == *" restart-no-block:${h#reload:} "* ]] \
+          || ! systemctl is-active -q "${h#reload:}"; then continue; fi
+        systemctl reload "${h#reload:}" ;;
       run:*) "${h#run:}" ;;
     esac || pgc_fail "handler $h failed"
     pgc_changed "handler:$h"

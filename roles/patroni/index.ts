@@ -6,10 +6,22 @@ import type { Host, RoleContext } from "../types";
 import { withRole } from "../hosts";
 import { etcdEndpoints } from "../etcd";
 import { nodeTlsFiles } from "../tls";
+import { CLIENT_CERTS } from "../../infra/certs";
 
 export const ROLE = "patroni";
 
-/** pg_hba: TLS only, SCRAM for people and apps, a client certificate for replication. */
+/** The pg_ident map that admits pgBouncer's client certificate as the users it pools. */
+export const POOLER_MAP = "pooler";
+
+/** Users pgBouncer logs in as with its certificate: the ones pgcluster manages. */
+function pooledUsers(ctx: RoleContext): string[] {
+  return [ctx.spec.postgresql.appUser, users.pgbouncerAuth];
+}
+
+/**
+ * pg_hba: TLS only, SCRAM for people and apps, client certificates for replication and for
+ * pgBouncer on the node itself (its server logins then never depend on a password).
+ */
 export function pgHba(ctx: RoleContext): string[] {
   const cidr = ctx.spec.network.cidr;
   return [
@@ -17,6 +29,7 @@ export function pgHba(ctx: RoleContext): string[] {
     "local all all scram-sha-256",
     `hostssl replication ${users.replication} ${cidr} cert`,
     `hostssl replication ${users.replication} 127.0.0.1/32 cert`,
+    `hostssl all ${pooledUsers(ctx).join(",")} 127.0.0.1/32 cert map=${POOLER_MAP}`,
     "hostssl all all 127.0.0.1/32 scram-sha-256",
     `hostssl all all ${cidr} scram-sha-256`,
     "hostnossl all all 0.0.0.0/0 reject",
@@ -92,6 +105,7 @@ export function patroniStep(ctx: RoleContext, host: Host): StepScript {
       etcdHosts: etcd.map((h) => `${h.address}:${ports.etcdClient}`),
       dcs: dcsConfig(ctx),
       pgHba: pgHba(ctx),
+      pgIdent: pooledUsers(ctx).map((u) => `${POOLER_MAP} ${CLIENT_CERTS.pooler} ${u}`),
       dataDir: PG_DATA,
       binDir: PG_BIN,
       watchdog: ctx.spec.patroni.watchdog,

@@ -1,5 +1,5 @@
-// pgbouncer: the pooler on every database node, TLS on both sides, auth_query through a
-// dedicated unprivileged user.
+// pgbouncer: the pooler on every database node, TLS on both sides, client logins checked with
+// auth_query through a dedicated unprivileged user, server logins by client certificate.
 import { tlsDir, ports, users } from "../paths";
 import { render } from "../render";
 import { StepScript } from "../script";
@@ -41,13 +41,23 @@ export function pgbouncerStep(ctx: RoleContext, host: Host): StepScript {
       maxClientConn: b.maxClientConn,
     }),
   });
+  // Its own client certificate for server logins (pg_hba "cert", pg_ident maps it to the
+  // pooled users): a password rotation then never touches a pooled server connection.
+  s.file({ path: `${tls}/pooler.crt`, content: ctx.pki.pooler.cert, ...own, notify: reload });
+  s.file({ path: `${tls}/pooler.key`, content: ctx.pki.pooler.key, ...own, mode: "0600", secret: true, notify: reload });
+  // Only the auth user: its password serves the admin console (stats) logins.
   s.file({
     path: "/etc/pgbouncer/userlist.txt",
     ...own,
     mode: "0600",
     secret: true,
     notify: reload,
-    content: render(ROLE, "userlist.txt", { authUser: users.pgbouncerAuth, authPassword: ctx.secrets.pgbouncerAuthPassword }),
+    content: render(ROLE, "userlist.txt", { users: [{ name: users.pgbouncerAuth, password: ctx.secrets.pgbouncerAuthPassword }] }),
+  });
+  s.file({
+    path: "/etc/systemd/system/pgbouncer.service.d/pgcluster.conf",
+    content: render(ROLE, "pgbouncer.service.conf", { nofile: Math.max(4096, 2 * b.maxClientConn + 1024) }),
+    notify: ["daemon-reload", "restart:pgbouncer"],
   });
   s.service("pgbouncer");
   return s;

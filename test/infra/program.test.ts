@@ -60,16 +60,18 @@ for (const stack of ["dev", "prod", "local"]) {
       assert.match(await settle(ctx.out.DATABASE_URL_REPLICA), /:5001\/app\?/);
     });
 
-    it("issues the PKI with @pulumi/tls: one CA, a cert per TLS node with its IP as SAN, a replication client cert", () => {
+    it("issues the PKI with @pulumi/tls: one CA, a cert per TLS node with its IP as SAN, replication and pooler client certs", () => {
       const ca = ofType(ctx.registered, "tls:index/selfSignedCert:SelfSignedCert");
       assert.equal(ca.length, 1);
       assert.equal(ca[0].inputs.isCaCertificate, true);
       assert.equal(ca[0].inputs.validityPeriodHours, ctx.spec.tls.caValidityHours);
       const csrs = ofType(ctx.registered, "tls:index/certRequest:CertRequest");
       const tlsHosts = ctx.spec.hosts.filter((h) => h.roles.includes("etcd") || h.roles.includes("postgres"));
-      assert.equal(csrs.length, tlsHosts.length + 1);
+      assert.equal(csrs.length, tlsHosts.length + 2);
       const repl = csrs.find((c) => c.name.endsWith("-replication-csr"))!;
       assert.equal(repl.inputs.subject.commonName, "replicator");
+      const pooler = csrs.find((c) => c.name.endsWith("-pooler-csr"))!;
+      assert.equal(pooler.inputs.subject.commonName, "pgbouncer");
       for (const h of tlsHosts) {
         const csr = csrs.find((c) => c.name === `${ctx.spec.clusterName}-${h.name}-csr`)!;
         assert.ok(csr.inputs.dnsNames.includes(h.name));

@@ -126,6 +126,8 @@ describe("stack config validation", () => {
     const hosts = staticConfig().hosts as Record<string, unknown>[];
     rejects(staticConfig({ hosts: [...hosts.slice(0, 3), { ...hosts[3], name: "pg2" }] }), "pgcluster:hosts[3].name", /"pg2" is already used by hosts\[2\]/);
     rejects(staticConfig({ hosts: [...hosts.slice(0, 3), { ...hosts[3], address: "10.1.0.12" }] }), "pgcluster:hosts[3].address", /already used by hosts\[2\]/);
+    // certificate ids share the namespace of node names
+    rejects(staticConfig({ hosts: [...hosts.slice(0, 3), { ...hosts[3], name: "pooler" }] }), "pgcluster:hosts[3].name", /"pooler" is reserved/);
   });
 
   it("rejects PostgreSQL parameters that Patroni owns", () => {

@@ -34,6 +34,12 @@ describe("local PKI (the certificates @pulumi/tls issues for a stack)", function
     const repl = new crypto.X509Certificate(pki.replication.cert);
     assert.match(repl.subject, /CN=replicator/);
     assert.ok(repl.keyUsage === undefined || !repl.keyUsage.includes("1.3.6.1.5.5.7.3.1"), "client-only");
+    const pooler = new crypto.X509Certificate(pki.pooler.cert);
+    assert.match(pooler.subject, /CN=pgbouncer/);
+    assert.ok(pooler.checkPrivateKey(crypto.createPrivateKey(pki.pooler.key)));
+    fs.writeFileSync(path.join(dir, "pooler.crt"), pki.pooler.cert);
+    const pv = run("openssl", ["verify", "-CAfile", path.join(dir, "ca.crt"), "-purpose", "sslclient", path.join(dir, "pooler.crt")]);
+    assert.equal(pv.code, 0, pv.out);
     fs.rmSync(dir, { recursive: true });
   });
 

@@ -6,18 +6,20 @@ import YAML from "yaml";
 import * as ini from "ini";
 import { compile } from "../../roles/compile";
 import { render } from "../../roles/render";
-import type { Plan } from "../../roles/types";
+import type { Pki, Plan } from "../../roles/types";
 import { localSpec, hostsOf, testPki, TEST_SECRETS, fileIn } from "../support/fixtures";
 import { run } from "../support/tools";
 
 describe("rendered configuration files", () => {
   let plan: Plan;
+  let pki: Pki;
   let tmp: string;
   const script = (id: string) => plan.steps.find((s) => s.id === id)!.script;
   before(async () => {
     const spec = localSpec();
     const hosts = hostsOf(spec);
-    plan = compile(spec, hosts, await testPki(spec, hosts), TEST_SECRETS);
+    pki = await testPki(spec, hosts);
+    plan = compile(spec, hosts, pki, TEST_SECRETS);
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), "pgc-tpl-"));
   });
   after(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -60,6 +62,10 @@ describe("rendered configuration files", () => {
       assert.ok(hba.every((l) => !/\b(md5|trust|password)\b/.test(l)), hba.join("\n"));
       assert.ok(hba.filter((l) => l.startsWith("host ")).every((l) => l.endsWith("reject")));
       assert.ok(hba.includes("hostssl replication replicator 10.213.0.0/24 cert"));
+      // pgBouncer's certificate, from the node itself only, as the pooled users only
+      const pooler = hba.findIndex((l) => l === "hostssl all app,pgbouncer_auth 127.0.0.1/32 cert map=pooler");
+      assert.ok(pooler >= 0 && pooler < hba.indexOf("hostssl all all 127.0.0.1/32 scram-sha-256"), hba.join("\n"));
+      assert.deepEqual(cfg.postgresql.pg_ident, ["pooler pgbouncer app", "pooler pgbouncer pgbouncer_auth"]);
       assert.ok(hba.includes("hostnossl all all 0.0.0.0/0 reject"));
       assert.equal(cfg.postgresql.parameters.ssl, "on");
       assert.equal(cfg.postgresql.authentication.replication.sslcert, "/etc/patroni/pki/replication.crt");
@@ -105,7 +111,12 @@ print("valid")
     assert.match(b.auth_query, /pgbouncer\.get_auth\(\$1\)/);
     assert.match(cfg.databases["*"], /host=127\.0\.0\.1 port=5432/);
     const userlist = fileIn(script("pg1/pgbouncer"), "/etc/pgbouncer/userlist.txt");
+    // only the auth user: application passwords stay in PostgreSQL
     assert.equal(userlist, `"pgbouncer_auth" "${TEST_SECRETS.pgbouncerAuthPassword.replace(/"/g, '""')}"\n`);
+    // server logins by client certificate, never by a password
+    assert.equal(b.server_tls_cert_file, "/etc/pgbouncer/pki/pooler.crt");
+    assert.equal(b.server_tls_key_file, "/etc/pgbouncer/pki/pooler.key");
+    assert.equal(fileIn(script("pg1/pgbouncer"), "/etc/pgbouncer/pki/pooler.crt"), pki.pooler.cert);
   });
 
   it("etcd env: https on both ports, client-cert auth, the full initial cluster", () => {
