@@ -130,6 +130,43 @@ describe("hosts layer: the local cluster", function () {
     }
   });
 
+  it("pgBouncer logs in to PostgreSQL with its own client certificate (CN=pgbouncer), from the node itself", async () => {
+    await query(c, { host: LB, port: 5000 }, "select 1");
+    const rows = await query(c, { host: LB, port: 5002, user: "postgres", password: c.secrets.superuserPassword, database: "postgres" },
+      "select a.usename, host(a.client_addr) as addr, s.ssl, s.client_dn from pg_stat_activity a join pg_stat_ssl s using (pid) where a.usename = 'app' and a.backend_type = 'client backend' and a.client_addr = '127.0.0.1'");
+    assert.ok(rows.length > 0, "pooled server connections on the primary");
+    for (const r of rows) {
+      assert.equal(r.ssl, true);
+      assert.match(r.client_dn ?? "", /CN=pgbouncer/);
+    }
+  });
+
+  it("a HAProxy reload never sends a :5000 client to a replica", async () => {
+    // A reloaded HAProxy would start with every server UP until checked; the unit keeps the
+    // checked state across reloads. New connection per query, three reloads meanwhile.
+    let writes = 0;
+    const wrong: string[] = [];
+    let done = false;
+    const probe = (async () => {
+      while (!done) {
+        try {
+          const [r] = await query(c, { host: LB, port: 5000 }, "select pg_is_in_recovery() as standby, inet_server_addr()::text as addr");
+          if (r.standby) wrong.push(r.addr); else writes++;
+        } catch (e) { wrong.push((e as Error).message); }
+      }
+    })();
+    for (let i = 0; i < 3; i++) {
+      const r = await onNode(c, "lb1", "systemctl reload haproxy");
+      assert.equal(r.code, 0, r.out);
+      await new Promise((res) => setTimeout(res, 1500));
+    }
+    done = true;
+    await probe;
+    console.log(`      ${writes} connections reached the primary across 3 reloads; ${wrong.length} did not`);
+    assert.deepEqual(wrong, []);
+    assert.ok(writes > 10);
+  });
+
   it("re-apply changes nothing (0 changed steps)", async () => {
     const r = await apply(c, () => {});
     assert.equal(r.code, 0);

@@ -15,6 +15,7 @@ export async function query<T = any>(c: LocalCluster, conn: Conn, sql: string, p
     connectionTimeoutMillis: 5000,
     query_timeout: 10000,
   });
+  client.on("error", () => {}); // a dropped connection fails the query below; no unhandled event
   await client.connect();
   try {
     return (await client.query(sql, params)).rows as T[];
