@@ -1,5 +1,6 @@
-// etcd: the DCS. TLS with client certificates on both ports; starts without blocking, since a
-// member's start only completes once a quorum of members is up (the next role waits for it).
+// etcd: the DCS. TLS with client certificates on both ports. A new member starts without
+// blocking, since its start only completes once a quorum of members is up (the next role waits
+// for it); a change to a running, healthy cluster restarts the members one at a time.
 import { tlsDir, ETCD_DATA, ports } from "../paths";
 import { render } from "../render";
 import { StepScript } from "../script";
@@ -18,8 +19,8 @@ export function etcdStep(ctx: RoleContext, host: Host): StepScript {
   const members = withRole(ctx, "etcd");
   const s = new StepScript(`${host.name}/${ROLE}`);
   s.packages("etcd-server", "etcd-client");
-  s.sh(render(ROLE, "etcd.sh", { dataDir: ETCD_DATA }));
-  const restart = ["restart-no-block:etcd"];
+  s.sh(render(ROLE, "etcd.sh", { dataDir: ETCD_DATA, tls, endpoints: etcdEndpoints(ctx), count: members.length, clientPort: ports.etcdClient }));
+  const restart = ["run:pgc_etcd_restart"];
   nodeTlsFiles(s, ctx, host, { dir: tls, owner: "etcd", notify: restart });
   s.file({
     path: "/etc/default/etcd",

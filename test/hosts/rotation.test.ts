@@ -105,6 +105,41 @@ function served(host: string, port: number, ca: string): Promise<{ serial: strin
   });
 }
 
+/**
+ * Polls every etcd member's /health (with a client certificate) during an apply: the samples in
+ * which fewer than a majority answered healthy are moments the DCS had no quorum.
+ */
+class EtcdWatch {
+  samples = 0;
+  withoutQuorum = 0;
+  private stop = false;
+  private loop?: Promise<void>;
+  constructor(private readonly members: string[], private readonly tlsOpts: { ca: string; cert: string; key: string }) {}
+  private healthy(host: string): Promise<boolean> {
+    return new Promise((resolve) => {
+      const req = https.get({ host, port: 2379, path: "/health", ...this.tlsOpts, timeout: 1000 }, (res) => {
+        let text = "";
+        res.on("data", (d) => (text += d));
+        res.on("end", () => resolve(res.statusCode === 200 && /"health":\s*"true"/.test(text)));
+      });
+      req.on("timeout", () => req.destroy());
+      req.on("error", () => resolve(false));
+    });
+  }
+  start(): this {
+    this.loop = (async () => {
+      while (!this.stop) {
+        const up = (await Promise.all(this.members.map((m) => this.healthy(m)))).filter(Boolean).length;
+        this.samples++;
+        if (up <= this.members.length / 2) this.withoutQuorum++;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    })();
+    return this;
+  }
+  async finish(): Promise<void> { this.stop = true; await this.loop; }
+}
+
 /** Status and body of a request to Patroni's REST API (auth: user:password, or none). */
 function rest(host: string, ca: string, method: string, body?: string, auth?: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
@@ -153,9 +188,10 @@ describe("hosts layer: rotation", function () {
     const trust = c.pki.caBundle + next.pki.caBundle; // a client that trusts old and new CAs
     const load = await new SteadyClients(c.secrets.appPassword, trust).start();
     const rolling = new RollingClients(c.secrets.appPassword, next.secrets.appPassword, trust).start();
+    const etcd = new EtcdWatch(c.hosts.filter((h) => h.roles.includes("etcd")).map((h) => h.address), { ca: trust, ...next.pki.nodes.pg1 }).start();
     const r = await apply(next, () => {});
     await new Promise((res) => setTimeout(res, 2000));
-    await Promise.all([load.finish(), rolling.finish()]);
+    await Promise.all([load.finish(), rolling.finish(), etcd.finish()]);
     assert.equal(r.code, 0, `apply failed: ${r.outcomes.filter((o) => o.outcome === "failed").map((o) => `${o.step.id}: ${o.tail?.join(" | ")}`).join("\n")}`);
     Object.assign(c, next); // later tests use the rotated secrets
     // Clients on the (new) current secret: every new connection and transaction works.
@@ -166,10 +202,13 @@ describe("hosts layer: rotation", function () {
     for (const e of load.errors) console.log(`        ${e}`);
     console.log(`      new connections during the apply: ${rolling.count.next} in with the new secret, ${rolling.count.previous} with the old, ${rolling.count.retried} with the new on a second try, ${rolling.count.failed} not at all`);
     for (const e of rolling.errors) console.log(`        ${e}`);
+    console.log(`      etcd: ${etcd.withoutQuorum} of ${etcd.samples} samples without quorum`);
     assert.equal(fresh.failed, 0, "new connections with the current secret failed");
     assert.ok(load.ok > 20, "the steady clients ran");
     assert.equal(load.failed, 0, "transactions on connections opened before the apply failed");
     assert.equal(rolling.count.failed, 0, "a client holding both secrets could not connect during the apply");
+    assert.ok(etcd.samples > 5, "etcd was watched");
+    assert.equal(etcd.withoutQuorum, 0, "etcd restarts one member at a time: never without quorum");
     return { before, load, rolling, r };
   }
 
