@@ -24,9 +24,14 @@ export function clusterPki(spec: ClusterSpec, address: (host: string) => pulumi.
       isCaCertificate: true,
       subject: caSubject(spec, gen),
       validityPeriodHours: spec.tls.caValidityHours,
-      earlyRenewalHours: spec.tls.earlyRenewalHours,
+      // No earlyRenewalHours: replacing a CA in place would switch the nodes' trust in one
+      // apply. Near its end it asks for a CA rotation (a new generation) instead.
       allowedUses: ["cert_signing", "crl_signing", "digital_signature"],
     }, opts);
+    cert.validityEndTime.apply((end) => {
+      if (end && Date.parse(end) - spec.tls.earlyRenewalHours * 3600_000 <= Date.now())
+        pulumi.log.warn(`CA ${gen} expires ${end}: rotate to a new CA generation with pgcluster:tls.caGenerations (README, rotation runbook)`, cert);
+    });
     return [gen, { key, cert }];
   }));
   const { key: caKey, cert: ca } = cas[signingGeneration(spec)];

@@ -8,6 +8,7 @@ import { hostsDown } from "./hosts";
 import { apply, bringUpHosts } from "./up";
 import { topoOrder } from "../roles/compile";
 import { ConfigError } from "../infra/config";
+import { CaSwitchError } from "./pki";
 
 const log = (l: string) => console.log(l);
 
@@ -58,6 +59,6 @@ async function main(): Promise<number> {
 if (require.main === module) {
   main().then((code) => process.exit(code), (e) => {
     console.error(e instanceof ConfigError ? e.message : `error: ${(e as Error).message}`);
-    process.exit(e instanceof ConfigError ? 4 : 1);
+    process.exit(e instanceof ConfigError || e instanceof CaSwitchError ? 4 : 1);
   });
 }

@@ -84,6 +84,20 @@ export async function issueCert(spec: ClusterSpec, ca: KeyPair, req: CertRequest
   return { cert: cert.toString("pem") + "\n", key: await exportKey(keys.privateKey) };
 }
 
+export class CaSwitchError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "CaSwitchError";
+  }
+}
+
+/** CAs inside their early-renewal window: each needs a CA rotation (a new generation), not a re-issue. */
+export function caRenewalWarnings(spec: ClusterSpec, state: LocalPkiState, now = new Date()): string[] {
+  return Object.entries(state.cas)
+    .filter(([, ca]) => needsRenewal(ca.cert, spec.tls.earlyRenewalHours, now))
+    .map(([gen, ca]) => `CA ${gen} expires ${new x509.X509Certificate(ca.cert).notAfter.toISOString()}: rotate to a new CA generation with pgcluster:tls.caGenerations (README, rotation runbook)`);
+}
+
 /** True when a certificate is inside its early-renewal window (or already expired). */
 export function needsRenewal(certPem: string, earlyRenewalHours: number, now = new Date()): boolean {
   const c = new x509.X509Certificate(certPem);
@@ -95,11 +109,19 @@ export function needsRenewal(certPem: string, earlyRenewalHours: number, now = n
  * what is missing, changed (a new address, rotation value or signing CA) or due for renewal.
  */
 export async function ensurePki(spec: ClusterSpec, addresses: Record<string, string>, state: LocalPkiState | undefined, now = new Date()): Promise<LocalPkiState> {
+  const trusted = Object.keys(state?.cas ?? {});
+  if (trusted.length && !spec.tls.caGenerations.some((g) => trusted.includes(g)))
+    throw new CaSwitchError(
+      `pgcluster:tls.caGenerations ${JSON.stringify(spec.tls.caGenerations)} keeps none of the CAs the cluster trusts now (${trusted.join(", ")}): ` +
+      `the nodes would change trust one by one during the apply and stop talking to each other. Rotate in three applies: ` +
+      `[${trusted[0]}, new], then [new, ${trusted[0]}], then [new] (README, rotation runbook). Nothing was changed.`);
   const cas: Record<string, KeyPair> = {};
   const renewed = new Set<string>();
   for (const gen of spec.tls.caGenerations) {
     const old = state?.cas?.[gen];
-    if (old && !needsRenewal(old.cert, spec.tls.earlyRenewalHours, now)) cas[gen] = old;
+    // A CA is never replaced in place while it is valid (that too would switch trust mid-apply):
+    // inside its renewal window it is kept, and caRenewalWarnings() asks for a CA rotation.
+    if (old && new x509.X509Certificate(old.cert).notAfter.getTime() > now.getTime()) cas[gen] = old;
     else { cas[gen] = await issueCa(spec, gen, now); renewed.add(gen); }
   }
   const signer = signingGeneration(spec);

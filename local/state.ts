@@ -8,7 +8,7 @@ import { SECRET_KEYS, type ClusterSpec, type SecretName } from "../infra/config"
 import { PROJECT_ROOT } from "../infra/stackFile";
 import type { Secrets } from "../roles/types";
 import { sh } from "./exec";
-import { ensurePki, toPki, type LocalPkiState } from "./pki";
+import { caRenewalWarnings, ensurePki, toPki, type LocalPkiState } from "./pki";
 import type { Pki } from "../roles/types";
 
 export function stateDir(stack: string): string {
@@ -80,6 +80,7 @@ export async function ensureLocalPki(spec: ClusterSpec, addresses: Record<string
   // State written before CA generations existed: its one CA is generation "1".
   if (before && !before.cas && before.ca) before.cas = { "1": before.ca };
   const after = await ensurePki(spec, addresses, before);
+  for (const w of caRenewalWarnings(spec, after)) console.error(`warning: ${w}`);
   if (JSON.stringify(before) !== JSON.stringify(after)) writeSecretJson(file, after);
   const pki = toPki(spec, after);
   // What clients should trust: every CA generation in use (both during a CA rotation).

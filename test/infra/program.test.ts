@@ -65,6 +65,7 @@ for (const stack of ["dev", "prod", "local"]) {
       assert.equal(ca.length, 1);
       assert.equal(ca[0].inputs.isCaCertificate, true);
       assert.equal(ca[0].inputs.validityPeriodHours, ctx.spec.tls.caValidityHours);
+      assert.equal(ca[0].inputs.earlyRenewalHours, undefined, "a CA is never replaced in place (that would switch trust mid-apply)");
       const csrs = ofType(ctx.registered, "tls:index/certRequest:CertRequest");
       const tlsHosts = ctx.spec.hosts.filter((h) => h.roles.includes("etcd") || h.roles.includes("postgres"));
       assert.equal(csrs.length, tlsHosts.length + 2);

@@ -3,7 +3,7 @@ import * as crypto from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { ensurePki, toPki, needsRenewal } from "../../local/pki";
+import { ensurePki, toPki, needsRenewal, caRenewalWarnings, CaSwitchError } from "../../local/pki";
 import { parseClusterSpec } from "../../infra/config";
 import { readStackFile } from "../../infra/stackFile";
 import { run } from "../support/tools";
@@ -70,5 +70,21 @@ describe("local PKI (the certificates @pulumi/tls issues for a stack)", function
     const done = await ensurePki(spec({ caGenerations: ["2"] }), addresses, switched);
     assert.deepEqual(Object.keys(done.cas), ["2"]);
     assert.equal(done.certs.pg1.cert, switched.certs.pg1.cert);
+  });
+
+  it("refuses a CA switch in one step ([1] -> [2]) before issuing anything, naming the key and the three-step way", async () => {
+    const g1 = await ensurePki(spec(), addresses, undefined);
+    await assert.rejects(ensurePki(spec({ caGenerations: ["2"] }), addresses, g1), (e: Error) =>
+      e instanceof CaSwitchError && /pgcluster:tls\.caGenerations \["2"\] keeps none of the CAs the cluster trusts now \(1\)/.test(e.message) && /three applies/.test(e.message));
+  });
+
+  it("keeps a CA inside its renewal window (no in-place replacement) and warns to rotate it", async () => {
+    const s = spec();
+    const g1 = await ensurePki(s, addresses, undefined);
+    const late = new Date(Date.now() + (s.tls.caValidityHours - s.tls.earlyRenewalHours + 1) * 3600_000);
+    const kept = await ensurePki(s, addresses, g1, late);
+    assert.equal(kept.cas["1"].cert, g1.cas["1"].cert);
+    assert.deepEqual(caRenewalWarnings(s, g1), []);
+    assert.match(caRenewalWarnings(s, kept, late).join(), /CA 1 expires .*tls\.caGenerations/);
   });
 });

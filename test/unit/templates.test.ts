@@ -96,6 +96,29 @@ print("valid")
     });
   });
 
+  it("Patroni launcher: on 3.0.2 it patches the leader-key update to compare-and-swap and retries etcd's transport errors", () => {
+    const file = path.join(tmp, "pgcluster-patroni.py");
+    fs.writeFileSync(file, fileIn(script("pg1/patroni"), "/usr/local/lib/pgcluster/pgcluster-patroni"));
+    const py = `
+import importlib.util, sys
+from patroni.dcs import etcd3
+original = etcd3.Etcd3._update_leader
+spec = importlib.util.spec_from_file_location("launcher", sys.argv[1])
+spec.loader.exec_module(importlib.util.module_from_spec(spec))  # not __main__: Patroni does not start
+print("update_leader patched:", etcd3.Etcd3._update_leader is not original)
+for error, code in [("OK: HTTP status code 200; transport: missing content-type field", 2), ("etcdserver: request is too large", 2)]:
+    try:
+        etcd3._raise_for_data({"error": error, "code": code}, 500)
+    except etcd3.Etcd3ClientError as e:
+        print(type(e).__name__, "<-", error)
+`;
+    const r = run("/usr/bin/python3", ["-c", py, file]);
+    assert.equal(r.code, 0, r.out);
+    assert.match(r.out, /update_leader patched: True/);
+    assert.match(r.out, /^Unavailable <- OK: HTTP status code 200; transport/m, "a gateway transport error is retried like Unavailable");
+    assert.match(r.out, /^Unknown <- etcdserver: request is too large/m, "other errors keep their class");
+  });
+
   it("pgbouncer.ini: TLS both ways, scram, auth_query through the dedicated user, pools from config", () => {
     const cfg = ini.parse(fileIn(script("pg1/pgbouncer"), "/etc/pgbouncer/pgbouncer.ini"));
     const b = cfg.pgbouncer;
