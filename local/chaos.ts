@@ -7,6 +7,7 @@ import type { LocalCluster } from "./cluster";
 import { patroniCluster, type Member } from "./cluster";
 import { killNode, nodeExec, poweroffNode, setNodeLink, startNode, nodeRunning } from "./hosts";
 import { ssh } from "./ssh";
+import { apply } from "./up";
 import { ports } from "../roles/paths";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -283,6 +284,23 @@ export const SCENARIOS: Record<string, (c: LocalCluster) => Promise<ScenarioResu
     const out = await patronictl(c2, l, `switchover --leader ${l} --candidate ${candidate} --force`);
     notes.push(`switchover ${l} -> ${candidate}: ${out.trim().split("\n")[0]}`);
   }, { settleMs: 2000 }),
+  /**
+   * A pgcluster upgrade that changes the Patroni launcher: simulated by editing the launcher on
+   * every database node, then re-applying (which restores it and restarts Patroni node by node,
+   * the leader last after a switchover).
+   */
+  "patroni-upgrade": (c) => scenario(c, "patroni-upgrade", async (c2, _l, notes) => {
+    const launcher = "/usr/local/lib/pgcluster/pgcluster-patroni";
+    const pids = async () => Object.fromEntries(await Promise.all(dbNodes(c2).map(async (n) =>
+      [n, (await ssh(c2.ssh, c2.targets[n], "systemctl show -p MainPID --value patroni", "", 30_000)).out.trim()] as const)));
+    const before = await pids();
+    for (const n of dbNodes(c2)) await ssh(c2.ssh, c2.targets[n], `echo '# an older pgcluster' >> ${launcher}`, "", 30_000);
+    const r = await apply(c2, () => {});
+    if (r.code !== 0) throw new Error(`re-apply failed: ${r.outcomes.filter((o) => o.outcome === "failed").map((o) => `${o.step.id}: ${o.tail?.join(" | ")}`).join("; ")}`);
+    const after = await pids();
+    const restarted = dbNodes(c2).filter((n) => after[n] && after[n] !== before[n]);
+    notes.push(`Patroni restarted on ${restarted.join(", ") || "no node"}`);
+  }),
   /** 5: one etcd member lost (quorum kept), then a second (quorum lost): failsafe_mode keeps the primary. */
   "etcd-quorum-loss": (c) => scenario(c, "etcd-quorum-loss", async (c2, l, notes) => {
     const others = dbNodes(c2).filter((n) => n !== l);

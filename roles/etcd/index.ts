@@ -14,12 +14,18 @@ export function etcdEndpoints(ctx: RoleContext): string[] {
   return withRole(ctx, "etcd").map((h) => `https://${h.address}:${ports.etcdClient}`);
 }
 
+/** Shell functions to reach the etcd cluster from a node with its client certificate in `tls`. */
+export function etcdctlFunctions(ctx: RoleContext, tls: string): string {
+  return render(ROLE, "etcdctl.sh", { tls, endpoints: etcdEndpoints(ctx), count: withRole(ctx, "etcd").length });
+}
+
 export function etcdStep(ctx: RoleContext, host: Host): StepScript {
   const tls = tlsDir.etcd;
   const members = withRole(ctx, "etcd");
   const s = new StepScript(`${host.name}/${ROLE}`);
   s.packages("etcd-server", "etcd-client");
-  s.sh(render(ROLE, "etcd.sh", { dataDir: ETCD_DATA, tls, endpoints: etcdEndpoints(ctx), count: members.length, clientPort: ports.etcdClient }));
+  s.sh(etcdctlFunctions(ctx, tls));
+  s.sh(render(ROLE, "etcd.sh", { dataDir: ETCD_DATA, count: members.length, clientPort: ports.etcdClient }));
   const restart = ["run:pgc_etcd_restart"];
   nodeTlsFiles(s, ctx, host, { dir: tls, owner: "etcd", notify: restart });
   s.file({

@@ -6,7 +6,9 @@ PGC_CHANGED=()
 PGC_HANDLERS=()
 PGC_T0=$SECONDS
 PGC_TMP=$(mktemp -d /tmp/pgcluster.XXXXXX)
-trap 'rm -rf "$PGC_TMP"' EXIT
+# Background helpers (holders of etcd locks) end with the step, however it ends.
+PGC_BACKGROUND=()
+trap 'for p in "${PGC_BACKGROUND[@]}"; do kill -INT "$p" 2>/dev/null; done; rm -rf "$PGC_TMP"' EXIT
 export DEBIAN_FRONTEND=noninteractive LC_ALL=C.UTF-8
 
 pgc_log() { printf '[%s] %s\n' "$PGC_STEP" "$*"; }
@@ -54,6 +56,16 @@ pgc_result() {
   [[ $PGC_CHECK == 1 ]] && mode=check
   printf 'PGCLUSTER-RESULT {"step":"%s","mode":"%s","changed":%s,"seconds":%d}\n' \
     "$PGC_STEP" "$mode" "$(pgc_json_list "${PGC_CHANGED[@]}")" "$((SECONDS - PGC_T0))"
+}
+
+# pgc_curl_as USER PASSWORD CURL-ARGS...: curl with basic auth kept out of argv (the
+# credentials reach curl's config on stdin; printf is a shell builtin).
+pgc_curl_as() {
+  local user=$1 password=$2
+  shift 2
+  user=${user//\\/\\\\}; user=${user//\"/\\\"}
+  password=${password//\\/\\\\}; password=${password//\"/\\\"}
+  printf 'user = "%s:%s"\n' "$user" "$password" | curl -K - "$@"
 }
 
 pgc_fail() {

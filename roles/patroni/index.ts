@@ -4,7 +4,7 @@ import { render } from "../render";
 import { StepScript } from "../script";
 import type { Host, RoleContext } from "../types";
 import { withRole } from "../hosts";
-import { etcdEndpoints } from "../etcd";
+import { etcdctlFunctions } from "../etcd";
 import { nodeTlsFiles } from "../tls";
 import { CLIENT_CERTS } from "../../infra/certs";
 
@@ -76,11 +76,11 @@ export function patroniStep(ctx: RoleContext, host: Host): StepScript {
   s.file({ path: `${tls}/replication.crt`, content: ctx.pki.replication.cert, ...own, notify: certs });
   s.file({ path: `${tls}/replication.key`, content: ctx.pki.replication.key, ...own, mode: "0600", secret: true, notify: certs });
   const launcher = "/usr/local/lib/pgcluster/pgcluster-patroni";
-  s.file({ path: launcher, mode: "0755", content: render(ROLE, "pgcluster-patroni.py", {}), notify: ["restart:patroni"] });
+  s.file({ path: launcher, mode: "0755", content: render(ROLE, "pgcluster-patroni.py", {}), notify: ["run:pgc_patroni_agent_restart"] });
   s.file({
     path: "/etc/systemd/system/patroni.service.d/pgcluster.conf",
     content: render(ROLE, "patroni.service.conf", { launcher }),
-    notify: ["daemon-reload", "restart:patroni"],
+    notify: ["daemon-reload", "run:pgc_patroni_agent_restart"],
   });
   // Not validated on the host with `patroni --validate-config`: in 3.0.2 it probes the listen
   // ports and fails whenever Patroni is already running. The tests run it offline instead.
@@ -111,7 +111,10 @@ export function patroniStep(ctx: RoleContext, host: Host): StepScript {
       watchdog: ctx.spec.patroni.watchdog,
     }),
   });
-  s.sh(render(ROLE, "patroni.sh", { tls, ports, etcdEndpoints: etcdEndpoints(ctx), etcdCount: etcd.length }));
+  s.sh(etcdctlFunctions(ctx, tls));
+  s.sh(render(ROLE, "patroni.sh", {
+    tls, ports, name: host.name, etcdCount: etcd.length, restApiUser: users.restApi, restApiPassword: ctx.secrets.restApiPassword,
+  }));
   s.handlers();
   s.sh(`pgc_wait 120 "etcd quorum on ${etcd.length} members" pgc_etcd_quorum`);
   s.service("patroni");

@@ -79,8 +79,13 @@ describe("compile()", () => {
         if (m) { inDoc = m[1]; continue; }
         for (const secret of Object.values(TEST_SECRETS)) {
           if (!line.includes("quote")) continue;
-          // the one place a secret is a word: a printf builtin feeding curl's config on stdin
-          if (line.includes(secret.slice(0, 10))) assert.match(line, /^\s*printf 'user = /, `${s.id}: secret on a command line: ${line}`);
+          // the one place a secret is a word: the argument of pgc_curl_as, a shell function
+          // (no process, no argv) whose printf builtin feeds curl's config on stdin
+          if (line.includes(secret.slice(0, 10))) {
+            assert.match(line, /^\s*pgc_curl_as '[^']*' '/, `${s.id}: secret on a command line: ${line}`);
+            const body = s.script.slice(s.script.indexOf("\npgc_curl_as() {"), s.script.indexOf("\n}\n", s.script.indexOf("\npgc_curl_as() {")));
+            assert.ok(body.includes(`printf 'user = "%s:%s"\\n' "$user" "$password" | curl -K - "$@"`), body);
+          }
         }
       }
     }
