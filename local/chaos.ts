@@ -227,6 +227,7 @@ async function scenario(c: LocalCluster, name: string, act: Action, opts: { reco
     await probe.stop();
   }
   const gap = load.gapSince(t0);
+  for (const x of probe.seen.slice(0, 5)) notes.push(`two writable at ${new Date(x.at).toISOString().slice(11, 23)}: ${x.nodes.join(", ")}`);
   const after = await leader(c);
   await healthy(c, 180);
   const acked = load.acked.map((a) => a.id);

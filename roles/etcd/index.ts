@@ -26,7 +26,7 @@ export function etcdStep(ctx: RoleContext, host: Host): StepScript {
   s.packages("etcd-server", "etcd-client");
   s.sh(etcdctlFunctions(ctx, tls));
   s.sh(render(ROLE, "etcd.sh", { dataDir: ETCD_DATA, count: members.length, clientPort: ports.etcdClient }));
-  const restart = ["run:pgc_etcd_restart"];
+  const restart = ["run:pgc_etcd_restart:etcd"];
   nodeTlsFiles(s, ctx, host, { dir: tls, owner: "etcd", notify: restart });
   s.file({
     path: "/etc/default/etcd",

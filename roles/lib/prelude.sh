@@ -232,10 +232,11 @@ pgc_service_stopped() {
 }
 
 # Run the handlers notified by changed files: "restart:unit", "reload:unit", "daemon-reload",
-# or "run:function" (a function defined by the step).
+# or "run:function" (a function defined by the step; "run:function:unit" when it restarts that
+# unit, so that a start of the unit in this step makes it unnecessary, like restart:unit).
 pgc_handlers() {
   [[ $PGC_CHECK == 1 ]] && return 0
-  local h ordered=()
+  local h fn ordered=()
   # systemd must read changed unit files before anything (re)starts a unit.
   for h in "${PGC_HANDLERS[@]}"; do [[ $h == daemon-reload ]] && ordered+=("$h"); done
   for h in "${PGC_HANDLERS[@]}"; do [[ $h == daemon-reload ]] || ordered+=("$h"); done
@@ -249,7 +250,7 @@ pgc_handlers() {
         if [[ " ${ordered[*]} " == *" restart:${h#reload:} "* || " ${ordered[*]} " == *" restart-no-block:${h#reload:} "* ]] \
           || ! systemctl is-active -q "${h#reload:}"; then continue; fi
         systemctl reload "${h#reload:}" ;;
-      run:*) "${h#run:}" ;;
+      run:*) fn=${h#run:}; "${fn%%:*}" ;;
     esac || pgc_fail "handler $h failed"
     pgc_changed "handler:$h"
   done

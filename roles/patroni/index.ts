@@ -76,11 +76,11 @@ export function patroniStep(ctx: RoleContext, host: Host): StepScript {
   s.file({ path: `${tls}/replication.crt`, content: ctx.pki.replication.cert, ...own, notify: certs });
   s.file({ path: `${tls}/replication.key`, content: ctx.pki.replication.key, ...own, mode: "0600", secret: true, notify: certs });
   const launcher = "/usr/local/lib/pgcluster/pgcluster-patroni";
-  s.file({ path: launcher, mode: "0755", content: render(ROLE, "pgcluster-patroni.py", {}), notify: ["run:pgc_patroni_agent_restart"] });
+  s.file({ path: launcher, mode: "0755", content: render(ROLE, "pgcluster-patroni.py", {}), notify: ["run:pgc_patroni_agent_restart:patroni"] });
   s.file({
     path: "/etc/systemd/system/patroni.service.d/pgcluster.conf",
     content: render(ROLE, "patroni.service.conf", { launcher }),
-    notify: ["daemon-reload", "run:pgc_patroni_agent_restart"],
+    notify: ["daemon-reload", "run:pgc_patroni_agent_restart:patroni"],
   });
   // Not validated on the host with `patroni --validate-config`: in 3.0.2 it probes the listen
   // ports and fails whenever Patroni is already running. The tests run it offline instead.
