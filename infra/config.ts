@@ -80,7 +80,7 @@ const spec = z.strictObject({
   patroni: z.strictObject({
     ttl: positive.default(10),
     loopWait: positive.default(2),
-    retryTimeout: positive.default(4),
+    retryTimeout: positive.default(3),
     synchronousMode: z.boolean().default(false),
     failsafeMode: z.boolean().default(true),
     maximumLagOnFailover: z.number().int().min(0).default(1048576),

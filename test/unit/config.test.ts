@@ -51,7 +51,7 @@ describe("stack config validation", () => {
     const s = parseClusterSpec(staticConfig(), ctx);
     assert.equal(s.patroni.ttl, 10);
     assert.equal(s.patroni.loopWait, 2);
-    assert.equal(s.patroni.retryTimeout, 4);
+    assert.equal(s.patroni.retryTimeout, 3);
     assert.equal(s.pgbouncer.poolMode, "transaction");
     assert.deepEqual(s.hosts.map((h) => h.name), ["lb1", "pg1", "pg2", "pg3"]);
     assert.equal(s.hosts[1].sshUser, "root");

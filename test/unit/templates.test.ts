@@ -48,7 +48,7 @@ describe("rendered configuration files", () => {
 
     it("bootstraps with the configured timing, pg_rewind, failsafe and synchronous mode", () => {
       const d = cfg.bootstrap.dcs;
-      assert.deepEqual([d.ttl, d.loop_wait, d.retry_timeout], [10, 2, 4]);
+      assert.deepEqual([d.ttl, d.loop_wait, d.retry_timeout], [10, 2, 3]);
       assert.ok(d.loop_wait + 2 * d.retry_timeout <= d.ttl);
       assert.equal(d.postgresql.use_pg_rewind, true);
       assert.equal(d.failsafe_mode, true);
