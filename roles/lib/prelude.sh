@@ -8,7 +8,7 @@ PGC_T0=$SECONDS
 PGC_TMP=$(mktemp -d /tmp/pgcluster.XXXXXX)
 # Background helpers (holders of etcd locks) end with the step, however it ends.
 PGC_BACKGROUND=()
-trap 'for p in "${PGC_BACKGROUND[@]}"; do kill -INT "$p" 2>/dev/null; done; rm -rf "$PGC_TMP"' EXIT
+trap 'for p in "${PGC_BACKGROUND[@]}"; do kill -INT "$p" 2>/dev/null || true; done; rm -rf "$PGC_TMP"' EXIT
 export DEBIAN_FRONTEND=noninteractive LC_ALL=C.UTF-8
 
 pgc_log() { printf '[%s] %s\n' "$PGC_STEP" "$*"; }
@@ -235,7 +235,9 @@ pgc_service_stopped() {
 # or "run:function" (a function defined by the step; "run:function:unit" when it restarts that
 # unit, so that a start of the unit in this step makes it unnecessary, like restart:unit).
 pgc_handlers() {
-  [[ $PGC_CHECK == 1 ]] && return 0
+  # Not re-entered from a handler (a handler may wait with pgc_wait, which runs handlers first).
+  [[ $PGC_CHECK == 1 || ${PGC_IN_HANDLERS:-0} == 1 ]] && return 0
+  PGC_IN_HANDLERS=1
   local h fn ordered=()
   # systemd must read changed unit files before anything (re)starts a unit.
   for h in "${PGC_HANDLERS[@]}"; do [[ $h == daemon-reload ]] && ordered+=("$h"); done
@@ -256,6 +258,7 @@ pgc_handlers() {
   done
   PGC_HANDLERS=()
   pgc_save_handlers
+  PGC_IN_HANDLERS=0
 }
 
 # pgc_wait SECONDS "WHAT" CMD...: bounded wait; says what it waited for and how long.
