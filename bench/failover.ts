@@ -11,6 +11,7 @@ const TARGETS: Record<string, string> = {
   "partition-primary": "-",
   "switchover": "<= 3 s",
   "etcd-quorum-loss": "-",
+  "patroni-upgrade": "<= 6 s (switchovers, no failover)",
   "full-restart": "-",
 };
 
