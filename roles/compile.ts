@@ -42,8 +42,8 @@ export function compile(spec: ClusterSpec, hosts: Host[], pki: Pki, secrets: Sec
   }
   for (const h of dbHosts) add(databaseStep(ctx, h), "database", h, [...patroniIds]);
   const databaseIds = dbHosts.map((h) => stepId(h.name, "database"));
-  // pgBouncer after the roles exist in PostgreSQL: on a password rotation the role changes
-  // first, then the auth file that logs in with it (pooled server connections stay up).
+  // pgBouncer after the database step: its auth user, auth function and the pooled roles must
+  // exist before it serves, and a changed auth-user password is in PostgreSQL before its file.
   for (const h of dbHosts) add(pgbouncerStep(ctx, h), "pgbouncer", h, [stepId(h.name, "patroni"), ...databaseIds]);
   for (const h of withRole(ctx, "balancer"))
     add(haproxyStep(ctx, h), "haproxy", h, [stepId(h.name, "common"), ...dbHosts.map((d) => stepId(d.name, "pgbouncer"))]);

@@ -52,7 +52,7 @@ export function pgbouncerStep(ctx: RoleContext, host: Host): StepScript {
     mode: "0600",
     secret: true,
     notify: reload,
-    content: render(ROLE, "userlist.txt", { users: [{ name: users.pgbouncerAuth, password: ctx.secrets.pgbouncerAuthPassword }] }),
+    content: render(ROLE, "userlist.txt", { authUser: users.pgbouncerAuth, authPassword: ctx.secrets.pgbouncerAuthPassword }),
   });
   s.file({
     path: "/etc/systemd/system/pgbouncer.service.d/pgcluster.conf",
