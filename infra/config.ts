@@ -38,6 +38,8 @@ const hostSchema = z.strictObject({
   sshUser: z.string().min(1).optional(),
   sshPort: port.optional(),
   dataDevice: z.string().startsWith("/dev/").optional(),
+  /** The host's SSH public host key ("ssh-ed25519 AAAA…"): every connection verifies it. */
+  hostKey: z.string().optional(),
 });
 
 const gcpSchema = z.strictObject({
@@ -75,8 +77,20 @@ const spec = z.strictObject({
     port: port.default(22),
     publicKey: z.string().startsWith("ssh-").optional(),
     privateKeyFile: z.string().min(1).optional(),
+    /**
+     * How host keys are known. "pinned": static hosts list hosts[].hostKey, GCP instances'
+     * keys are read from their guest attributes. "trust-on-first-use": the first key seen is
+     * recorded (Pulumi state / .pgcluster/<stack>/known_hosts) and every later one must match.
+     */
+    hostKeys: z.enum(["pinned", "trust-on-first-use"]).default("pinned"),
   }).prefault({}),
-  apt: z.strictObject({ proxy: z.url().optional() }).prefault({}),
+  apt: z.strictObject({
+    proxy: z.url().optional(),
+    /** Debian mirror for the local hosts' base root; default: this machine's own apt sources. */
+    mirror: z.url().optional(),
+  }).prefault({}),
+  /** nftables on every host: inbound default drop, per port and source. */
+  firewall: z.strictObject({ enabled: z.boolean().default(true) }).prefault({}),
   patroni: z.strictObject({
     ttl: positive.default(10),
     loopWait: positive.default(2),
@@ -134,6 +148,8 @@ export interface HostSpec {
   sshPort: number;
   zone?: string;
   dataDevice?: string;
+  /** Pinned SSH host key (static inventory); GCP instances' keys come from guest attributes. */
+  hostKey?: string;
   kind: "db" | "witness" | "balancer" | "static";
 }
 
@@ -147,6 +163,7 @@ export interface ClusterSpec {
   network: RawSpec["network"];
   ssh: RawSpec["ssh"];
   apt: RawSpec["apt"];
+  firewall: RawSpec["firewall"];
   patroni: RawSpec["patroni"];
   postgresql: RawSpec["postgresql"];
   pgbouncer: RawSpec["pgbouncer"];
@@ -293,7 +310,7 @@ export function parseClusterSpec(raw: Record<string, unknown>, ctx: ParseContext
     (c.hosts ?? []).forEach((h, i) => {
       if (!h.address) fail(["hosts", i, "address"], `host "${h.name}" has no address; static hosts need the IPv4 address to reach them`);
       else if (!ipInCidr(h.address, c.network.cidr)) fail(["hosts", i, "address"], `${h.address} of "${h.name}" is outside network.cidr ${c.network.cidr}; the nodes' firewall and pg_hba only admit that range`);
-      hosts.push({ name: h.name, address: h.address, roles: [...new Set(h.roles)], sshUser: h.sshUser ?? c.ssh.user, sshPort: h.sshPort ?? c.ssh.port, dataDevice: h.dataDevice, kind: "static" });
+      hosts.push({ name: h.name, address: h.address, roles: [...new Set(h.roles)], sshUser: h.sshUser ?? c.ssh.user, sshPort: h.sshPort ?? c.ssh.port, dataDevice: h.dataDevice, hostKey: h.hostKey, kind: "static" });
     });
     const seen = new Map<string, number>();
     (c.hosts ?? []).forEach((h, i) => {
@@ -324,7 +341,7 @@ export function parseClusterSpec(raw: Record<string, unknown>, ctx: ParseContext
   if (problems.length) throw new ConfigError(problems, ctx.source);
   return {
     stack: ctx.stack, environment, clusterName: c.clusterName, provider: c.provider, gcp: c.gcp, hosts,
-    network: c.network, ssh: c.ssh, apt: c.apt, patroni: c.patroni, postgresql: c.postgresql,
+    network: c.network, ssh: c.ssh, apt: c.apt, firewall: c.firewall, patroni: c.patroni, postgresql: c.postgresql,
     pgbouncer: c.pgbouncer, haproxy: c.haproxy, tls: c.tls, secrets: { ...c.secrets, provided },
   };
 }
