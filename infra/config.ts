@@ -83,8 +83,13 @@ function int(min: number, max: number, unit = "", why = { min: "", max: "" }) {
 const posixUser = z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/,
   "must be a POSIX user name: lower-case letters, digits, '_' and '-', starting with a letter or '_', at most 32");
 
-/** A short opaque token: certificate subjects (tls.rotation), Pulumi keepers, state files. */
-const token = z.string().regex(/^[A-Za-z0-9._-]{1,40}$/, "must be a short token: 1 to 40 letters, digits, '.', '_' or '-'");
+/**
+ * A short opaque token: certificate subjects (tls.rotation), Pulumi keepers, state files. An
+ * integer counts as its decimal text: `pulumi config set --path … 2` stores a number.
+ */
+const token = z.preprocess(
+  (v) => (typeof v === "number" && Number.isSafeInteger(v) && v >= 0 ? String(v) : v),
+  z.string().regex(/^[A-Za-z0-9._-]{1,40}$/, "must be a short token: 1 to 40 letters, digits, '.', '_' or '-'"));
 
 const devicePath = z.string()
   .regex(/^\/dev\/[A-Za-z0-9._/-]{1,120}$/, "must be a device path under /dev/ of letters, digits, '.', '_', '-' and '/'")

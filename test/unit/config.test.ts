@@ -350,6 +350,14 @@ describe("stack config validation", () => {
     rejects(staticConfig({ pgbouncer: { defaultPoolSize: 50, maxClientConn: 10 } }), "pgcluster:pgbouncer.defaultPoolSize", /exceeds maxClientConn/);
   });
 
+  it("rotation values: tokens; an integer (pulumi config set --path … 2 stores one) counts as its text", () => {
+    const s = parseClusterSpec(staticConfig({ secrets: { rotation: 3, rotate: { appPassword: 2 } }, tls: { rotation: 7 } }), ctx);
+    assert.deepEqual([s.secrets.rotation, s.secrets.rotate.appPassword, s.tls.rotation], ["3", "2", "7"]);
+    assert.equal(parseClusterSpec(staticConfig({ tls: { rotation: "2026-11.b" } }), ctx).tls.rotation, "2026-11.b");
+    rejects(staticConfig({ tls: { rotation: -1 } }), "pgcluster:tls.rotation", /expected string/);
+    rejects(staticConfig({ secrets: { rotate: { appPassword: "" } } }), "pgcluster:secrets.rotate.appPassword", /short token/);
+  });
+
   it("rejects a missing required secret, and a secret stored in plain text", () => {
     rejects(staticConfig({ secrets: { generate: false } }), "pgcluster:superuserPassword", /required because pgcluster:secrets.generate is false.*--secret/);
     rejects(staticConfig({ sshPrivateKey: undefined }), "pgcluster:sshPrivateKey", /required to reach the hosts/);
