@@ -32,3 +32,42 @@ export function ipInCidr(ip: string, cidr: string): boolean {
   const n = ipToInt(ip);
   return n >= c.network && n < c.network + c.size;
 }
+
+const IPV4_SPACE = 2 ** 32;
+
+/** True when the ranges together cover every IPv4 address (0.0.0.0/1 + 128.0.0.0/1 does). */
+export function cidrsCoverEverything(cidrs: string[]): boolean {
+  const spans = cidrs.map(parseCidr).filter((c): c is Cidr => !!c)
+    .map((c) => [c.network, c.network + c.size] as const)
+    .sort((a, b) => a[0] - b[0]);
+  let reached = 0;
+  for (const [start, end] of spans) {
+    if (start > reached) return false;
+    reached = Math.max(reached, end);
+  }
+  return reached >= IPV4_SPACE;
+}
+
+/** RFC 1918 private ranges and RFC 6598 shared (carrier-grade NAT) space: not the internet. */
+export const PRIVATE_RANGES = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10"] as const;
+
+/** The whole range lies inside one private range. */
+export function isPrivateCidr(cidr: string): boolean {
+  const c = parseCidr(cidr);
+  if (!c) return false;
+  return PRIVATE_RANGES.some((p) => {
+    const r = parseCidr(p)!;
+    return c.network >= r.network && c.network + c.size <= r.network + r.size;
+  });
+}
+
+export function intToIp(n: number): string {
+  return [24, 16, 8, 0].map((s) => Math.floor(n / 2 ** s) % 256).join(".");
+}
+
+/** A subnet's network and broadcast addresses; none for /31 and /32, where every address is a host (RFC 3021). */
+export function reservedAddresses(cidr: string): string[] {
+  const c = parseCidr(cidr);
+  if (!c || c.prefix > 30) return [];
+  return [intToIp(c.network), intToIp(c.network + c.size - 1)];
+}

@@ -1,8 +1,13 @@
 // Stack config -> ClusterSpec. Pure: no Pulumi, no I/O, so the Pulumi program and the local
 // driver read a stack file through exactly the same rules and the same error messages.
+//
+// Every value that reaches bash, SQL, an ssh argument, a config file, a URL or a certificate
+// subject has a strict grammar here (the renderers quote it as well: defence in depth). Each
+// top-level key is parsed on its own, so one type error does not hide the other problems.
 import { z } from "zod";
-import { cidrsOverlap, ipInCidr, parseCidr, isIPv4 } from "./cidr";
+import { cidrsCoverEverything, cidrsOverlap, ipInCidr, isIPv4, isPrivateCidr, parseCidr, reservedAddresses } from "./cidr";
 import { CLIENT_CERTS } from "./certs";
+import { GCP_REGIONS, GCP_ZONES, GCP_ZONES_TAKEN } from "./gcpZones";
 
 export const PROJECT = "pgcluster";
 
@@ -17,6 +22,13 @@ export const SECRET_KEYS = [
 ] as const;
 export type SecretName = (typeof SECRET_KEYS)[number];
 
+/**
+ * PostgreSQL roles pgcluster creates and owns: roles/paths.ts `users` (superuser, replication,
+ * rewind, pgbouncerAuth). Copied because config must not import roles; a unit test keeps the
+ * two equal. TODO(lead): give identities one home that both import.
+ */
+export const MANAGED_ROLES = ["postgres", "replicator", "rewind", "pgbouncer_auth"] as const;
+
 /** Parameters Patroni (or pgcluster itself) sets; a hand-set value would fight it. */
 export const PATRONI_OWNED_PARAMETERS = [
   "port", "listen_addresses", "data_directory", "config_file", "hba_file", "ident_file",
@@ -26,43 +38,158 @@ export const PATRONI_OWNED_PARAMETERS = [
   "ssl", "ssl_cert_file", "ssl_key_file", "ssl_ca_file", "password_encryption", "wal_log_hints",
 ];
 
-const name = z.string().regex(/^[a-z]([a-z0-9-]{0,38}[a-z0-9])?$/, "must be lower-case letters, digits and '-', starting with a letter (a GCP and DNS name)");
+/**
+ * Further refused parameters, with the reason: each runs a command, loads code, or reads or
+ * writes a path pgcluster does not manage. (Every ssl* parameter is refused as well: TLS is
+ * pgcluster's.) shared_preload_libraries is allowed with plain library names only.
+ */
+export const REFUSED_PARAMETERS: Readonly<Record<string, string>> = {
+  archive_command: "runs a shell command as postgres for every WAL segment",
+  archive_library: "loads a shared library into the archiver",
+  archive_cleanup_command: "runs a shell command as postgres on every restartpoint",
+  recovery_end_command: "runs a shell command as postgres at the end of recovery",
+  dynamic_library_path: "changes the directories PostgreSQL loads extension code from",
+  local_preload_libraries: "loads shared libraries into every session",
+  session_preload_libraries: "loads shared libraries into every session",
+  jit_provider: "loads a shared library as the JIT provider",
+  unix_socket_directories: "moves the local socket that pgcluster's steps and peer authentication use",
+  unix_socket_group: "changes who may connect through the local socket",
+  unix_socket_permissions: "changes who may connect through the local socket",
+  external_pid_file: "writes a file at any path as postgres",
+  log_directory: "writes log files at any path as postgres",
+  log_filename: "names a log file path that may lead outside the log directory",
+  krb_server_keyfile: "reads a key file from any path",
+  promote_trigger_file: "a file whose appearance promotes a replica behind Patroni's back",
+  include: "reads another configuration file",
+  include_dir: "reads other configuration files",
+  include_if_exists: "reads another configuration file",
+};
+
+// ---- grammars --------------------------------------------------------------------------
+
+const NAME = /^[a-z]([a-z0-9-]{0,38}[a-z0-9])?$/;
+const name = z.string().regex(NAME, "must be lower-case letters, digits and '-', starting with a letter, at most 40 (a GCP and DNS name)");
 const cidr = z.string().refine((s) => parseCidr(s) !== undefined, "is not an IPv4 CIDR like 10.20.0.0/24");
 const port = z.number().int().min(1).max(65535);
-const positive = z.number().int().positive();
+
+/** A whole number in [min, max]; `unit` and `why` go into the message. */
+function int(min: number, max: number, unit = "", why = { min: "", max: "" }) {
+  return z.number().int("must be a whole number")
+    .min(min, min === 1 && !why.min ? "must be greater than 0" : `must be at least ${min}${unit}${why.min}`)
+    .max(max, `must be at most ${max}${unit}${why.max}`);
+}
+
+/** POSIX user name; never starts with '-' (it becomes an ssh argument). */
+const posixUser = z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/,
+  "must be a POSIX user name: lower-case letters, digits, '_' and '-', starting with a letter or '_', at most 32");
+
+/**
+ * A short opaque token: certificate subjects (tls.rotation), Pulumi keepers, state files. An
+ * integer counts as its decimal text: `pulumi config set --path … 2` stores a number.
+ */
+const token = z.preprocess(
+  (v) => (typeof v === "number" && Number.isSafeInteger(v) && v >= 0 ? String(v) : v),
+  z.string().regex(/^[A-Za-z0-9._-]{1,40}$/, "must be a short token: 1 to 40 letters, digits, '.', '_' or '-'"));
+
+const devicePath = z.string()
+  .regex(/^\/dev\/[A-Za-z0-9._/-]{1,120}$/, "must be a device path under /dev/ of letters, digits, '.', '_', '-' and '/'")
+  .refine((s) => !s.includes(".."), "must not contain '..'");
+
+/** Local path of the SSH private key: plain characters only, never starting with '-'. */
+const keyFilePath = z.string().regex(/^[A-Za-z0-9._/+@][A-Za-z0-9._/+@-]{0,254}$/,
+  "must be a plain file path: letters, digits and . _ / + @ - (no spaces, quotes or shell characters), not starting with '-'");
+
+const URL_SHAPE = /^https?:\/\/([A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(:(\d{1,5}))?(\/[A-Za-z0-9._~%/+-]*)?$/;
+const aptUrl = z.string()
+  .regex(URL_SHAPE, "must be an http:// or https:// URL host[:port][/path] of letters, digits and . - _ ~ % / + only (no user:password@, query, quotes, spaces, ';', '$' or backticks)")
+  .refine((s) => { const p = URL_SHAPE.exec(s)?.[4]; return p === undefined || (Number(p) >= 1 && Number(p) <= 65535); }, "has a port outside 1-65535");
+
+export const SSH_KEY_TYPES = ["ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521", "ssh-rsa"] as const;
+const KEY_TYPES_TEXT = "ssh-ed25519, ecdsa-sha2-nistp256/384/521 or ssh-rsa";
+
+/** What is wrong with an OpenSSH public key line, if anything. The base64 blob must encode the named type. */
+export function sshPublicKeyProblem(value: string, allowComment: boolean): string | undefined {
+  const m = /^([a-z0-9-]+) ([A-Za-z0-9+/]+={0,2})(?: ([A-Za-z0-9@._+:=-]+(?: [A-Za-z0-9@._+:=-]+)*))?$/.exec(value);
+  const form = allowComment
+    ? `"<type> <base64> [comment]" (comment: letters, digits, spaces and @ . _ + : = -)`
+    : `"<type> <base64>" and nothing else`;
+  if (!m || (m[3] !== undefined && (!allowComment || m[3].length > 100))) return `must be one OpenSSH public key ${form}, type ${KEY_TYPES_TEXT}`;
+  const [, type, b64] = m;
+  if (!(SSH_KEY_TYPES as readonly string[]).includes(type)) return `has key type ${JSON.stringify(type)}; use ${KEY_TYPES_TEXT}`;
+  const blob = Buffer.from(b64, "base64");
+  const encodedType = blob.length >= 4 ? blob.subarray(4, 4 + blob.readUInt32BE(0)).toString("latin1") : "";
+  if (blob.toString("base64") !== b64 || encodedType !== type) return `has a base64 part that is not a ${type} key`;
+  return undefined;
+}
+const sshKey = (allowComment: boolean) => z.string().superRefine((v, ctx) => {
+  const problem = sshPublicKeyProblem(v, allowComment);
+  if (problem) ctx.addIssue({ code: "custom", message: problem });
+});
+
+/** Passwords given in config: they land in YAML, INI files, URLs and shell scripts (quoted there too). */
+const secretValue = z.string().regex(/^[\x21-\x7e]{16,128}$/,
+  "must be 16 to 128 printable ASCII characters without spaces (the value is not shown)");
+
+/** Never spliced anywhere, so free-form, but it must be a private key. */
+const privateKey = z.string().refine(
+  (s) => /^-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----\r?\n[\x20-\x7e\r\n]*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----$/.test(s.trim()),
+  "must be a PEM or OpenSSH private key (-----BEGIN … PRIVATE KEY----- … -----END … PRIVATE KEY-----; the value is not shown)");
+
+/** Names that look like production but are not "prod": they would skip the prod checks silently. */
+const PROD_LOOKALIKE = /^(prod|production|prd|live)([^a-z].*)?$/i;
+function prodLookalike(env: string): boolean {
+  return env !== "prod" && PROD_LOOKALIKE.test(env);
+}
+const environmentName = z.string().superRefine((v, ctx) => {
+  if (prodLookalike(v)) ctx.addIssue({ code: "custom", message: `${JSON.stringify(v)} looks like production but is not "prod", so the prod checks (≥ 2 database nodes) would be skipped silently — did you mean prod?` });
+  else if (!/^[a-z][a-z0-9-]{0,29}$/.test(v)) ctx.addIssue({ code: "custom", message: `must be a lower-case name (letters, digits and '-', starting with a letter, at most 30) like dev, staging or prod` });
+});
+
+const machineType = z.string().regex(/^[a-z][a-z0-9]*(-[a-z0-9]+){1,5}$/, "must be a Compute Engine machine type like e2-standard-2 (lower-case letters, digits and '-')")
+  .max(63, "must be at most 63 characters");
+const image = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}(\/[a-z0-9][a-z0-9._-]{0,62}){0,5}$/,
+  "must be an image like debian-cloud/debian-12 or projects/<p>/global/images/<name> (lower-case letters, digits, '.', '_', '-' and '/')");
+const gcpRegion = z.string().superRefine((v, ctx) => {
+  if (Object.hasOwn(GCP_ZONES, v)) return;
+  const guess = closest(v, [...GCP_REGIONS]);
+  ctx.addIssue({ code: "custom", message: `${JSON.stringify(v)} is not a Compute Engine region (list of ${GCP_ZONES_TAKEN} in infra/gcpZones.ts)${guess ? ` — did you mean "${guess}"?` : ""} Known regions: ${GCP_REGIONS.join(", ")}.` });
+});
+
+// ---- schema ----------------------------------------------------------------------------
 
 const hostSchema = z.strictObject({
   name,
   address: z.string().refine(isIPv4, "is not an IPv4 address").optional(),
   roles: z.array(z.enum(["etcd", "postgres", "balancer"])).min(1),
-  sshUser: z.string().min(1).optional(),
+  sshUser: posixUser.optional(),
   sshPort: port.optional(),
-  dataDevice: z.string().startsWith("/dev/").optional(),
+  dataDevice: devicePath.optional(),
   /** The host's SSH public host key ("ssh-ed25519 AAAA…"): every connection verifies it. */
-  hostKey: z.string().optional(),
+  hostKey: sshKey(false).optional(),
 });
 
 const gcpSchema = z.strictObject({
-  project: z.string().min(1),
-  region: z.string().regex(/^[a-z]+-[a-z]+\d+$/, "is not a GCP region like europe-west1"),
+  project: z.string().regex(/^[a-z][a-z0-9-]{4,28}[a-z0-9]$/, "must be a GCP project id: 6 to 30 lower-case letters, digits and '-', starting with a letter, not ending in '-'"),
+  region: gcpRegion,
   zones: z.array(z.string()).min(1),
-  dbNodes: positive.default(3),
-  witnessNodes: z.number().int().min(0).default(0),
-  balancerNodes: positive.default(1),
-  dbMachineType: z.string().default("e2-standard-2"),
-  witnessMachineType: z.string().default("e2-micro"),
-  balancerMachineType: z.string().default("e2-small"),
-  bastionMachineType: z.string().default("e2-micro"),
-  image: z.string().default("debian-cloud/debian-12"),
-  bootDiskGb: positive.default(20),
-  dataDiskGb: positive.default(100),
+  dbNodes: int(1, 9).default(3),
+  witnessNodes: int(0, 8).default(0),
+  balancerNodes: int(1, 9).default(1),
+  dbMachineType: machineType.default("e2-standard-2"),
+  witnessMachineType: machineType.default("e2-micro"),
+  balancerMachineType: machineType.default("e2-small"),
+  bastionMachineType: machineType.default("e2-micro"),
+  image: image.default("debian-cloud/debian-12"),
+  bootDiskGb: int(10, 65536, " (GB)").default(20),
+  dataDiskGb: int(10, 65536, " (GB)").default(100),
   dataDiskType: z.enum(["pd-ssd", "pd-balanced", "pd-standard"]).default("pd-ssd"),
   bastionCidr: cidr.default("10.250.0.0/28"),
   sshSourceRanges: z.array(cidr).min(1),
 });
 
+const seconds = " (seconds)";
 const spec = z.strictObject({
-  environment: z.string().min(1).optional(),
+  environment: environmentName.optional(),
   clusterName: name,
   provider: z.enum(["gcp", "static"]),
   gcp: gcpSchema.optional(),
@@ -73,10 +200,10 @@ const spec = z.strictObject({
     adminCidrs: z.array(cidr).default([]),
   }),
   ssh: z.strictObject({
-    user: z.string().min(1).default("root"),
+    user: posixUser.default("root"),
     port: port.default(22),
-    publicKey: z.string().startsWith("ssh-").optional(),
-    privateKeyFile: z.string().min(1).optional(),
+    publicKey: sshKey(true).optional(),
+    privateKeyFile: keyFilePath.optional(),
     /**
      * How host keys are known. "pinned": static hosts list hosts[].hostKey, GCP instances'
      * keys are read from their guest attributes. "trust-on-first-use": the first key seen is
@@ -85,59 +212,61 @@ const spec = z.strictObject({
     hostKeys: z.enum(["pinned", "trust-on-first-use"]).default("pinned"),
   }).prefault({}),
   apt: z.strictObject({
-    proxy: z.url().optional(),
+    proxy: aptUrl.optional(),
     /** Debian mirror for the local hosts' base root; default: this machine's own apt sources. */
-    mirror: z.url().optional(),
+    mirror: aptUrl.optional(),
   }).prefault({}),
   /** nftables on every host: inbound default drop, per port and source. */
   firewall: z.strictObject({ enabled: z.boolean().default(true) }).prefault({}),
   patroni: z.strictObject({
-    ttl: positive.default(10),
-    loopWait: positive.default(2),
-    retryTimeout: positive.default(3),
+    ttl: int(10, 600, seconds, { min: ": below 10 s the leader key expires on ordinary hiccups", max: "" }).default(10),
+    loopWait: int(1, 60, seconds).default(2),
+    retryTimeout: int(1, 300, seconds).default(3),
     synchronousMode: z.boolean().default(false),
     failsafeMode: z.boolean().default(true),
-    maximumLagOnFailover: z.number().int().min(0).default(1048576),
+    maximumLagOnFailover: int(0, 2 ** 40, " (bytes)").default(1048576),
     watchdog: z.enum(["off", "automatic", "required"]).default("automatic"),
   }).prefault({}),
   postgresql: z.strictObject({
     database: name.default("app"),
     appUser: name.default("app"),
+    // Names and values are checked (and names lower-cased) in parseClusterSpec, one problem each.
     parameters: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).default({}),
   }).prefault({}),
   pgbouncer: z.strictObject({
     poolMode: z.enum(["transaction", "session", "statement"]).default("transaction"),
-    defaultPoolSize: z.number().int().default(20),
-    reservePoolSize: z.number().int().default(5),
-    maxClientConn: z.number().int().default(1000),
+    defaultPoolSize: int(1, 10000).default(20),
+    reservePoolSize: int(1, 10000).default(5),
+    maxClientConn: int(1, 100000).default(1000),
   }).prefault({}),
   haproxy: z.strictObject({
-    maxReplicaLagBytes: z.number().int().min(0).default(16777216),
-    checkIntervalMs: positive.default(1000),
-    fall: positive.default(2),
-    rise: positive.default(1),
-    maxConn: positive.default(2000),
+    maxReplicaLagBytes: int(0, 2 ** 40, " (bytes)").default(16777216),
+    checkIntervalMs: int(100, 60000, " (ms)").default(1000),
+    fall: int(1, 100).default(2),
+    rise: int(1, 100).default(1),
+    maxConn: int(1, 100000).default(2000),
   }).prefault({}),
   tls: z.strictObject({
-    caValidityHours: positive.default(87600),
-    certValidityHours: positive.default(8760),
-    earlyRenewalHours: z.number().int().min(0).default(720),
+    caValidityHours: int(24, 876000, " (hours; 876000 is 100 years)").default(87600),
+    certValidityHours: int(24, 876000, " (hours)").default(8760),
+    earlyRenewalHours: int(0, 876000, " (hours)").default(720),
     /** Change to re-issue every node and client certificate now. */
-    rotation: z.string().default("0"),
+    rotation: token.default("0"),
     /** Trusted CA generations, the signing one first. A CA rotation goes [1] -> [1,2] -> [2,1] -> [2]. */
     caGenerations: z.array(z.string().regex(/^[a-z0-9-]{1,20}$/, "must be a short lower-case name like 2 or 2026a")).min(1).max(2).default(["1"]),
   }).prefault({}),
   secrets: z.strictObject({
     generate: z.boolean().default(true),
-    rotation: z.string().default("0"),
-    rotate: z.partialRecord(z.enum(SECRET_KEYS), z.string()).default({}),
+    rotation: token.default("0"),
+    rotate: z.partialRecord(z.enum(SECRET_KEYS), token).default({}),
   }).prefault({}),
   // Secret values only ever appear here as "present": the values themselves stay Pulumi secrets.
-  ...Object.fromEntries(SECRET_KEYS.map((k) => [k, z.string().min(1).optional()])),
-  sshPrivateKey: z.string().min(1).optional(),
+  ...Object.fromEntries(SECRET_KEYS.map((k) => [k, secretValue.optional()])),
+  sshPrivateKey: privateKey.optional(),
 });
 
 type RawSpec = z.infer<typeof spec>;
+type TopKey = keyof RawSpec & string;
 
 export interface HostSpec {
   name: string;
@@ -179,11 +308,12 @@ export class ConfigError extends Error {
   }
 }
 
-/** `pgcluster:patroni.ttl`, `pgcluster:hosts[1].address` */
+/** `pgcluster:patroni.ttl`, `pgcluster:hosts[1].address`; an odd key is quoted: `parameters["a b"]`. */
 export function configKey(path: PropertyKey[]): string {
   let out = `${PROJECT}:`;
   path.forEach((p, i) => {
     if (typeof p === "number") out += `[${p}]`;
+    else if (!/^[A-Za-z0-9_.-]+$/.test(String(p))) out += `[${JSON.stringify(String(p))}]`;
     else out += (i === 0 ? "" : ".") + String(p);
   });
   return out;
@@ -202,9 +332,11 @@ function closest(word: string, candidates: string[]): string | undefined {
   return best && best[1] <= Math.max(2, Math.floor(word.length / 3)) ? best[0] : undefined;
 }
 
+/** Unwraps optional/default/prefault layers to reach the schema inside (the object that holds the keys). */
+const unwrapSchema = (t: any): any => (t?.def?.innerType ? unwrapSchema(t.def.innerType) : t);
+
 function knownKeysAt(path: PropertyKey[]): string[] {
-  // Unwrap optional/default/prefault layers to reach the object that holds the keys.
-  const unwrap = (t: any): any => (t?.def?.innerType ? unwrap(t.def.innerType) : t);
+  const unwrap = unwrapSchema;
   let s: any = unwrap(spec);
   for (const p of path) {
     if (s instanceof z.ZodArray) s = unwrap((s as any).def.element);
@@ -214,15 +346,104 @@ function knownKeysAt(path: PropertyKey[]): string[] {
   return s instanceof z.ZodObject ? Object.keys((s as any).shape) : [];
 }
 
+function unknownKey(path: PropertyKey[], key: string): string {
+  const known = knownKeysAt(path);
+  const guess = closest(key, known);
+  return `${configKey([...path, key])}: unknown key${guess ? ` — did you mean "${guess}"?` : ""} Known keys here: ${known.join(", ")}.`;
+}
+
 function describeIssue(issue: z.core.$ZodIssue): string[] {
-  if (issue.code === "unrecognized_keys") {
-    return issue.keys.map((k) => {
-      const known = knownKeysAt(issue.path);
-      const guess = closest(k, known);
-      return `${configKey([...issue.path, k])}: unknown key${guess ? ` — did you mean "${guess}"?` : ""} Known keys here: ${known.join(", ")}.`;
-    });
-  }
+  if (issue.code === "unrecognized_keys") return issue.keys.map((k) => unknownKey(issue.path, k));
   return [`${configKey(issue.path)}: ${issue.message}`];
+}
+
+/**
+ * Each top-level key parsed by its own schema: a type error in one key is reported and only
+ * the checks that need that key are skipped. `field` goes one level further: a field of an
+ * object that failed elsewhere is parsed on its own, so e.g. a bad gcp.dbNodes does not hide a
+ * bad gcp.zones.
+ */
+function parseTopLevel(raw: Record<string, unknown>, problems: string[]) {
+  const shape = spec.shape as Record<string, z.ZodType>;
+  const values: Record<string, unknown> = {};
+  const failed = new Set<string>();
+  for (const k of Object.keys(raw)) {
+    if (!Object.hasOwn(shape, k)) { problems.push(unknownKey([], k)); failed.add(k); }
+  }
+  for (const [k, schema] of Object.entries(shape)) {
+    const r = schema.safeParse(raw[k]);
+    if (r.success) values[k] = r.data;
+    else {
+      failed.add(k);
+      problems.push(...r.error.issues.flatMap((i) => describeIssue({ ...i, path: [k, ...i.path] } as z.core.$ZodIssue)));
+    }
+  }
+  const c = values as RawSpec;
+  /** The parsed value of `k.f`, or undefined when it did not parse (or its object is absent). */
+  function field<K extends TopKey, F extends string & keyof NonNullable<RawSpec[K]>>(k: K, f: F): NonNullable<RawSpec[K]>[F] | undefined {
+    if (!failed.has(k)) return (c[k] as Record<string, any> | undefined)?.[f];
+    const obj = unwrapSchema(shape[k]);
+    const rawObj = raw[k];
+    if (!(obj instanceof z.ZodObject) || (rawObj !== undefined && (typeof rawObj !== "object" || rawObj === null || Array.isArray(rawObj)))) return undefined;
+    const r = (obj.shape as Record<string, z.ZodType>)[f].safeParse((rawObj as Record<string, unknown> | undefined)?.[f]);
+    return r.success ? (r.data as NonNullable<RawSpec[K]>[F]) : undefined;
+  }
+  /** Whether `k.f` was given at all (valid or not). */
+  const given = (k: TopKey, f: string) => {
+    const o = raw[k];
+    return typeof o === "object" && o !== null && !Array.isArray(o) && (o as Record<string, unknown>)[f] !== undefined;
+  };
+  return { c, failed, field, given };
+}
+
+/** Why `appUser` may not have this name, if it may not. */
+function appUserProblem(u: string): string | undefined {
+  if ((MANAGED_ROLES as readonly string[]).includes(u))
+    return `"${u}" is a role pgcluster manages (its attributes, password and pg_hba rules would be overwritten); pick another name`;
+  const cert = Object.entries(CLIENT_CERTS).find(([, cn]) => cn === u);
+  if (cert) return `"${u}" is the CN of the ${cert[0]} client certificate, which pg_hba/pg_ident trust: that certificate would log in as your application; pick another name`;
+  if (u.startsWith("pg_")) return `"${u}" starts with pg_, which PostgreSQL reserves for its own roles`;
+  if (["public", "none", "current_user", "session_user", "current_role"].includes(u)) return `"${u}" is a reserved role name in PostgreSQL`;
+  if (u === "all") return `"all" is a keyword in pg_hba's user column, not a user name`;
+  return undefined;
+}
+
+/** Why `database` may not have this name, if it may not. */
+function databaseProblem(d: string): string | undefined {
+  if (["postgres", "template0", "template1"].includes(d)) return `"${d}" is a system database of PostgreSQL; pick another name`;
+  if (["all", "sameuser", "samerole", "samegroup", "replication"].includes(d)) return `"${d}" is a keyword in pg_hba's database column, not a database name`;
+  if (d === "pgbouncer") return `"pgbouncer" is pgBouncer's admin console database; pick another name`;
+  return undefined;
+}
+
+/** Host names a node certificate (CN = host name) must not take: trusted client-certificate names and managed roles. */
+function reservedHostName(n: string): string | undefined {
+  for (const [id, cn] of Object.entries(CLIENT_CERTS)) {
+    if (n === id) return `it is the id of the ${id} client certificate`;
+    if (n === cn) return `it is the CN of the ${id} client certificate, which pg_hba/pg_ident trust`;
+  }
+  if ((MANAGED_ROLES as readonly string[]).includes(n)) return `it is a PostgreSQL role pgcluster manages (a node certificate carries its host name as CN)`;
+  return undefined;
+}
+
+const PARAMETER_NAME = /^[a-z_][a-z0-9_.]{0,62}$/;
+const PARAMETER_TEXT = /^[\x20-\x7e]{0,1024}$/;
+const LIBRARY_NAMES = /^[a-z0-9_]+(\s*,\s*[a-z0-9_]+)*$/;
+
+/** The parameter's problem, if any (name compared lower-case, as PostgreSQL does). */
+function parameterProblem(lower: string, value: string | number | boolean): string | undefined {
+  if (!PARAMETER_NAME.test(lower)) return `is not a PostgreSQL parameter name (letters, digits, '_' and '.', starting with a letter or '_', at most 63)`;
+  if (PATRONI_OWNED_PARAMETERS.includes(lower)) return `is managed by Patroni/pgcluster and cannot be set by hand; remove it`;
+  if (lower.startsWith("ssl")) return `is refused: TLS is pgcluster's (certificates, keys, CA and protocol settings); remove it`;
+  const reason = Object.hasOwn(REFUSED_PARAMETERS, lower) ? REFUSED_PARAMETERS[lower] : undefined;
+  if (reason) return `is refused: it ${reason}; remove it`;
+  if (typeof value === "string") {
+    if (!PARAMETER_TEXT.test(value) || /["'\\]/.test(value))
+      return `has a value that is not allowed: printable ASCII (spaces included), at most 1024, without quotes, backslashes, newlines or control characters`;
+    if (lower === "shared_preload_libraries" && value !== "" && !LIBRARY_NAMES.test(value))
+      return `may list only library names like pg_stat_statements (loaded from PostgreSQL's own library directory), not paths`;
+  }
+  return undefined;
 }
 
 export interface ParseContext {
@@ -233,68 +454,109 @@ export interface ParseContext {
   source: string;
 }
 
+/** The longest clusterName that keeps every GCP id valid: the service account `${clusterName}-nodes` may have 30 characters. */
+export const GCP_MAX_CLUSTER_NAME = 30 - "-nodes".length;
+
 /**
  * Validate raw stack config (keys without the `pgcluster:` prefix) and derive the cluster.
  * Throws ConfigError listing every problem with the key to fix; never returns a half-valid spec.
  */
 export function parseClusterSpec(raw: Record<string, unknown>, ctx: ParseContext): ClusterSpec {
-  const result = spec.safeParse(raw);
-  if (!result.success) throw new ConfigError(result.error.issues.flatMap(describeIssue), ctx.source);
-  const c = result.data;
   const problems: string[] = [];
   const fail = (path: PropertyKey[], msg: string) => problems.push(`${configKey(path)}: ${msg}`);
-  const environment = c.environment ?? ctx.stack;
+  const { c, failed, field, given } = parseTopLevel(raw, problems);
+  /** The keys parsed, so checks on them can run. */
+  const ok = (...keys: TopKey[]) => keys.every((k) => !failed.has(k));
 
-  // Secrets: present ones must be Pulumi secrets; absent ones need generation switched on.
-  const provided = SECRET_KEYS.filter((k) => (c as Record<string, unknown>)[k] !== undefined);
-  for (const k of [...provided, ...(c.sshPrivateKey ? ["sshPrivateKey"] : [])]) {
+  const environment = raw.environment === undefined ? ctx.stack : c.environment;
+  if (raw.environment === undefined && prodLookalike(ctx.stack))
+    fail(["environment"], `is not set, so it is the stack name ${JSON.stringify(ctx.stack)}, which looks like production but is not "prod": the prod checks (≥ 2 database nodes) would be skipped silently — did you mean prod? Set ${PROJECT}:environment`);
+
+  // Secrets: present ones must be Pulumi secrets (even when their value is refused); absent
+  // ones need generation switched on.
+  const provided = SECRET_KEYS.filter((k) => raw[k] !== undefined);
+  for (const k of [...provided, ...(raw.sshPrivateKey !== undefined ? ["sshPrivateKey"] : [])]) {
     if (!ctx.secretKeys.has(k)) fail([k], `is stored in plain text; store it encrypted: pulumi config set --secret ${PROJECT}:${k} <value>`);
   }
-  if (!c.secrets.generate) {
+  if (field("secrets", "generate") === false) {
     for (const k of SECRET_KEYS) {
       if (!provided.includes(k)) fail([k], `is required because ${PROJECT}:secrets.generate is false; set it: pulumi config set --secret ${PROJECT}:${k} <value> (or set secrets.generate: true)`);
     }
   }
 
-  // Patroni timing: Patroni needs loop_wait + 2*retry_timeout <= ttl to avoid losing the leader
-  // key while retrying a DCS call; below 10 s the leader key expires on ordinary hiccups.
-  const p = c.patroni;
-  if (p.ttl < 10) fail(["patroni", "ttl"], `is ${p.ttl}; it must be at least 10 (seconds)`);
-  if (p.loopWait + 2 * p.retryTimeout > p.ttl)
-    fail(["patroni"], `loopWait + 2·retryTimeout = ${p.loopWait} + 2·${p.retryTimeout} = ${p.loopWait + 2 * p.retryTimeout} exceeds ttl ${p.ttl}; lower loopWait/retryTimeout or raise ttl`);
+  // Patroni timing: loop_wait + 2·retry_timeout must stay 2 s under ttl. A primary cut off from
+  // etcd gives up (demotes) after loop_wait + 2·retry_timeout; its leader key expires after ttl,
+  // and only then may a replica be promoted. The 2 s are the margin that keeps the two apart.
+  const [ttl, loopWait, retryTimeout] = [field("patroni", "ttl"), field("patroni", "loopWait"), field("patroni", "retryTimeout")];
+  if (ttl !== undefined && loopWait !== undefined && retryTimeout !== undefined && loopWait + 2 * retryTimeout > ttl - 2)
+    fail(["patroni"], `loopWait + 2·retryTimeout = ${loopWait} + 2·${retryTimeout} = ${loopWait + 2 * retryTimeout} exceeds ttl − 2 = ${ttl - 2}: the 2 s margin is what lets a primary cut off from etcd demote itself before its leader key expires and a replica is promoted; lower loopWait/retryTimeout or raise ttl`);
 
-  for (const param of Object.keys(c.postgresql.parameters)) {
-    if (PATRONI_OWNED_PARAMETERS.includes(param))
-      fail(["postgresql", "parameters", param], `is managed by Patroni/pgcluster and cannot be set by hand; remove it`);
+  const appUser = field("postgresql", "appUser");
+  const appUserWhy = appUser === undefined ? undefined : appUserProblem(appUser);
+  if (appUserWhy) fail(["postgresql", "appUser"], appUserWhy);
+  const database = field("postgresql", "database");
+  const databaseWhy = database === undefined ? undefined : databaseProblem(database);
+  if (databaseWhy) fail(["postgresql", "database"], databaseWhy);
+  const parameters: Record<string, string | number | boolean> = {};
+  const seenParameter = new Map<string, string>();
+  for (const [param, value] of Object.entries(field("postgresql", "parameters") ?? {})) {
+    const lower = param.toLowerCase();
+    const problem = parameterProblem(lower, value);
+    if (problem) fail(["postgresql", "parameters", param], problem);
+    else if (seenParameter.has(lower)) fail(["postgresql", "parameters", param], `is given twice (as ${JSON.stringify(seenParameter.get(lower))} too); parameter names are case-insensitive`);
+    seenParameter.set(lower, param);
+    parameters[lower] = value;
   }
-  const pb = c.pgbouncer;
-  for (const k of ["defaultPoolSize", "reservePoolSize", "maxClientConn"] as const) {
-    if (pb[k] <= 0) fail(["pgbouncer", k], `is ${pb[k]}; it must be greater than 0`);
-  }
-  if (pb.defaultPoolSize > pb.maxClientConn) fail(["pgbouncer", "defaultPoolSize"], `(${pb.defaultPoolSize}) exceeds maxClientConn (${pb.maxClientConn})`);
 
-  for (const [i, r] of [...c.network.clientCidrs, ...c.network.adminCidrs].entries()) {
-    if (parseCidr(r)?.prefix === 0) fail(["network", i < c.network.clientCidrs.length ? "clientCidrs" : "adminCidrs"], `contains ${r}: opening database ports to the whole internet is refused; list your clients' ranges`);
-  }
-  if (new Set(c.tls.caGenerations).size !== c.tls.caGenerations.length) fail(["tls", "caGenerations"], `lists a generation twice`);
-  if (c.tls.earlyRenewalHours >= c.tls.certValidityHours)
-    fail(["tls", "earlyRenewalHours"], `(${c.tls.earlyRenewalHours}) must be less than certValidityHours (${c.tls.certValidityHours})`);
+  const [poolSize, maxClientConn] = [field("pgbouncer", "defaultPoolSize"), field("pgbouncer", "maxClientConn")];
+  if (poolSize !== undefined && maxClientConn !== undefined && poolSize > maxClientConn)
+    fail(["pgbouncer", "defaultPoolSize"], `(${poolSize}) exceeds maxClientConn (${maxClientConn})`);
 
+  /** A list of source ranges: no single one the whole internet or a public range wider than /8, nor all of them together. */
+  const sourceRanges = (path: PropertyKey[], list: string[] | undefined, what: string, hint = "list the ranges that need it") => {
+    if (!list) return;
+    list.forEach((r, i) => {
+      const prefix = parseCidr(r)!.prefix;
+      if (prefix === 0) fail([...path, i], `is ${r}: ${what} from the whole internet is refused; ${hint}`);
+      else if (prefix < 8 && !isPrivateCidr(r)) fail([...path, i], `is ${r}, public addresses wider than a /8: ${what} from that much of the internet is refused; ${hint}`);
+    });
+    if (cidrsCoverEverything(list) && !list.some((r) => parseCidr(r)!.prefix === 0))
+      fail(path, `together (${list.join(", ")}) cover the whole IPv4 internet: ${what} from everywhere is refused; ${hint}`);
+  };
+  sourceRanges(["network", "clientCidrs"], field("network", "clientCidrs"), "reaching the database ports (5000-5002)");
+  sourceRanges(["network", "adminCidrs"], field("network", "adminCidrs"), "reaching HAProxy stats (8404)");
+  const networkCidr = field("network", "cidr");
+
+  const caGenerations = field("tls", "caGenerations");
+  if (caGenerations && new Set(caGenerations).size !== caGenerations.length) fail(["tls", "caGenerations"], `lists a generation twice`);
+  const [caHours, certHours, earlyHours] = [field("tls", "caValidityHours"), field("tls", "certValidityHours"), field("tls", "earlyRenewalHours")];
+  if (earlyHours !== undefined && certHours !== undefined && earlyHours >= certHours)
+    fail(["tls", "earlyRenewalHours"], `(${earlyHours}) must be less than certValidityHours (${certHours})`);
+  if (certHours !== undefined && caHours !== undefined && certHours > caHours)
+    fail(["tls", "certValidityHours"], `(${certHours}) exceeds caValidityHours (${caHours}); a certificate cannot outlive the CA that signed it`);
+
+  // Hosts: derived from gcp, or the static inventory. `hostsKnown`: every input parsed.
   const hosts: HostSpec[] = [];
-  if (c.provider === "gcp") {
-    if (!c.gcp) fail(["gcp"], `is required when provider is gcp (project, region, zones, sshSourceRanges)`);
-    if (c.hosts) fail(["hosts"], `is only for provider static; with provider gcp the hosts are created from ${PROJECT}:gcp`);
-    if (!c.ssh.publicKey) fail(["ssh", "publicKey"], `is required for provider gcp (it is put on the instances); set it to your ssh-ed25519 public key`);
-    if (c.gcp) {
+  let hostsKnown = false;
+  if (ok("provider") && c.provider === "gcp") {
+    if (raw.gcp === undefined) fail(["gcp"], `is required when provider is gcp (project, region, zones, sshSourceRanges)`);
+    if (raw.hosts !== undefined) fail(["hosts"], `is only for provider static; with provider gcp the hosts are created from ${PROJECT}:gcp`);
+    if (!given("ssh", "publicKey")) fail(["ssh", "publicKey"], `is required for provider gcp (it is put on the instances); set it to your ssh-ed25519 public key`);
+    if (ok("clusterName") && c.clusterName.length > GCP_MAX_CLUSTER_NAME)
+      fail(["clusterName"], `has ${c.clusterName.length} characters; with provider gcp at most ${GCP_MAX_CLUSTER_NAME}: the nodes' service account id "${c.clusterName}-nodes" may have at most 30 characters`);
+    const [region, zones, bastionCidr] = [field("gcp", "region"), field("gcp", "zones"), field("gcp", "bastionCidr")];
+    if (region !== undefined && zones) {
+      const known = GCP_ZONES[region];
+      zones.forEach((zn, i) => {
+        if (!known.includes(zn)) fail(["gcp", "zones", i], `${JSON.stringify(zn)} is not a zone of region ${region}; its zones are ${known.join(", ")} (list of ${GCP_ZONES_TAKEN}, infra/gcpZones.ts)`);
+      });
+    }
+    if (zones && new Set(zones).size !== zones.length) fail(["gcp", "zones"], `lists a zone twice`);
+    if (networkCidr !== undefined && bastionCidr !== undefined && cidrsOverlap(networkCidr, bastionCidr))
+      fail(["gcp", "bastionCidr"], `${bastionCidr} overlaps network.cidr ${networkCidr}; pick a separate range`);
+    sourceRanges(["gcp", "sshSourceRanges"], field("gcp", "sshSourceRanges"), "SSH", "use your office/VPN range or IAP's 35.235.240.0/20");
+    if (ok("gcp", "clusterName", "ssh") && c.gcp) {
       const g = c.gcp;
-      g.zones.forEach((zn, i) => {
-        if (!zn.startsWith(`${g.region}-`)) fail(["gcp", "zones", i], `"${zn}" is not in region ${g.region}; use zones like ${g.region}-b`);
-      });
-      if (new Set(g.zones).size !== g.zones.length) fail(["gcp", "zones"], `lists a zone twice`);
-      if (cidrsOverlap(c.network.cidr, g.bastionCidr)) fail(["gcp", "bastionCidr"], `${g.bastionCidr} overlaps network.cidr ${c.network.cidr}; pick a separate range`);
-      g.sshSourceRanges.forEach((r, i) => {
-        if (parseCidr(r)?.prefix === 0) fail(["gcp", "sshSourceRanges", i], `is ${r}: SSH from the whole internet is refused; use your office/VPN range or IAP's 35.235.240.0/20`);
-      });
       const zone = (i: number) => g.zones[i % g.zones.length];
       const base = { sshUser: c.ssh.user, sshPort: c.ssh.port };
       for (let i = 0; i < g.dbNodes; i++)
@@ -303,46 +565,67 @@ export function parseClusterSpec(raw: Record<string, unknown>, ctx: ParseContext
         hosts.push({ ...base, name: `${c.clusterName}-witness-${i + 1}`, roles: ["etcd"], zone: zone(g.dbNodes + i), kind: "witness" });
       for (let i = 0; i < g.balancerNodes; i++)
         hosts.push({ ...base, name: `${c.clusterName}-lb-${i + 1}`, roles: ["balancer"], zone: zone(i), kind: "balancer" });
-    }
-  } else {
-    if (c.gcp) fail(["gcp"], `is only for provider gcp; remove it or set provider: gcp`);
-    if (!c.hosts || c.hosts.length === 0) fail(["hosts"], `is required for provider static: a list of {name, address, roles}`);
-    (c.hosts ?? []).forEach((h, i) => {
-      if (!h.address) fail(["hosts", i, "address"], `host "${h.name}" has no address; static hosts need the IPv4 address to reach them`);
-      else if (!ipInCidr(h.address, c.network.cidr)) fail(["hosts", i, "address"], `${h.address} of "${h.name}" is outside network.cidr ${c.network.cidr}; the nodes' firewall and pg_hba only admit that range`);
-      hosts.push({ name: h.name, address: h.address, roles: [...new Set(h.roles)], sshUser: h.sshUser ?? c.ssh.user, sshPort: h.sshPort ?? c.ssh.port, dataDevice: h.dataDevice, hostKey: h.hostKey, kind: "static" });
-    });
-    const seen = new Map<string, number>();
-    (c.hosts ?? []).forEach((h, i) => {
-      if (h.name in CLIENT_CERTS) fail(["hosts", i, "name"], `"${h.name}" is reserved (the ${h.name} client certificate has that name); call the host something else`);
-      for (const [what, v] of [["name", h.name], ["address", h.address]] as const) {
-        if (!v) continue;
-        const prev = seen.get(`${what}:${v}`);
-        if (prev !== undefined) fail(["hosts", i, what], `"${v}" is already used by hosts[${prev}]; every host needs its own ${what}`);
-        else seen.set(`${what}:${v}`, i);
+      // Derived names end in -db-N, -witness-N or -lb-N, so no clusterName makes a reserved one;
+      // checked all the same, should the naming change.
+      for (const h of hosts) {
+        const reserved = reservedHostName(h.name);
+        if (reserved) fail(["clusterName"], `gives host name "${h.name}", which is reserved: ${reserved}; pick another clusterName`);
       }
-    });
+      hostsKnown = true;
+    }
+  } else if (ok("provider")) {
+    if (raw.gcp !== undefined) fail(["gcp"], `is only for provider gcp; remove it or set provider: gcp`);
+    if (ok("hosts") && (!c.hosts || c.hosts.length === 0)) fail(["hosts"], `is required for provider static: a list of {name, address, roles}`);
+    if (ok("hosts") && c.hosts) {
+      const hostKeys = field("ssh", "hostKeys");
+      const seen = new Map<string, number>();
+      c.hosts.forEach((h, i) => {
+        if (!h.address) fail(["hosts", i, "address"], `host "${h.name}" has no address; static hosts need the IPv4 address to reach them`);
+        else if (networkCidr !== undefined) {
+          if (!ipInCidr(h.address, networkCidr)) fail(["hosts", i, "address"], `${h.address} of "${h.name}" is outside network.cidr ${networkCidr}; the nodes' firewall and pg_hba only admit that range`);
+          else if (reservedAddresses(networkCidr).includes(h.address)) fail(["hosts", i, "address"], `${h.address} of "${h.name}" is the network or broadcast address of network.cidr ${networkCidr}, not a host address`);
+        }
+        if (hostKeys === "pinned" && !h.hostKey)
+          fail(["hosts", i, "hostKey"], `host "${h.name}" has no hostKey, and ssh.hostKeys is "pinned": add its public host key (e.g. /etc/ssh/ssh_host_ed25519_key.pub, read on the host or over a channel you trust), or set ssh.hostKeys: trust-on-first-use`);
+        // Node certificates carry the host name as CN and id: never one that pg_hba/pg_ident trust.
+        const reserved = reservedHostName(h.name);
+        if (reserved) fail(["hosts", i, "name"], `"${h.name}" is reserved: ${reserved}; call the host something else`);
+        for (const [what, v] of [["name", h.name], ["address", h.address]] as const) {
+          if (!v) continue;
+          const prev = seen.get(`${what}:${v}`);
+          if (prev !== undefined) fail(["hosts", i, what], `"${v}" is already used by hosts[${prev}]; every host needs its own ${what}`);
+          else seen.set(`${what}:${v}`, i);
+        }
+      });
+      if (ok("ssh")) {
+        for (const h of c.hosts)
+          hosts.push({ name: h.name, address: h.address, roles: [...new Set(h.roles)], sshUser: h.sshUser ?? c.ssh.user, sshPort: h.sshPort ?? c.ssh.port, dataDevice: h.dataDevice, hostKey: h.hostKey, kind: "static" });
+        hostsKnown = true;
+      }
+    }
   }
-  if (!c.sshPrivateKey && !c.ssh.privateKeyFile)
+  if (raw.sshPrivateKey === undefined && !given("ssh", "privateKeyFile"))
     fail(["sshPrivateKey"], `is required to reach the hosts: pulumi config set --secret ${PROJECT}:sshPrivateKey < key (or set ${PROJECT}:ssh.privateKeyFile)`);
 
-  const count = (r: Role) => hosts.filter((h) => h.roles.includes(r)).length;
-  const where = c.provider === "gcp" ? ["gcp", "dbNodes"] : ["hosts"];
-  const etcd = count("etcd");
-  if (hosts.length > 0 && (etcd < 3 || etcd % 2 === 0))
-    fail(c.provider === "gcp" ? ["gcp", "witnessNodes"] : ["hosts"], `gives ${etcd} etcd member(s); etcd needs an odd number, at least 3, to keep quorum when one fails (gcp: dbNodes + witnessNodes)`);
-  const db = count("postgres");
-  if (hosts.length > 0 && db < 1) fail(where, `gives no database node; at least one host needs role postgres`);
-  if (environment === "prod" && hosts.length > 0 && db < 2)
-    fail(where, `gives ${db} database node(s); prod needs at least 2 so a failover has somewhere to go`);
-  if (hosts.length > 0 && count("balancer") < 1) fail(where, `gives no balancer; at least one host needs role balancer (HAProxy on 5000/5001/5002)`);
-  if (c.patroni.synchronousMode && db < 2) fail(["patroni", "synchronousMode"], `needs at least 2 database nodes`);
+  if (hostsKnown && hosts.length > 0) {
+    const count = (r: Role) => hosts.filter((h) => h.roles.includes(r)).length;
+    const where = c.provider === "gcp" ? ["gcp", "dbNodes"] : ["hosts"];
+    const etcd = count("etcd");
+    if (etcd < 3 || etcd % 2 === 0)
+      fail(c.provider === "gcp" ? ["gcp", "witnessNodes"] : ["hosts"], `gives ${etcd} etcd member(s); etcd needs an odd number, at least 3, to keep quorum when one fails (gcp: dbNodes + witnessNodes)`);
+    const db = count("postgres");
+    if (db < 1) fail(where, `gives no database node; at least one host needs role postgres`);
+    if (environment === "prod" && db < 2) fail(where, `gives ${db} database node(s); prod needs at least 2 so a failover has somewhere to go`);
+    if (count("balancer") < 1) fail(where, `gives no balancer; at least one host needs role balancer (HAProxy on 5000/5001/5002)`);
+    if (field("patroni", "synchronousMode") && db < 2) fail(["patroni", "synchronousMode"], `needs at least 2 database nodes`);
+  }
 
   if (problems.length) throw new ConfigError(problems, ctx.source);
   return {
-    stack: ctx.stack, environment, clusterName: c.clusterName, provider: c.provider, gcp: c.gcp, hosts,
-    network: c.network, ssh: c.ssh, apt: c.apt, firewall: c.firewall, patroni: c.patroni, postgresql: c.postgresql,
-    pgbouncer: c.pgbouncer, haproxy: c.haproxy, tls: c.tls, secrets: { ...c.secrets, provided },
+    stack: ctx.stack, environment: environment!, clusterName: c.clusterName, provider: c.provider, gcp: c.gcp, hosts,
+    network: c.network, ssh: c.ssh, apt: c.apt, firewall: c.firewall, patroni: c.patroni,
+    postgresql: { ...c.postgresql, parameters }, pgbouncer: c.pgbouncer, haproxy: c.haproxy, tls: c.tls,
+    secrets: { ...c.secrets, provided },
   };
 }
 

@@ -172,10 +172,10 @@ for (const stack of ["dev", "prod", "local"]) {
     });
 
     it("uses a provided secret instead of generating it, and keeps it secret", async () => {
-      const registered = await withMocks("dev", stackConfig("dev", { ...KEY, "pgcluster:appPassword": "s3cret-app" }), ["pgcluster:sshPrivateKey", "pgcluster:appPassword"]);
+      const registered = await withMocks("dev", stackConfig("dev", { ...KEY, "pgcluster:appPassword": "s3cret-app-password-16" }), ["pgcluster:sshPrivateKey", "pgcluster:appPassword"]);
       const out = deploy();
       const url = await settle(out.DATABASE_URL_PRIMARY);
-      assert.match(url, /^postgresql:\/\/app:s3cret-app@/);
+      assert.match(url, /^postgresql:\/\/app:s3cret-app-password-16@/);
       assert.equal(await (out.DATABASE_URL_PRIMARY as any).isSecret, true);
       assert.equal(ofType(registered, "random:index/randomPassword:RandomPassword").length, 5);
     });
