@@ -1,16 +1,27 @@
 // The Pulumi driver: one remote.Command per plan step. Script on stdin as a secret, dependsOn
-// from the step's `after`, the script's digest as trigger (a changed step runs again).
+// from the step's `after`, the script's digest as trigger (a changed step runs again). Every
+// connection and its bastion hop carry the host's pinned key: pulumi-command then refuses a host
+// that presents another one ("ssh: host key mismatch") before anything is sent.
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import type { Plan } from "../roles/types";
 import { remoteCommand } from "../roles/transport";
+import { requireHostKey } from "./sshHostKey";
 
 export interface Connection {
   host: pulumi.Input<string>;
   user: string;
   port: number;
   privateKey: pulumi.Input<string>;
-  proxy?: { host: pulumi.Input<string>; user: string; privateKey: pulumi.Input<string> };
+  /** The host's SSH host key, "ssh-ed25519 AAAA…" (see hostKeys.ts for where it comes from). */
+  hostKey: pulumi.Input<string>;
+  proxy?: { host: pulumi.Input<string>; user: string; privateKey: pulumi.Input<string>; hostKey: pulumi.Input<string> };
+}
+
+/** The key, checked once known; a connection without one is refused at registration, naming the host. */
+export function pinnedHostKey(key: pulumi.Input<string> | undefined, what: string): pulumi.Output<string> {
+  if (key === undefined || key === null || key === "") throw new Error(`${what}: no SSH host key; pgcluster never connects without verifying the host's key`);
+  return pulumi.output(key).apply((k) => requireHostKey(k, what));
 }
 
 /** Resource name of a step's Command ("pg1/etcd" -> "pg1-etcd"). */
@@ -23,10 +34,20 @@ export function commandName(stepId: string): string {
  * value); `plan` is the real one, an Output. Same compile(), so the two agree step for step.
  */
 export function applyPlan(shape: Plan, plan: pulumi.Output<Plan>, connections: Record<string, Connection>, opts: pulumi.CustomResourceOptions = {}): Record<string, command.remote.Command> {
-  const cmds: Record<string, command.remote.Command> = {};
+  // Every host's connection is checked before the first Command exists.
+  const keys: Record<string, { hostKey: pulumi.Output<string>; proxyHostKey?: pulumi.Output<string> }> = {};
   for (const step of shape.steps) {
     const conn = connections[step.host];
     if (!conn) throw new Error(`no connection for host ${step.host} (step ${step.id})`);
+    keys[step.host] ??= {
+      hostKey: pinnedHostKey(conn.hostKey, `host ${step.host}`),
+      proxyHostKey: conn.proxy ? pinnedHostKey(conn.proxy.hostKey, `bastion of host ${step.host}`) : undefined,
+    };
+  }
+  const cmds: Record<string, command.remote.Command> = {};
+  for (const step of shape.steps) {
+    const conn = connections[step.host];
+    const { hostKey, proxyHostKey } = keys[step.host];
     const real = plan.apply((p) => {
       const s = p.steps.find((x) => x.id === step.id);
       if (!s) throw new Error(`step ${step.id} vanished from the compiled plan`);
@@ -38,8 +59,9 @@ export function applyPlan(shape: Plan, plan: pulumi.Output<Plan>, connections: R
         user: conn.user,
         port: conn.port,
         privateKey: pulumi.secret(conn.privateKey),
+        hostKey,
         dialErrorLimit: 20,
-        ...(conn.proxy ? { proxy: { host: conn.proxy.host, user: conn.proxy.user, privateKey: pulumi.secret(conn.proxy.privateKey) } } : {}),
+        ...(conn.proxy ? { proxy: { host: conn.proxy.host, user: conn.proxy.user, privateKey: pulumi.secret(conn.proxy.privateKey), hostKey: proxyHostKey } } : {}),
       },
       create: remoteCommand(conn.user),
       stdin: pulumi.secret(real.script),

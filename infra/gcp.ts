@@ -5,10 +5,13 @@ import * as pulumi from "@pulumi/pulumi";
 import * as gcp from "@pulumi/gcp";
 import type { ClusterSpec, HostSpec } from "./config";
 import { ports } from "../roles/paths";
+import { guestAttributeHostKey } from "./hostKeys";
 
 export interface GcpHosts {
   addresses: Record<string, pulumi.Output<string>>;
-  bastion: { address: pulumi.Output<string> };
+  /** Each instance's ed25519 host key, as its guest agent published it (see hostKeys.ts). */
+  hostKeys: Record<string, pulumi.Output<string>>;
+  bastion: { address: pulumi.Output<string>; hostKey: pulumi.Output<string> };
   instances: Record<string, gcp.compute.Instance>;
 }
 
@@ -63,10 +66,13 @@ export function gcpHosts(spec: ClusterSpec): GcpHosts {
     }, opts);
   }
 
-  const metadata = { "ssh-keys": `${spec.ssh.user}:${spec.ssh.publicKey}`, "block-project-ssh-keys": "true", "enable-oslogin": "FALSE" };
+  // enable-guest-attributes: the guest agent publishes the host keys it generates at first boot
+  // (hostkeys/ssh-ed25519), which every SSH connection of the program then verifies.
+  const metadata = { "ssh-keys": `${spec.ssh.user}:${spec.ssh.publicKey}`, "block-project-ssh-keys": "true", "enable-oslogin": "FALSE", "enable-guest-attributes": "TRUE" };
   const machineType = (h: HostSpec) => (h.kind === "db" ? g.dbMachineType : h.kind === "witness" ? g.witnessMachineType : g.balancerMachineType);
   const instances: Record<string, gcp.compute.Instance> = {};
   const addresses: Record<string, pulumi.Output<string>> = {};
+  const hostKeys: Record<string, pulumi.Output<string>> = {};
   for (const h of spec.hosts) {
     const attachedDisks = [];
     if (h.kind === "db") {
@@ -89,6 +95,7 @@ export function gcpHosts(spec: ClusterSpec): GcpHosts {
     }, opts);
     instances[h.name] = vm;
     addresses[h.name] = vm.networkInterfaces.apply((ni) => ni[0].networkIp!);
+    hostKeys[h.name] = guestAttributeHostKey(vm, g.project, provider, h.name);
   }
 
   const bastion = new gcp.compute.Instance(`${n}-bastion`, {
@@ -102,5 +109,5 @@ export function gcpHosts(spec: ClusterSpec): GcpHosts {
     allowStoppingForUpdate: true,
   }, opts);
   const bastionIp = bastion.networkInterfaces.apply((ni) => ni[0].accessConfigs?.[0]?.natIp ?? "");
-  return { addresses, bastion: { address: bastionIp }, instances };
+  return { addresses, hostKeys, bastion: { address: bastionIp, hostKey: guestAttributeHostKey(bastion, g.project, provider, `${n}-bastion`) }, instances };
 }

@@ -2,7 +2,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
-import { PROJECT, SECRET_KEYS, type ClusterSpec } from "./config";
+import { PROJECT, SECRET_KEYS, ConfigError, type ClusterSpec } from "./config";
 import { loadSpec, configSecret } from "./pulumiConfig";
 import { clusterSecrets } from "./secrets";
 import { clusterPki } from "./pki";
@@ -10,6 +10,8 @@ import { splitCerts } from "./certs";
 import { gcpHosts } from "./gcp";
 import { applyPlan, type Connection } from "./driver";
 import { HostDrift } from "./hostDrift";
+import { HostKeyScan } from "./hostKeys";
+import { parseHostKey } from "./sshHostKey";
 import { PROJECT_ROOT } from "./stackFile";
 import { compile, topoOrder } from "../roles/compile";
 import type { Host, Pki, Plan, Secrets } from "../roles/types";
@@ -33,6 +35,31 @@ function sshPrivateKey(spec: ClusterSpec): pulumi.Output<string> {
   return pulumi.secret(fs.readFileSync(file, "utf8"));
 }
 
+/**
+ * Static inventory: every host's key must be known or recordable, checked before any resource
+ * exists. hosts[].hostKey always wins; without it "pinned" refuses here.
+ */
+function checkStaticHostKeys(spec: ClusterSpec): void {
+  const problems: string[] = [];
+  spec.hosts.forEach((h, i) => {
+    const where = `${PROJECT}:hosts[${i}].hostKey`;
+    if (h.hostKey !== undefined && !parseHostKey(h.hostKey))
+      problems.push(`${where}: is not an ed25519 SSH host key; expected one line "ssh-ed25519 AAAA…" (68 base64 characters, no comment), as in the host's /etc/ssh/ssh_host_ed25519_key.pub`);
+    if (h.hostKey === undefined && spec.ssh.hostKeys === "pinned")
+      problems.push(`${where}: host "${h.name}" has no SSH host key and ${PROJECT}:ssh.hostKeys is "pinned"; set it to the host's ed25519 key ("ssh-ed25519 AAAA…", from /etc/ssh/ssh_host_ed25519_key.pub, verified out of band), or set ssh.hostKeys: trust-on-first-use to record the first key seen`);
+  });
+  if (problems.length) throw new ConfigError(problems, `stack ${spec.stack}`);
+}
+
+/** A static host's key: pinned from the config, or recorded at first contact (HostKeyScan). */
+function staticHostKey(spec: ClusterSpec, i: number): { key: pulumi.Input<string>; retrust: pulumi.Input<string> } {
+  const h = spec.hosts[i];
+  if (h.hostKey !== undefined)
+    return { key: h.hostKey, retrust: `If ${h.name} was rebuilt, verify its new key out of band and set ${PROJECT}:hosts[${i}].hostKey to it` };
+  const scan = new HostKeyScan(`${h.name}-hostkey`, { host: h.name, address: h.address!, port: h.sshPort });
+  return { key: scan.hostKey, retrust: pulumi.interpolate`If ${h.name} was rebuilt, verify its new key out of band and record it again: pulumi up --replace '${scan.urn}'` };
+}
+
 function connectionUrl(user: string, password: pulumi.Output<string>, host: pulumi.Input<string>, port: number, db: string) {
   return pulumi.secret(pulumi.interpolate`postgresql://${user}:${password.apply(encodeURIComponent)}@${host}:${port}/${db}?sslmode=verify-full&sslrootcert=pgcluster-ca.crt&target_session_attrs=any`);
 }
@@ -42,15 +69,25 @@ export function deploy() {
   const spec = loadSpec();
   const shape = planShape(spec);
   const privateKey = sshPrivateKey(spec);
+  if (spec.provider === "static") checkStaticHostKeys(spec);
 
+  // Every connection verifies the host's key (and the bastion's): see hostKeys.ts.
   let addresses: Record<string, pulumi.Input<string>>;
+  let hostKeys: Record<string, pulumi.Input<string>>;
+  let retrust: Record<string, pulumi.Input<string>>;
   let proxy: Connection["proxy"];
   if (spec.provider === "gcp") {
     const g = gcpHosts(spec);
     addresses = g.addresses;
-    proxy = { host: g.bastion.address, user: spec.ssh.user, privateKey };
+    hostKeys = g.hostKeys;
+    const why = "The key is the one the instance published in its guest attributes, so a mismatch means something else answers at its address: investigate before anything else (a replaced instance publishes its new key by itself)";
+    retrust = Object.fromEntries(spec.hosts.map((h) => [h.name, why]));
+    proxy = { host: g.bastion.address, user: spec.ssh.user, privateKey, hostKey: g.bastion.hostKey };
   } else {
     addresses = Object.fromEntries(spec.hosts.map((h) => [h.name, h.address!]));
+    const known = spec.hosts.map((h, i) => [h.name, staticHostKey(spec, i)] as const);
+    hostKeys = Object.fromEntries(known.map(([n, k]) => [n, k.key]));
+    retrust = Object.fromEntries(known.map(([n, k]) => [n, k.retrust]));
   }
 
   const pki = clusterPki(spec, (h) => addresses[h]);
@@ -65,7 +102,7 @@ export function deploy() {
   });
 
   const connections: Record<string, Connection> = Object.fromEntries(
-    spec.hosts.map((h) => [h.name, { host: addresses[h.name], user: h.sshUser, port: h.sshPort, privateKey, proxy }]),
+    spec.hosts.map((h) => [h.name, { host: addresses[h.name], user: h.sshUser, port: h.sshPort, privateKey, hostKey: hostKeys[h.name], proxy }]),
   );
   const commands = applyPlan(shape, pulumi.secret(plan), connections);
 
@@ -78,6 +115,8 @@ export function deploy() {
       user: conn.user,
       port: conn.port,
       privateKey: pulumi.secret(conn.privateKey),
+      hostKey: conn.hostKey,
+      retrust: retrust[h.name],
       ...(conn.proxy ? { proxy: pulumi.secret(pulumi.output(conn.proxy)) as any } : {}),
       steps: pulumi.secret(plan.apply((p) => p.steps.filter((s) => s.host === h.name).map(({ id, script }) => ({ id, script })))),
     }, { dependsOn: shape.steps.filter((s) => s.host === h.name).map((s) => commands[s.id]) });

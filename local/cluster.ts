@@ -4,12 +4,13 @@ import * as fs from "fs";
 import * as https from "https";
 import * as path from "path";
 import { readStackFile, specFromStackFile } from "../infra/stackFile";
-import type { ClusterSpec } from "../infra/config";
+import { ConfigError, PROJECT, type ClusterSpec } from "../infra/config";
+import { parseHostKey } from "../infra/sshHostKey";
 import { compile } from "../roles/compile";
 import type { Host, Pki, Plan, Secrets } from "../roles/types";
 import { ports, users } from "../roles/paths";
 import { ensureSecrets, ensureLocalPki, ensureSshKey, stateDir } from "./state";
-import type { SshConfig, SshTarget } from "./ssh";
+import { mergeKnownHosts, writeKnownHosts, type SshConfig, type SshTarget } from "./ssh";
 
 export interface LocalCluster {
   spec: ClusterSpec;
@@ -33,19 +34,50 @@ export function loadSpec(stack: string, overrides: Record<string, unknown> = {})
   return specFromStackFile(sf);
 }
 
+/**
+ * How the stack's host keys are known, with its known_hosts file ready, before any connection:
+ * the local stack pins the keys pgcluster generated (`npm run local` writes them); another static
+ * stack pins hosts[].hostKey, or records the first key seen (trust-on-first-use) in
+ * <state>/known_hosts. "pinned" without a key for every host is refused here.
+ */
+export function hostKeyTrust(spec: ClusterSpec, dir: string): Pick<SshConfig, "knownHostsFile" | "hostKeys"> {
+  const knownHostsFile = path.join(dir, "known_hosts");
+  if (spec.stack === "local") return { knownHostsFile, hostKeys: "generated" };
+  const problems: string[] = [];
+  const pinned: { address: string; port: number; key: string }[] = [];
+  spec.hosts.forEach((h, i) => {
+    const where = `${PROJECT}:hosts[${i}].hostKey`;
+    if (h.hostKey === undefined) {
+      if (spec.ssh.hostKeys === "pinned")
+        problems.push(`${where}: host "${h.name}" has no SSH host key and ${PROJECT}:ssh.hostKeys is "pinned"; set it to the host's ed25519 key ("ssh-ed25519 AAAA…", from /etc/ssh/ssh_host_ed25519_key.pub, verified out of band), or set ssh.hostKeys: trust-on-first-use to record the first key seen`);
+    } else if (!parseHostKey(h.hostKey)) {
+      problems.push(`${where}: is not an ed25519 SSH host key; expected one line "ssh-ed25519 AAAA…" (68 base64 characters, no comment)`);
+    } else pinned.push({ address: h.address!, port: h.sshPort, key: h.hostKey });
+  });
+  if (problems.length) throw new ConfigError(problems, `stack ${spec.stack}`);
+  if (spec.ssh.hostKeys === "pinned") {
+    writeKnownHosts(knownHostsFile, pinned);
+    return { knownHostsFile, hostKeys: "pinned" };
+  }
+  mergeKnownHosts(knownHostsFile, pinned);
+  return { knownHostsFile, hostKeys: "trust-on-first-use" };
+}
+
 export async function loadCluster(stack: string, overrides: Record<string, unknown> = {}): Promise<LocalCluster> {
   const spec = loadSpec(stack, overrides);
   if (spec.provider !== "static") throw new Error(`stack ${stack} uses provider ${spec.provider}: its hosts exist only after 'pulumi up -s ${stack}'; the local tools drive static inventories`);
+  // Host keys first: a stack that cannot verify its hosts stops before anything is generated.
+  const dir = stateDir(stack);
+  const trust = hostKeyTrust(spec, dir);
   const hosts: Host[] = spec.hosts.map((h) => ({ ...h, address: h.address! }));
   const secrets = ensureSecrets(spec);
   const pki = await ensureLocalPki(spec, Object.fromEntries(hosts.map((h) => [h.name, h.address])));
   const key = ensureSshKey(spec);
-  const dir = stateDir(stack);
   return {
     spec, hosts, secrets, pki,
     plan: compile(spec, hosts, pki, secrets),
     targets: Object.fromEntries(hosts.map((h) => [h.name, { name: h.name, address: h.address, user: h.sshUser, port: h.sshPort }])),
-    ssh: { privateKeyFile: key.privateKeyFile, knownHostsFile: path.join(dir, "known_hosts"), strictHostKeys: stack === "local" },
+    ssh: { privateKeyFile: key.privateKeyFile, ...trust },
     publicKey: key.publicKey,
     stateDir: dir,
   };

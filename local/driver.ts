@@ -35,7 +35,7 @@ export function redact(text: string, secrets: string[]): string {
 export async function preflight(cfg: SshConfig, targets: SshTarget[]): Promise<string[]> {
   const results = await Promise.all(targets.map(async (t) => {
     const r = await ssh(cfg, t, "true", "", 20_000, 5);
-    return r.code === 0 ? undefined : explainSshFailure(t, r.out, cfg.privateKeyFile);
+    return r.code === 0 ? undefined : explainSshFailure(t, r.out, cfg);
   }));
   return results.filter((x): x is string => !!x);
 }
@@ -66,7 +66,7 @@ export async function applyPlan(plan: Plan, targets: Record<string, SshTarget>, 
       const n = result.changed.length;
       o = { step, seconds, result, outcome: n === 0 ? "ok" : opts.check ? "drift" : "changed" };
     } else {
-      const reason = r.code === 255 && !result ? explainSshFailure(target, out, cfg.privateKeyFile) : `exit ${r.code}`;
+      const reason = r.code === 255 && !result ? explainSshFailure(target, out, cfg) : `exit ${r.code}`;
       o = { step, seconds, outcome: "failed", reason, tail: out.trim().split("\n").slice(-15) };
     }
     outcomes.set(step.id, o);

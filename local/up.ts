@@ -15,7 +15,7 @@ export async function bringUpHosts(c: LocalCluster, log: Log): Promise<void> {
     log,
     sshReady: async (n) => {
       // The nodes' host keys are known exactly (we generated them): strict checking.
-      writeKnownHosts(c.ssh.knownHostsFile, c.hosts.map((h) => ({ address: h.address, key: hostKey(h.name) })));
+      writeKnownHosts(c.ssh.knownHostsFile, c.hosts.map((h) => ({ address: h.address, port: h.sshPort, key: hostKey(h.name) })));
       const r = await ssh(c.ssh, c.targets[n.name], "systemctl is-system-running", "", 5000, 1);
       return /^(running|degraded)/m.test(r.out);
     },

@@ -8,6 +8,7 @@ import { requireHosts, localCluster } from "../support/hostsLayer";
 import { apply } from "../../local/up";
 import { ssh } from "../../local/ssh";
 import { healthy } from "../../local/chaos";
+import { hostKey } from "../../local/hosts";
 import type { LocalCluster } from "../../local/cluster";
 import { PROJECT_ROOT } from "../../infra/stackFile";
 import { hostDriftProvider, type HostDriftProps } from "../../infra/hostDrift";
@@ -62,7 +63,7 @@ describe("hosts layer: drift", function () {
 
   it("the Pulumi HostDrift provider's read() sees the same drift on its host, and diff() turns it into a change", async () => {
     const props = (host: string): HostDriftProps => ({
-      host, address: c.targets[host].address, user: "root", port: 22, privateKey: fs.readFileSync(c.ssh.privateKeyFile, "utf8"),
+      host, address: c.targets[host].address, user: "root", port: 22, privateKey: fs.readFileSync(c.ssh.privateKeyFile, "utf8"), hostKey: hostKey(host),
       steps: c.plan.steps.filter((s) => s.host === host).map(({ id, script }) => ({ id, script })),
     });
     const read = await hostDriftProvider.read!("pg3", props("pg3"));

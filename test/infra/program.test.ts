@@ -1,10 +1,12 @@
 import { strict as assert } from "assert";
 import * as pulumi from "@pulumi/pulumi";
-import { withMocks, stackConfig, settle, isSecretValue, reveal, type Registered } from "../support/pulumiMocks";
+import * as gcp from "@pulumi/gcp";
+import { withMocks, stackConfig, settle, isSecretValue, reveal, fakeHostKey, guestAttributes, mockInstanceName, type Registered } from "../support/pulumiMocks";
 import { deploy, planShape } from "../../infra/program";
-import { commandName } from "../../infra/driver";
+import { commandName, applyPlan } from "../../infra/driver";
 import { ConfigError } from "../../infra/config";
 import { loadSpec } from "../../infra/pulumiConfig";
+import { guestAttributeHostKey, GUEST_ATTRIBUTE_WAIT } from "../../infra/hostKeys";
 
 const KEY = { "pgcluster:sshPrivateKey": "-----BEGIN OPENSSH PRIVATE KEY-----\ntest\n-----END OPENSSH PRIVATE KEY-----\n" };
 const DB_PORTS = ["2379", "2380", "5432", "6432", "8008"];
@@ -19,6 +21,13 @@ async function run(stack: string, extra: Record<string, string> = {}) {
 }
 
 const ofType = (rs: Registered[], t: string) => rs.filter((r) => r.type === t);
+const DYNAMIC = "pulumi-nodejs:dynamic:Resource";
+const drifts = (rs: Registered[]) => ofType(rs, DYNAMIC).filter((r) => r.name.endsWith("-drift"));
+const scans = (rs: Registered[]) => ofType(rs, DYNAMIC).filter((r) => r.name.endsWith("-hostkey"));
+/** The host each Command runs on, from the plan's shape. */
+function commandHosts(spec: ReturnType<typeof loadSpec>): Map<string, string> {
+  return new Map(planShape(spec).steps.map((s) => [commandName(s.id), s.host]));
+}
 
 for (const stack of ["dev", "prod", "local"]) {
   describe(`Pulumi program, stack ${stack} (mocks)`, function () {
@@ -87,12 +96,12 @@ for (const stack of ["dev", "prod", "local"]) {
     });
 
     it("registers one HostDrift (dynamic) resource per host, after that host's Commands, with its steps and key secret", () => {
-      const drifts = ofType(ctx.registered, "pulumi-nodejs:dynamic:Resource");
-      assert.deepEqual(drifts.map((d) => d.name).sort(), ctx.spec.hosts.map((h) => `${h.name}-drift`).sort());
+      const ds = drifts(ctx.registered);
+      assert.deepEqual(ds.map((d) => d.name).sort(), ctx.spec.hosts.map((h) => `${h.name}-drift`).sort());
       const cmds = ofType(ctx.registered, "command:remote:Command");
       const urnToName = new Map(cmds.map((c) => [c.urn!, c.name]));
       const shape = planShape(ctx.spec);
-      for (const d of drifts) {
+      for (const d of ds) {
         const host = d.name.replace(/-drift$/, "");
         assert.ok(isSecretValue(d.inputs.steps), `${d.name}: steps not secret`);
         assert.ok(isSecretValue(d.inputs.privateKey), `${d.name}: key not secret`);
@@ -105,6 +114,28 @@ for (const stack of ["dev", "prod", "local"]) {
     });
 
     if (stack === "local") {
+      it("trust on first use (the local stack file): one HostKeyScan per host, and every Command and HostDrift pins exactly the key it recorded", () => {
+        const recorded = scans(ctx.registered);
+        assert.deepEqual(recorded.map((r) => r.name).sort(), ctx.spec.hosts.map((h) => `${h.name}-hostkey`).sort());
+        for (const h of ctx.spec.hosts) {
+          const r = recorded.find((x) => x.name === `${h.name}-hostkey`)!;
+          assert.deepEqual({ host: r.inputs.host, address: r.inputs.address, port: r.inputs.port }, { host: h.name, address: h.address, port: h.sshPort });
+        }
+        const hostOf = commandHosts(ctx.spec);
+        const cmds = ofType(ctx.registered, "command:remote:Command");
+        assert.ok(cmds.length > 0);
+        for (const c of cmds) {
+          const conn = reveal(c.inputs.connection);
+          assert.equal(conn.hostKey, fakeHostKey(`scan ${conn.host}`), `${c.name}: host key`);
+          assert.equal(ctx.spec.hosts.find((h) => h.name === hostOf.get(c.name))!.address, conn.host);
+          assert.equal(conn.proxy, undefined);
+        }
+        for (const d of drifts(ctx.registered)) {
+          assert.equal(d.inputs.hostKey, fakeHostKey(`scan ${d.inputs.address}`), `${d.name}: host key`);
+          assert.ok(d.inputs.retrust.endsWith(`pulumi up --replace 'urn:pulumi:local::pgcluster::pulumi-nodejs:dynamic:Resource::${d.inputs.host}-hostkey'`), d.inputs.retrust);
+        }
+      });
+
       it("static inventory: no cloud resources, Commands reach the inventory addresses", () => {
         assert.equal(ctx.registered.filter((r) => r.type.startsWith("gcp:")).length, 0);
         const hosts = ofType(ctx.registered, "command:remote:Command").map((c) => reveal(c.inputs.connection).host);
@@ -143,6 +174,30 @@ for (const stack of ["dev", "prod", "local"]) {
         assert.deepEqual(sa, ["roles/logging.logWriter", "roles/monitoring.metricWriter"]);
       });
 
+      it("GCP: every Command pins its own instance's key from guest attributes, and the bastion's for the proxy hop", () => {
+        const vms = ofType(ctx.registered, "gcp:compute/instance:Instance");
+        for (const v of vms) assert.equal(v.inputs.metadata["enable-guest-attributes"], "TRUE", `${v.name}: guest attributes off`);
+        const asked = new Set(guestAttributes.asked.map((a) => `${a.name} ${a.zone} ${a.variableKey}`));
+        for (const v of vms) assert.ok(asked.has(`${mockInstanceName(v.name)} ${v.inputs.zone} hostkeys/ssh-ed25519`), `${v.name}: its guest attribute was not read`);
+        const bastion = vms.find((v) => v.name.endsWith("-bastion"))!;
+        const hostOf = commandHosts(ctx.spec);
+        const cmds = ofType(ctx.registered, "command:remote:Command");
+        const distinct = new Set<string>();
+        for (const c of cmds) {
+          const conn = reveal(c.inputs.connection);
+          assert.equal(conn.hostKey, fakeHostKey(`guest ${mockInstanceName(hostOf.get(c.name)!)}`), `${c.name}: not its instance's key`);
+          assert.equal(conn.proxy.hostKey, fakeHostKey(`guest ${mockInstanceName(bastion.name)}`), `${c.name}: bastion key`);
+          distinct.add(conn.hostKey);
+        }
+        assert.equal(distinct.size, ctx.spec.hosts.length, "one key per host");
+        for (const d of drifts(ctx.registered)) {
+          const host = d.name.replace(/-drift$/, "");
+          assert.equal(d.inputs.hostKey, fakeHostKey(`guest ${mockInstanceName(host)}`));
+          assert.equal(reveal(d.inputs.proxy).hostKey, fakeHostKey(`guest ${mockInstanceName(bastion.name)}`));
+        }
+        assert.equal(scans(ctx.registered).length, 0, "no trust-on-first-use on GCP");
+      });
+
       it("GCP: Commands reach the nodes' internal IPs through the bastion", () => {
         for (const c of ofType(ctx.registered, "command:remote:Command")) {
           const conn = reveal(c.inputs.connection);
@@ -156,6 +211,87 @@ for (const stack of ["dev", "prod", "local"]) {
 }
 
 {
+  describe("Pulumi program: host keys (mocks)", function () {
+    this.timeout(60000);
+    const localHosts = () => JSON.parse(stackConfig("local")["pgcluster:hosts"]) as Record<string, unknown>[];
+    const localSsh = (over: Record<string, unknown>) => JSON.stringify({ ...JSON.parse(stackConfig("local")["pgcluster:ssh"]), ...over });
+
+    it("static, pinned: every Command carries exactly the hosts[].hostKey of its host, nothing is scanned", async () => {
+      const hosts = localHosts().map((h) => ({ ...h, hostKey: fakeHostKey(`config ${h.name}`) }));
+      const { registered, spec } = await run("local", { "pgcluster:hosts": JSON.stringify(hosts), "pgcluster:ssh": localSsh({ hostKeys: "pinned" }) });
+      const hostOf = commandHosts(spec);
+      for (const c of ofType(registered, "command:remote:Command"))
+        assert.equal(reveal(c.inputs.connection).hostKey, fakeHostKey(`config ${hostOf.get(c.name)}`), c.name);
+      for (const d of drifts(registered)) {
+        assert.equal(d.inputs.hostKey, fakeHostKey(`config ${d.inputs.host}`));
+        assert.match(d.inputs.retrust, /set pgcluster:hosts\[\d\]\.hostKey/);
+      }
+      assert.equal(scans(registered).length, 0);
+    });
+
+    it("static, trust on first use with one key pinned: that host uses the config's key, the others are recorded", async () => {
+      const hosts = localHosts().map((h) => (h.name === "pg2" ? { ...h, hostKey: fakeHostKey("config pg2") } : h));
+      const { registered } = await run("local", { "pgcluster:hosts": JSON.stringify(hosts) });
+      assert.deepEqual(scans(registered).map((r) => r.name).sort(), ["lb1-hostkey", "pg1-hostkey", "pg3-hostkey"]);
+      const keys = new Map(ofType(registered, "command:remote:Command").map((c) => [c.name.split("-")[0], reveal(c.inputs.connection).hostKey]));
+      assert.equal(keys.get("pg2"), fakeHostKey("config pg2"));
+      assert.equal(keys.get("pg1"), fakeHostKey("scan 10.213.0.11"));
+    });
+
+    it("static, pinned without hosts[].hostKey: refused before any resource, naming every host's key", async () => {
+      const hosts = localHosts().map((h) => (h.name === "pg1" ? { ...h, hostKey: fakeHostKey("config pg1") } : h));
+      const registered = await withMocks("local", stackConfig("local", { ...KEY, "pgcluster:hosts": JSON.stringify(hosts), "pgcluster:ssh": localSsh({ hostKeys: "pinned" }) }), ["pgcluster:sshPrivateKey"]);
+      assert.throws(() => deploy(), (e: unknown) => e instanceof ConfigError
+        && /pgcluster:hosts\[0\]\.hostKey: host "lb1" has no SSH host key/.test(e.message)
+        && /pgcluster:hosts\[2\]\.hostKey: host "pg2"/.test(e.message) && /pgcluster:hosts\[3\]\.hostKey/.test(e.message)
+        && !/hosts\[1\]/.test(e.message));
+      await new Promise((r) => setTimeout(r, 100));
+      assert.equal(registered.length, 0);
+    });
+
+    it("a hosts[].hostKey that is not one ed25519 key line (a comment, a second line) is refused, naming it", async () => {
+      for (const bad of [`${fakeHostKey("x")} root@pg1`, `${fakeHostKey("x")}\n@cert-authority * ${fakeHostKey("y")}`, "ssh-rsa AAAAB3NzaC1yc2E"]) {
+        const hosts = localHosts().map((h) => (h.name === "pg3" ? { ...h, hostKey: bad } : h));
+        const registered = await withMocks("local", stackConfig("local", { ...KEY, "pgcluster:hosts": JSON.stringify(hosts) }), ["pgcluster:sshPrivateKey"]);
+        assert.throws(() => deploy(), /pgcluster:hosts\[3\]\.hostKey: is not an ed25519 SSH host key/, JSON.stringify(bad));
+        await new Promise((r) => setTimeout(r, 50));
+        assert.equal(registered.length, 0);
+      }
+    });
+
+    it("the driver registers no Command without a host key, for the host or its bastion, naming the host", async () => {
+      const registered = await withMocks("local", stackConfig("local", KEY), ["pgcluster:sshPrivateKey"]);
+      const spec = loadSpec();
+      const shape = planShape(spec);
+      const conn = (h: string) => ({ host: "10.213.0.11", user: "root", port: 22, privateKey: "k", hostKey: fakeHostKey(h) });
+      const all = (over: (h: string) => object) => Object.fromEntries(spec.hosts.map((h) => [h.name, { ...conn(h.name), ...over(h.name) }])) as any;
+      assert.throws(() => applyPlan(shape, pulumi.output(shape), all((h) => (h === "pg2" ? { hostKey: undefined } : {}))), /host pg2: no SSH host key/);
+      assert.throws(() => applyPlan(shape, pulumi.output(shape), all(() => ({ proxy: { host: "198.51.100.7", user: "root", privateKey: "k", hostKey: "" } }))), /bastion of host \w+: no SSH host key/);
+      await new Promise((r) => setTimeout(r, 50));
+      assert.equal(ofType(registered, "command:remote:Command").length, 0);
+    });
+
+    it("GCP: an instance that never publishes its host key is an error naming it, after a bounded wait", async () => {
+      await withMocks("dev", stackConfig("dev", KEY), ["pgcluster:sshPrivateKey"]);
+      const saved = { ...GUEST_ATTRIBUTE_WAIT };
+      Object.assign(GUEST_ATTRIBUTE_WAIT, { timeoutMs: 400, intervalMs: 100 });
+      try {
+        const provider = new gcp.Provider("p", { project: "proj" });
+        const vm = new gcp.compute.Instance("silent", { zone: "europe-west1-b", machineType: "e2-small", bootDisk: { initializeParams: { image: "debian-cloud/debian-12" } }, networkInterfaces: [{ network: "default" }] }, { provider });
+        guestAttributes.unpublished.add(mockInstanceName("silent"));
+        const t0 = Date.now();
+        await assert.rejects((guestAttributeHostKey(vm, "proj", provider, "pgdev-db-9") as any).promise(),
+          /GCP instance pgdev-db-9 \(silent-[0-9a-f]{7}, europe-west1-b\) guest attribute hostkeys\/ssh-ed25519: no SSH host key published after 0 s .*enable-guest-attributes/);
+        assert.ok(Date.now() - t0 < 5000, "bounded");
+        const published = new gcp.compute.Instance("talker", { zone: "europe-west1-b", machineType: "e2-small", bootDisk: { initializeParams: { image: "debian-cloud/debian-12" } }, networkInterfaces: [{ network: "default" }] }, { provider });
+        assert.equal(await (guestAttributeHostKey(published, "proj", provider, "talker") as any).promise(), fakeHostKey(`guest ${mockInstanceName("talker")}`));
+      } finally {
+        Object.assign(GUEST_ATTRIBUTE_WAIT, saved);
+        guestAttributes.unpublished.clear();
+      }
+    });
+  });
+
   describe("Pulumi program: invalid config (mocks)", () => {
     it("fails before registering any resource, naming the key", async () => {
       const registered = await withMocks("prod", stackConfig("prod", { ...KEY, "pgcluster:patroni": JSON.stringify({ ttl: 10, loopWait: 5, retryTimeout: 4 }) }), ["pgcluster:sshPrivateKey"]);
