@@ -7,6 +7,7 @@
 import { z } from "zod";
 import { cidrsCoverEverything, cidrsOverlap, ipInCidr, isIPv4, isPrivateCidr, parseCidr, reservedAddresses } from "./cidr";
 import { CLIENT_CERTS } from "./certs";
+import { parseHostKey } from "./sshHostKey";
 import { GCP_REGIONS, GCP_ZONES, GCP_ZONES_TAKEN } from "./gcpZones";
 
 export const PROJECT = "pgcluster";
@@ -165,7 +166,9 @@ const hostSchema = z.strictObject({
   sshPort: port.optional(),
   dataDevice: devicePath.optional(),
   /** The host's SSH public host key ("ssh-ed25519 AAAA…"): every connection verifies it. */
-  hostKey: sshKey(false).optional(),
+  // What both drivers pin (infra/sshHostKey.ts): ed25519 only, one line, no comment.
+  hostKey: z.string().refine((v) => parseHostKey(v) !== undefined,
+    `is not an ed25519 SSH host key; expected one line "ssh-ed25519 AAAA…" (68 base64 characters, no comment), as in the host's /etc/ssh/ssh_host_ed25519_key.pub`).optional(),
 });
 
 const gcpSchema = z.strictObject({
@@ -586,7 +589,7 @@ export function parseClusterSpec(raw: Record<string, unknown>, ctx: ParseContext
           else if (reservedAddresses(networkCidr).includes(h.address)) fail(["hosts", i, "address"], `${h.address} of "${h.name}" is the network or broadcast address of network.cidr ${networkCidr}, not a host address`);
         }
         if (hostKeys === "pinned" && !h.hostKey)
-          fail(["hosts", i, "hostKey"], `host "${h.name}" has no hostKey, and ssh.hostKeys is "pinned": add its public host key (e.g. /etc/ssh/ssh_host_ed25519_key.pub, read on the host or over a channel you trust), or set ssh.hostKeys: trust-on-first-use`);
+          fail(["hosts", i, "hostKey"], `host "${h.name}" has no SSH host key and ${PROJECT}:ssh.hostKeys is "pinned"; set it to the host's ed25519 key ("ssh-ed25519 AAAA…", from /etc/ssh/ssh_host_ed25519_key.pub, verified out of band), or set ssh.hostKeys: trust-on-first-use to record the first key seen`);
         // Node certificates carry the host name as CN and id: never one that pg_hba/pg_ident trust.
         const reserved = reservedHostName(h.name);
         if (reserved) fail(["hosts", i, "name"], `"${h.name}" is reserved: ${reserved}; call the host something else`);

@@ -2,7 +2,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
-import { PROJECT, SECRET_KEYS, ConfigError, type ClusterSpec } from "./config";
+import { PROJECT, SECRET_KEYS, type ClusterSpec } from "./config";
 import { loadSpec, configSecret } from "./pulumiConfig";
 import { clusterSecrets } from "./secrets";
 import { clusterPki } from "./pki";
@@ -11,7 +11,6 @@ import { gcpHosts } from "./gcp";
 import { applyPlan, type Connection } from "./driver";
 import { HostDrift } from "./hostDrift";
 import { HostKeyScan } from "./hostKeys";
-import { parseHostKey } from "./sshHostKey";
 import { PROJECT_ROOT } from "./stackFile";
 import { compile, topoOrder } from "../roles/compile";
 import type { Host, Pki, Plan, Secrets } from "../roles/types";
@@ -35,22 +34,6 @@ function sshPrivateKey(spec: ClusterSpec): pulumi.Output<string> {
   return pulumi.secret(fs.readFileSync(file, "utf8"));
 }
 
-/**
- * Static inventory: every host's key must be known or recordable, checked before any resource
- * exists. hosts[].hostKey always wins; without it "pinned" refuses here.
- */
-function checkStaticHostKeys(spec: ClusterSpec): void {
-  const problems: string[] = [];
-  spec.hosts.forEach((h, i) => {
-    const where = `${PROJECT}:hosts[${i}].hostKey`;
-    if (h.hostKey !== undefined && !parseHostKey(h.hostKey))
-      problems.push(`${where}: is not an ed25519 SSH host key; expected one line "ssh-ed25519 AAAA…" (68 base64 characters, no comment), as in the host's /etc/ssh/ssh_host_ed25519_key.pub`);
-    if (h.hostKey === undefined && spec.ssh.hostKeys === "pinned")
-      problems.push(`${where}: host "${h.name}" has no SSH host key and ${PROJECT}:ssh.hostKeys is "pinned"; set it to the host's ed25519 key ("ssh-ed25519 AAAA…", from /etc/ssh/ssh_host_ed25519_key.pub, verified out of band), or set ssh.hostKeys: trust-on-first-use to record the first key seen`);
-  });
-  if (problems.length) throw new ConfigError(problems, `stack ${spec.stack}`);
-}
-
 /** A static host's key: pinned from the config, or recorded at first contact (HostKeyScan). */
 function staticHostKey(spec: ClusterSpec, i: number): { key: pulumi.Input<string>; retrust: pulumi.Input<string> } {
   const h = spec.hosts[i];
@@ -69,7 +52,6 @@ export function deploy() {
   const spec = loadSpec();
   const shape = planShape(spec);
   const privateKey = sshPrivateKey(spec);
-  if (spec.provider === "static") checkStaticHostKeys(spec);
 
   // Every connection verifies the host's key (and the bastion's): see hostKeys.ts.
   let addresses: Record<string, pulumi.Input<string>>;

@@ -30,8 +30,8 @@ function staticConfig(over: Record<string, unknown> = {}): Record<string, unknow
     hosts: [
       { name: "lb1", address: "10.1.0.10", roles: ["balancer"], hostKey: keyLine("ssh-ed25519", 1) },
       { name: "pg1", address: "10.1.0.11", roles: ["etcd", "postgres"], hostKey: keyLine("ssh-ed25519", 2) },
-      { name: "pg2", address: "10.1.0.12", roles: ["etcd", "postgres"], hostKey: keyLine("ecdsa-sha2-nistp256", 3) },
-      { name: "pg3", address: "10.1.0.13", roles: ["etcd", "postgres"], hostKey: keyLine("ssh-rsa", 4) },
+      { name: "pg2", address: "10.1.0.12", roles: ["etcd", "postgres"], hostKey: keyLine("ssh-ed25519", 3) },
+      { name: "pg3", address: "10.1.0.13", roles: ["etcd", "postgres"], hostKey: keyLine("ssh-ed25519", 4) },
     ],
     network: { cidr: "10.1.0.0/24", clientCidrs: ["10.0.0.0/8"] },
     sshPrivateKey: PEM,
@@ -84,7 +84,7 @@ describe("stack config validation", () => {
     assert.equal(s.pgbouncer.poolMode, "transaction");
     assert.deepEqual(s.hosts.map((h) => h.name), ["lb1", "pg1", "pg2", "pg3"]);
     assert.equal(s.hosts[1].sshUser, "root");
-    assert.equal(s.hosts[2].hostKey, keyLine("ecdsa-sha2-nistp256", 3));
+    assert.equal(s.hosts[2].hostKey, keyLine("ssh-ed25519", 3));
   });
 
   it("accepts the test fixtures' gcp config", () => {
@@ -281,12 +281,14 @@ describe("stack config validation", () => {
   });
 
   it("host keys: pinned static hosts need hostKey; trust-on-first-use does not", () => {
-    rejects(staticConfig({ hosts: hostsWith(1, { hostKey: undefined }) }), "pgcluster:hosts[1].hostKey", /host "pg1" has no hostKey, and ssh.hostKeys is "pinned"/);
+    rejects(staticConfig({ hosts: hostsWith(1, { hostKey: undefined }) }), "pgcluster:hosts[1].hostKey", /host "pg1" has no SSH host key and pgcluster:ssh.hostKeys is "pinned"/);
     const noKeys = (staticConfig().hosts as Record<string, unknown>[]).map(({ hostKey: _k, ...h }) => h);
     assert.equal(parseClusterSpec(staticConfig({ hosts: noKeys, ssh: { hostKeys: "trust-on-first-use" } }), ctx).ssh.hostKeys, "trust-on-first-use");
     // the base64 must encode the key type the line names
-    rejects(staticConfig({ hosts: hostsWith(0, { hostKey: `ssh-ed25519 ${keyLine("ssh-rsa").split(" ")[1]}` }) }), "pgcluster:hosts[0].hostKey", /base64 part that is not a ssh-ed25519 key/);
-    rejects(staticConfig({ hosts: hostsWith(0, { hostKey: keyLine("ssh-dss") }) }), "pgcluster:hosts[0].hostKey", /key type "ssh-dss"; use ssh-ed25519/);
+    rejects(staticConfig({ hosts: hostsWith(0, { hostKey: `ssh-ed25519 ${keyLine("ssh-rsa").split(" ")[1]}` }) }), "pgcluster:hosts[0].hostKey", /is not an ed25519 SSH host key/);
+    rejects(staticConfig({ hosts: hostsWith(0, { hostKey: keyLine("ssh-dss") }) }), "pgcluster:hosts[0].hostKey", /is not an ed25519 SSH host key/);
+    // What both drivers pin is ed25519 only: other key types are refused before any connection.
+    rejects(staticConfig({ hosts: hostsWith(0, { hostKey: keyLine("ecdsa-sha2-nistp256") }) }), "pgcluster:hosts[0].hostKey", /is not an ed25519 SSH host key/);
     assert.equal(sshPublicKeyProblem(`${keyLine()} ops@example laptop`, true), undefined);
     assert.match(sshPublicKeyProblem(`${keyLine()} ops@example`, false)!, /nothing else/);
   });
