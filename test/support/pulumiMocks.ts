@@ -1,5 +1,6 @@
 // Runs the Pulumi program in-process under pulumi.runtime.setMocks (no CLI, no plugins) with a
 // stack file's config, recording every registered resource and its dependencies.
+import { createHash } from "crypto";
 import * as fs from "fs";
 import * as path from "path";
 import YAML from "yaml";
@@ -47,6 +48,7 @@ const computed: Record<string, (inputs: any, name: string) => Record<string, unk
   "tls:index/certRequest:CertRequest": (_i, name) => ({ certRequestPem: `csr ${name}` }),
   "tls:index/locallySignedCert:LocallySignedCert": (_i, name) => ({ certPem: `-----BEGIN CERTIFICATE-----\n${name}\n-----END CERTIFICATE-----\n` }),
   "random:index/randomPassword:RandomPassword": (_i, name) => ({ result: { [SECRET_SIG]: "1b47061264138c4ac30d75fd1eb44270", value: `pw-${name}` } }),
+  "random:index/randomBytes:RandomBytes": (i, name) => ({ base64: { [SECRET_SIG]: "1b47061264138c4ac30d75fd1eb44270", value: createHash("sha256").update(name).digest().subarray(0, i.length).toString("base64") } }),
 };
 
 export async function withMocks(stack: string, config: Record<string, string>, secretKeys: string[]): Promise<Registered[]> {
