@@ -63,7 +63,11 @@ function password(): string {
 interface StoredSecret { value: string; keepers: { rotation: string; rotate: string }; scramSalt?: string }
 
 export function ensureSecrets(spec: ClusterSpec): Secrets {
-  const file = path.join(stateDir(spec.stack), "secrets.json");
+  return ensureSecretsFile(path.join(stateDir(spec.stack), "secrets.json"), spec);
+}
+
+/** The secrets kept in `file` (0600), generated or renewed where missing or rotated. */
+export function ensureSecretsFile(file: string, spec: ClusterSpec): Secrets {
   const stored = readJson<Record<string, StoredSecret>>(file) ?? {};
   const out = {} as Secrets;
   let changed = false;
