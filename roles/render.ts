@@ -29,8 +29,9 @@ hb.registerHelper("join", (v: unknown[], sep: unknown) => v.join(typeof sep === 
 // Concatenation, for a value built from parts that is then quoted as one: {{json (cat a ":" b)}}.
 hb.registerHelper("cat", (...args: unknown[]) => args.slice(0, -1).map(String).join(""));
 // Bash single-quoted word and SQL string literal, for values spliced into host-side scripts.
+// {{sqlq value}} or {{sqlq "purpose" value}} (named in a refusal).
 hb.registerHelper("shq", (v: unknown) => shq(v));
-hb.registerHelper("sqlq", (v: unknown) => sqlLiteral(v));
+hb.registerHelper("sqlq", (...args: unknown[]) => (args.length === 3 ? sqlLiteral(args[1], String(args[0])) : sqlLiteral(args[0])));
 // {{aptq "apt.proxy" value}}: an apt.conf "string".
 purposeHelper("aptq", aptString);
 // {{word "host name" value}}: a bare token in INI, haproxy.cfg, environment and unit files.
