@@ -8,6 +8,7 @@ import type { ClusterSpec } from "../infra/config";
 import { compile } from "../roles/compile";
 import type { Host, Pki, Plan, Secrets } from "../roles/types";
 import { ports, users } from "../roles/paths";
+import { shq } from "../roles/quote";
 import { ensureSecrets, ensureLocalPki, ensureSshKey, stateDir } from "./state";
 import { mergeKnownHosts, writeKnownHosts, type SshConfig, type SshTarget } from "./ssh";
 
@@ -81,12 +82,19 @@ export function connectionUrls(c: LocalCluster, mask = true): Record<string, str
   return { DATABASE_URL_PRIMARY: url(ports.writer), DATABASE_URL_REPLICA: url(ports.readers), DATABASE_URL_PRIMARY_DIRECT: url(ports.writerDirect) };
 }
 
-/** Writes <state>/env (0600): the real URLs and the superuser password, for `source`. */
+/**
+ * Writes <state>/env (0600): the real URLs and the superuser password, for `source`. Values are
+ * single-quoted for sh (a quote inside a password or a name cannot end the word).
+ */
 export function writeEnvFile(c: LocalCluster): string {
   const file = path.join(c.stateDir, "env");
-  const lines = Object.entries(connectionUrls(c, false)).map(([k, v]) => `export ${k}='${v}'`);
-  lines.push(`export PGCLUSTER_SUPERUSER='${users.superuser}'`, `export PGCLUSTER_SUPERUSER_PASSWORD='${c.secrets.superuserPassword}'`);
-  fs.writeFileSync(file, lines.join("\n") + "\n", { mode: 0o600 });
+  const vars: [string, string][] = [
+    ...Object.entries(connectionUrls(c, false)),
+    ["PGCLUSTER_SUPERUSER", users.superuser],
+    ["PGCLUSTER_SUPERUSER_PASSWORD", c.secrets.superuserPassword],
+  ];
+  fs.writeFileSync(file, vars.map(([k, v]) => `export ${k}=${shq(v, k)}\n`).join(""), { mode: 0o600 });
+  fs.chmodSync(file, 0o600); // an older file keeps its mode otherwise
   return file;
 }
 

@@ -8,6 +8,7 @@ import * as path from "path";
 import { sh, ok, run, CommandError } from "./exec";
 import type { ClusterSpec } from "../infra/config";
 import { ipInCidr } from "../infra/cidr";
+import { aptCacherRemaps, debianMirrors, nodeSourcesList, readAptSources, viaProxy, type DebianMirrors } from "./mirror";
 
 /** The only range local hosts may use (and the only one ever contacted). */
 export const LOCAL_RANGE = "10.213.0.0/24";
@@ -106,7 +107,7 @@ function ourProcess(file: string, mustContain: string): number | undefined {
   } catch { return undefined; }
 }
 
-function ensureAptProxy(log: (l: string) => void): void {
+function ensureAptProxy(mirrors: DebianMirrors, log: (l: string) => void): void {
   const dir = path.join(ROOT, "acng");
   fs.mkdirSync(path.join(APT_CACHE), { recursive: true });
   fs.mkdirSync(path.join(dir, "log"), { recursive: true });
@@ -116,8 +117,7 @@ function ensureAptProxy(log: (l: string) => void): void {
     "SupportDir: /usr/lib/apt-cacher-ng",
     "Port: 3142",
     `BindAddress: 127.0.0.1 ${HOST_IP}`,
-    "Remap-debrep: file:deb_mirror*.gz /debian ; file:backends_debian",
-    "Remap-secdeb: security.debian.org security.debian.org/debian-security deb.debian.org/debian-security /debian-security ; deb.debian.org/debian-security",
+    ...aptCacherRemaps(mirrors),
     "PassThroughPattern: .*",
     // Nodes refresh their lists together; within this window they share one cached answer
     // instead of racing to refresh the same index file (seen to stall a client).
@@ -152,7 +152,7 @@ async function waitFor(what: string, seconds: number, probe: () => Promise<boole
   throw new Error(`timed out after ${seconds} s waiting for ${what}`);
 }
 
-async function ensureBase(log: (l: string) => void): Promise<void> {
+async function ensureBase(mirrors: DebianMirrors, log: (l: string) => void): Promise<void> {
   const marker = path.join(BASE, ".pgcluster-base");
   const sane = () => ["usr/bin/systemctl", "usr/sbin/sshd", "usr/bin/python3", "etc/os-release"].every((f) => fs.existsSync(path.join(BASE, f)));
   if (fs.existsSync(marker) && fs.readFileSync(marker, "utf8").trim() === BASE_RECIPE && sane()) return;
@@ -167,17 +167,12 @@ async function ensureBase(log: (l: string) => void): Promise<void> {
   log("building the Debian 12 base root with debootstrap (once; 2-3 min)");
   const t0 = Date.now();
   await waitFor("apt proxy on :3142", 20, () => ok("curl", ["-s", "-o", "/dev/null", `http://127.0.0.1:3142/`]) || sh("curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:3142/"], { allowFail: true }).stdout !== "000");
-  const r = await run("debootstrap", ["--variant=minbase", `--include=${BASE_PACKAGES}`, "bookworm", tmp, "http://127.0.0.1:3142/deb.debian.org/debian"]);
+  const r = await run("debootstrap", ["--variant=minbase", `--include=${BASE_PACKAGES}`, "bookworm", tmp, viaProxy(mirrors.main, "127.0.0.1:3142")]);
   if (r.code !== 0) throw new Error(`debootstrap failed:\n${r.out.trim().split("\n").slice(-15).join("\n")}`);
   for (const f of fs.readdirSync(path.join(tmp, "etc/ssh")).filter((f) => f.startsWith("ssh_host_"))) fs.rmSync(path.join(tmp, "etc/ssh", f));
   fs.writeFileSync(path.join(tmp, "etc/machine-id"), "");
   // Real-VM sources: the nodes reach them through the apt proxy the stack config names.
-  fs.writeFileSync(path.join(tmp, "etc/apt/sources.list"), [
-    "deb http://deb.debian.org/debian bookworm main",
-    "deb http://deb.debian.org/debian bookworm-updates main",
-    "deb http://deb.debian.org/debian-security bookworm-security main",
-    "",
-  ].join("\n"));
+  fs.writeFileSync(path.join(tmp, "etc/apt/sources.list"), nodeSourcesList(mirrors));
   fs.writeFileSync(path.join(tmp, "etc/ssh/sshd_config.d/pgcluster-local.conf"), "PermitRootLogin prohibit-password\nPasswordAuthentication no\nUseDNS no\n");
   sh("chroot", [tmp, "systemctl", "enable", "systemd-networkd", "ssh"]);
   // Nothing to synchronise or wait for in a container on a bridge.
@@ -192,7 +187,7 @@ function mounted(dir: string): boolean {
 }
 
 /** Create a node's overlay root and identity (hostname, machine-id, host keys, address). */
-function ensureNodeRoot(node: LocalNode, opts: LocalHostsOptions): string {
+function ensureNodeRoot(node: LocalNode, mirrors: DebianMirrors, opts: LocalHostsOptions): string {
   const d = nodeDir(node.name);
   const root = path.join(d, "root");
   const owner = path.join(d, "owner");
@@ -205,6 +200,9 @@ function ensureNodeRoot(node: LocalNode, opts: LocalHostsOptions): string {
     fs.writeFileSync(path.join(root, "etc/hosts"), `127.0.0.1 localhost\n127.0.1.1 ${node.name}\n`);
     fs.writeFileSync(path.join(d, ".identity"), node.address + "\n");
   }
+  // The mirror may have changed since the base root was built (apt.mirror, this machine's sources).
+  const sources = path.join(root, "etc/apt/sources.list");
+  if (fs.readFileSync(sources, "utf8") !== nodeSourcesList(mirrors)) fs.writeFileSync(sources, nodeSourcesList(mirrors));
   fs.mkdirSync(path.join(root, "etc/systemd/network"), { recursive: true });
   // A static address that stays when the link drops, as on a server with a fixed IP: a cut
   // link (partition test) must not also unconfigure the host.
@@ -274,11 +272,14 @@ function bootNode(node: LocalNode, log: (l: string) => void): void {
 export async function hostsUp(spec: ClusterSpec, opts: LocalHostsOptions & { sshReady: (n: LocalNode) => Promise<boolean> }): Promise<LocalNode[]> {
   requireRoot();
   const nodes = localNodes(spec);
+  const mirrors = debianMirrors(spec.apt.mirror, readAptSources());
+  opts.log(`Debian mirror (from ${mirrors.source}): ${mirrors.main.url}${mirrors.security ? `, security: ${mirrors.security.url}` : ""}`);
+  if (!mirrors.security) opts.log("warning: no source for bookworm-security on this machine: the local hosts get no security updates");
   for (const d of [ROOT, LOGS, path.join(ROOT, "nodes")]) fs.mkdirSync(d, { recursive: true });
   ensureHostPackages(opts.log);
   ensureBridge(opts.log);
-  ensureAptProxy(opts.log);
-  await ensureBase(opts.log);
+  ensureAptProxy(mirrors, opts.log);
+  await ensureBase(mirrors, opts.log);
   for (const n of nodes) {
     const owner = path.join(nodeDir(n.name), "owner");
     if (fs.existsSync(nodeDir(n.name)) && (!fs.existsSync(owner) || fs.readFileSync(owner, "utf8").trim() !== opts.stateId)) {
@@ -287,7 +288,7 @@ export async function hostsUp(spec: ClusterSpec, opts: LocalHostsOptions & { ssh
       await stopNode(n.name, opts.log);
       destroyNode(n.name, opts.log);
     }
-    ensureNodeRoot(n, opts);
+    ensureNodeRoot(n, mirrors, opts);
     if (!nodeRunning(n.name)) bootNode(n, opts.log);
   }
   await Promise.all(nodes.map((n) => waitFor(`${n.name} (${n.address}) to boot and answer SSH`, 90, () => opts.sshReady(n))));

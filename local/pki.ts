@@ -22,6 +22,18 @@ async function exportKey(k: CryptoKey): Promise<string> {
   return x509.PemConverter.encode(await crypto.webcrypto.subtle.exportKey("pkcs8", k as any), "PRIVATE KEY") + "\n";
 }
 
+/**
+ * A distinguished name built attribute by attribute, never parsed from a string: a value such as
+ * tls.rotation = "1, CN=evil" stays one attribute value. Values go in as typed strings, which
+ * @peculiar/x509 takes literally (a plain string value would still be unescaped, and one starting
+ * with '#' read as hex DER). PrintableString where the value allows it, as @pulumi/tls writes it.
+ */
+export function distinguishedName(attributes: [type: string, value: string][]): x509.Name {
+  return new x509.Name(attributes.map(([type, value]) => ({
+    [type]: [x509.Name.isPrintableString(value) ? { printableString: value } : { utf8String: value }],
+  })));
+}
+
 function serial(): string {
   return crypto.randomBytes(16).toString("hex").replace(/^[89a-f]/, "1");
 }
@@ -40,7 +52,7 @@ export async function issueCa(spec: ClusterSpec, generation: string, now = new D
   const s = caSubject(spec, generation);
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: serial(),
-    name: `CN=${s.commonName}, O=${s.organization}`,
+    name: distinguishedName([["CN", s.commonName], ["O", s.organization]]),
     notBefore: now,
     notAfter: hours(now, spec.tls.caValidityHours),
     signingAlgorithm: alg,
@@ -66,8 +78,8 @@ export async function issueCert(spec: ClusterSpec, ca: KeyPair, req: CertRequest
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: serial(),
     // 2.5.4.5 = serialNumber, as @pulumi/tls writes it.
-    subject: `CN=${req.commonName}, O=pgcluster, 2.5.4.5=${req.generation}`,
-    issuer: caCert.subject,
+    subject: distinguishedName([["CN", req.commonName], ["O", "pgcluster"], ["2.5.4.5", req.generation]]),
+    issuer: caCert.subjectName,
     notBefore: now,
     notAfter: hours(now, spec.tls.certValidityHours),
     signingAlgorithm: alg,

@@ -7,6 +7,7 @@ import * as path from "path";
 import { SECRET_KEYS, type ClusterSpec, type SecretName } from "../infra/config";
 import { PROJECT_ROOT } from "../infra/stackFile";
 import type { Secrets } from "../roles/types";
+import { newScramSalt, ROLE_PASSWORDS, saltName } from "../roles/scram";
 import { sh } from "./exec";
 import { caRenewalWarnings, ensurePki, toPki, type LocalPkiState } from "./pki";
 import type { Pki } from "../roles/types";
@@ -54,10 +55,19 @@ function password(): string {
   return out.length === 32 ? out : password();
 }
 
-interface StoredSecret { value: string; keepers: { rotation: string; rotate: string } }
+/**
+ * secrets.json: { <name>: { value, keepers, scramSalt? } }. A role password's entry also holds its
+ * SCRAM salt (roles/scram.ts): random, renewed with the password, kept as long as it is. Files
+ * written before salts existed are read as they are and get their salts added.
+ */
+interface StoredSecret { value: string; keepers: { rotation: string; rotate: string }; scramSalt?: string }
 
 export function ensureSecrets(spec: ClusterSpec): Secrets {
-  const file = path.join(stateDir(spec.stack), "secrets.json");
+  return ensureSecretsFile(path.join(stateDir(spec.stack), "secrets.json"), spec);
+}
+
+/** The secrets kept in `file` (0600), generated or renewed where missing or rotated. */
+export function ensureSecretsFile(file: string, spec: ClusterSpec): Secrets {
   const stored = readJson<Record<string, StoredSecret>>(file) ?? {};
   const out = {} as Secrets;
   let changed = false;
@@ -69,6 +79,14 @@ export function ensureSecrets(spec: ClusterSpec): Secrets {
       changed = true;
     }
     out[name] = stored[name].value;
+  }
+  for (const name of ROLE_PASSWORDS) {
+    const entry = stored[name];
+    if (!entry.scramSalt) {
+      entry.scramSalt = newScramSalt();
+      changed = true;
+    }
+    out[saltName(name)] = entry.scramSalt;
   }
   if (changed) writeSecretJson(file, stored);
   return out;

@@ -3,19 +3,47 @@
 import * as fs from "fs";
 import * as path from "path";
 import Handlebars from "handlebars";
+import { aptString, configInt, configWord, identifier, ipv4, pgbouncerQuoted, shq, sqlLiteral } from "./quote";
 
 export const TEMPLATE_DIR = path.join(__dirname, "..", "templates");
 
 const hb = Handlebars.create();
-// JSON is valid YAML: quotes any password or path safely in patroni.yml.
-hb.registerHelper("json", (v: unknown) => JSON.stringify(v));
-hb.registerHelper("join", (v: unknown[], sep: unknown) => v.join(typeof sep === "string" ? sep : ","));
-// pgBouncer auth_file quoting: "user" "password" with embedded quotes doubled.
-hb.registerHelper("pgbq", (v: string) => `"${String(v).replace(/"/g, '""')}"`);
+// Every value from the stack config or the inventory goes through one of these (roles/quote.ts):
+// quoted for its format, or refused at render time, naming its purpose.
 
+/** A helper called as {{helper "purpose" value}}: the purpose names the value in a refusal. */
+function purposeHelper(name: string, fn: (v: unknown, purpose: string) => string) {
+  hb.registerHelper(name, (...args: unknown[]) => {
+    if (args.length !== 3 || typeof args[0] !== "string") throw new Error(`helper ${name} takes a purpose and a value: {{${name} "purpose" value}}`);
+    return fn(args[1], args[0]);
+  });
+}
+
+// JSON is valid YAML: quotes any password or path safely in patroni.yml.
+// Strict mode does not check a helper's arguments: every helper here refuses a missing one.
+hb.registerHelper("json", (v: unknown) => {
+  if (v === undefined) throw new Error("helper json: its value is not defined");
+  return JSON.stringify(v);
+});
+hb.registerHelper("join", (v: unknown[], sep: unknown) => v.join(typeof sep === "string" ? sep : ","));
+// Concatenation, for a value built from parts that is then quoted as one: {{json (cat a ":" b)}}.
+hb.registerHelper("cat", (...args: unknown[]) => args.slice(0, -1).map(String).join(""));
 // Bash single-quoted word and SQL string literal, for values spliced into host-side scripts.
-hb.registerHelper("shq", (v: unknown) => `'${String(v).replace(/'/g, `'\\''`)}'`);
-hb.registerHelper("sqlq", (v: unknown) => `'${String(v).replace(/'/g, "''")}'`);
+// {{sqlq value}} or {{sqlq "purpose" value}} (named in a refusal).
+hb.registerHelper("shq", (v: unknown) => shq(v));
+hb.registerHelper("sqlq", (...args: unknown[]) => (args.length === 3 ? sqlLiteral(args[1], String(args[0])) : sqlLiteral(args[0])));
+// {{aptq "apt.proxy" value}}: an apt.conf "string".
+purposeHelper("aptq", aptString);
+// {{word "host name" value}}: a bare token in INI, haproxy.cfg, environment and unit files.
+purposeHelper("word", configWord);
+// {{ident "host name" value}}: an identifier; {{ipaddr "host address" value}}: an IPv4 address.
+// (Not "name"/"ip": a helper shadows a context variable of that name in every template.)
+purposeHelper("ident", identifier);
+purposeHelper("ipaddr", ipv4);
+// {{int "haproxy.maxConn" value}}: an integer setting.
+purposeHelper("int", configInt);
+// pgBouncer auth_file quoting: "user" "password" with embedded quotes doubled.
+purposeHelper("pgbq", pgbouncerQuoted);
 
 const cache = new Map<string, HandlebarsTemplateDelegate>();
 

@@ -2,12 +2,13 @@
 import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
+import { shq } from "./quote";
 
 const PRELUDE = fs.readFileSync(path.join(__dirname, "lib", "prelude.sh"), "utf8");
 
-/** Single-quote for bash. */
+/** Single-quote for bash (refuses NUL, which bash cannot hold). */
 export function q(s: string): string {
-  return `'${s.replace(/'/g, `'\\''`)}'`;
+  return shq(s);
 }
 
 export function sha256(s: string): string {
@@ -52,7 +53,9 @@ export class StepScript {
       ...(f.validate ? ["--validate", q(f.validate)] : []),
     ];
     const args = [f.path, f.owner ?? "root", f.group ?? "root", f.mode ?? "0644"].map(q);
-    // Quoted delimiter: the content is taken literally, never expanded by bash.
+    // Quoted delimiter: the content is taken literally, never expanded by bash. The delimiter
+    // is derived from the content's own hash: content holding that line would have to contain
+    // its own hash prefix (a 64-bit fixed point), so no content can end the document early.
     this.parts.push(`pgc_file ${[...args, ...opts].join(" ")} <<'${eof}'\n${content}${eof}`);
     return this;
   }

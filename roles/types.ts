@@ -1,5 +1,6 @@
 // The plan is data: both drivers (Pulumi remote.Command, local SSH) only transport it.
 import type { ClusterSpec, HostSpec, Role, SecretName } from "../infra/config";
+import type { SaltName } from "./scram";
 
 export type { ClusterSpec, Role, SecretName };
 
@@ -21,7 +22,8 @@ export interface Pki {
   pooler: KeyPair;
 }
 
-export type Secrets = Record<SecretName, string>;
+/** Passwords, and the SCRAM salt of each PostgreSQL role's password (roles/scram.ts). */
+export type Secrets = Record<SecretName, string> & Record<SaltName, string>;
 
 export interface Step {
   /** "<host>/<role>", unique in the plan. */

@@ -4,18 +4,33 @@
 import { tlsDir, ports, users } from "../paths";
 import { render } from "../render";
 import { StepScript } from "../script";
-import { scramVerifier } from "../scram";
+import { saltName, scramVerifier, type RolePassword } from "../scram";
+import { postgresParameterName, postgresParameterValue } from "../quote";
 import type { Host, RoleContext } from "../types";
 import { dcsConfig } from "../patroni";
 
 export const ROLE = "database";
 
+/**
+ * Patroni's live configuration, as JSON. Patroni writes its parameters into postgresql.conf as
+ * `name = 'value'`, the name unquoted: a name that is not a parameter name, or a value with a
+ * line break, is refused here (the plan does not compile).
+ */
+function dcsJson(ctx: RoleContext): string {
+  const dcs = dcsConfig(ctx) as { postgresql: { parameters: Record<string, unknown> } };
+  for (const [k, v] of Object.entries(dcs.postgresql.parameters)) {
+    postgresParameterName(k, "a key of postgresql.parameters");
+    postgresParameterValue(v, `postgresql.parameters.${k}`);
+  }
+  return JSON.stringify(dcs);
+}
+
 export function databaseStep(ctx: RoleContext, host: Host): StepScript {
   const sec = ctx.secrets;
   const pg = ctx.spec.postgresql;
-  const role = (name: string, password: string, attrs: { login?: boolean; superuser?: boolean; replication?: boolean }) => ({
+  const role = (name: string, password: RolePassword, attrs: { login?: boolean; superuser?: boolean; replication?: boolean }) => ({
     name,
-    verifier: scramVerifier(name, password),
+    verifier: scramVerifier(sec[password], sec[saltName(password)]),
     login: attrs.login ?? true,
     superuser: attrs.superuser ?? false,
     replication: attrs.replication ?? false,
@@ -30,13 +45,13 @@ export function databaseStep(ctx: RoleContext, host: Host): StepScript {
       authUser: users.pgbouncerAuth,
       restApiUser: users.restApi,
       restApiPassword: sec.restApiPassword,
-      dcsJson: JSON.stringify(dcsConfig(ctx)),
+      dcsJson: dcsJson(ctx),
       roles: [
-        role(users.superuser, sec.superuserPassword, { superuser: true, replication: true }),
-        role(users.replication, sec.replicationPassword, { replication: true }),
-        role(users.rewind, sec.rewindPassword, {}),
-        role(users.pgbouncerAuth, sec.pgbouncerAuthPassword, {}),
-        role(pg.appUser, sec.appPassword, {}),
+        role(users.superuser, "superuserPassword", { superuser: true, replication: true }),
+        role(users.replication, "replicationPassword", { replication: true }),
+        role(users.rewind, "rewindPassword", {}),
+        role(users.pgbouncerAuth, "pgbouncerAuthPassword", {}),
+        role(pg.appUser, "appPassword", {}),
       ],
     }),
   );

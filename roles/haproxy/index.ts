@@ -1,7 +1,7 @@
 // haproxy: the entry points on the balancer host(s); routes by Patroni's REST health over https.
 import { tlsDir, ports } from "../paths";
 import { render } from "../render";
-import { StepScript } from "../script";
+import { q, StepScript } from "../script";
 import type { Host, RoleContext } from "../types";
 import { withRole } from "../hosts";
 
@@ -45,6 +45,6 @@ export function haproxyStep(ctx: RoleContext, host: Host): StepScript {
   });
   s.service("haproxy");
   s.sh(render(ROLE, "haproxy.sh", { address: host.address, ports }));
-  s.sh(`pgc_wait 60 "HAProxy on ${host.name} routing the writer port to the primary" pgc_writer_up`);
+  s.sh(`pgc_wait 60 ${q(`HAProxy on ${host.name} routing the writer port to the primary`)} pgc_writer_up`);
   return s;
 }

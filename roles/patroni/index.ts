@@ -1,7 +1,8 @@
 // patroni: runs PostgreSQL, elects the leader through etcd, serves health on its REST API.
 import { tlsDir, PATRONI_CONFIG, PG_BIN, PG_DATA, ports, users } from "../paths";
 import { render } from "../render";
-import { StepScript } from "../script";
+import { q, StepScript } from "../script";
+import { hbaName, ipv4Cidr } from "../quote";
 import type { Host, RoleContext } from "../types";
 import { withRole } from "../hosts";
 import { etcdctlFunctions } from "../etcd";
@@ -23,13 +24,13 @@ function pooledUsers(ctx: RoleContext): string[] {
  * pgBouncer on the node itself (its server logins then never depend on a password).
  */
 export function pgHba(ctx: RoleContext): string[] {
-  const cidr = ctx.spec.network.cidr;
+  const cidr = ipv4Cidr(ctx.spec.network.cidr, "network.cidr");
   return [
     `local all ${users.superuser} peer`,
     "local all all scram-sha-256",
     `hostssl replication ${users.replication} ${cidr} cert`,
     `hostssl replication ${users.replication} 127.0.0.1/32 cert`,
-    `hostssl all ${pooledUsers(ctx).join(",")} 127.0.0.1/32 cert map=${POOLER_MAP}`,
+    `hostssl all ${pooledUsers(ctx).map((u) => hbaName(u, "a pooled user")).join(",")} 127.0.0.1/32 cert map=${POOLER_MAP}`,
     "hostssl all all 127.0.0.1/32 scram-sha-256",
     `hostssl all all ${cidr} scram-sha-256`,
     "hostnossl all all 0.0.0.0/0 reject",
@@ -105,7 +106,7 @@ export function patroniStep(ctx: RoleContext, host: Host): StepScript {
       etcdHosts: etcd.map((h) => `${h.address}:${ports.etcdClient}`),
       dcs: dcsConfig(ctx),
       pgHba: pgHba(ctx),
-      pgIdent: pooledUsers(ctx).map((u) => `${POOLER_MAP} ${CLIENT_CERTS.pooler} ${u}`),
+      pgIdent: pooledUsers(ctx).map((u) => `${POOLER_MAP} ${CLIENT_CERTS.pooler} ${hbaName(u, "a pooled user")}`),
       dataDir: PG_DATA,
       binDir: PG_BIN,
       watchdog: ctx.spec.patroni.watchdog,
@@ -119,6 +120,6 @@ export function patroniStep(ctx: RoleContext, host: Host): StepScript {
   s.sh(`pgc_wait 120 "etcd quorum on ${etcd.length} members" pgc_etcd_quorum`);
   s.service("patroni");
   // A new replica clones the primary first (pg_basebackup): allow for it.
-  s.sh(`pgc_wait 600 "PostgreSQL on ${host.name} running under Patroni" pgc_patroni_health`);
+  s.sh(`pgc_wait 600 ${q(`PostgreSQL on ${host.name} running under Patroni`)} pgc_patroni_health`);
   return s;
 }

@@ -4,6 +4,7 @@ import type { ClusterSpec } from "../../infra/config";
 import { SECRET_KEYS } from "../../infra/config";
 import { ensurePki, toPki, type LocalPkiState } from "../../local/pki";
 import type { Host, Pki, Secrets } from "../../roles/types";
+import { ROLE_PASSWORDS, saltName } from "../../roles/scram";
 
 export function localSpec(): ClusterSpec {
   return specFromStackFile(readStackFile("local"));
@@ -13,9 +14,11 @@ export function hostsOf(spec: ClusterSpec, addr: (i: number) => string = (i) => 
   return spec.hosts.map((h, i) => ({ ...h, address: h.address ?? addr(i) }));
 }
 
-export const TEST_SECRETS: Secrets = Object.fromEntries(
-  SECRET_KEYS.map((k) => [k, `test-${k}-'quote"dq$dollar`]),
-) as Secrets;
+export const TEST_SECRETS: Secrets = {
+  ...Object.fromEntries(SECRET_KEYS.map((k) => [k, `test-${k}-'quote"dq$dollar`])),
+  // Fixed, distinct salts (as a state file holds them): plans stay byte-for-byte deterministic.
+  ...Object.fromEntries(ROLE_PASSWORDS.map((p, i) => [saltName(p), Buffer.alloc(16, i + 1).toString("base64")])),
+} as Secrets;
 
 let cached: Promise<LocalPkiState> | undefined;
 /** One PKI for the whole test run: ECDSA keys are cheap, but not free. */

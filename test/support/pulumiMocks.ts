@@ -69,6 +69,7 @@ const computed: Record<string, (inputs: any, name: string) => Record<string, unk
   "random:index/randomPassword:RandomPassword": (_i, name) => ({ result: { [SECRET_SIG]: "1b47061264138c4ac30d75fd1eb44270", value: `pw-${name}` } }),
   // HostKeyScan (trust on first use): the key ssh-keyscan would have recorded.
   "pulumi-nodejs:dynamic:Resource": (inputs, name) => (name.endsWith("-hostkey") ? { hostKey: fakeHostKey(`scan ${inputs.address}`) } : {}),
+  "random:index/randomBytes:RandomBytes": (i, name) => ({ base64: { [SECRET_SIG]: "1b47061264138c4ac30d75fd1eb44270", value: crypto.createHash("sha256").update(name).digest().subarray(0, i.length).toString("base64") } }),
 };
 
 function mockCall(a: pulumi.runtime.MockCallArgs): Record<string, any> {

@@ -24,8 +24,10 @@ describe("rendered configuration files", () => {
   });
   after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-  it("strict templates: a missing variable is an error, not an empty string", () => {
-    assert.throws(() => render("common", "apt-proxy.conf", {}), /template common\/apt-proxy.conf.hbs: .*"proxy" not defined/);
+  it("strict templates: a missing variable is an error, not an empty string, also as a helper's argument", () => {
+    assert.throws(() => render("pgbouncer", "listen.ini", { address: "10.0.0.1" }), /template pgbouncer\/listen.ini.hbs: "pgbouncer" not defined/);
+    assert.throws(() => render("common", "apt-proxy.conf", {}), /template common\/apt-proxy.conf.hbs: apt.proxy cannot be written into an apt.conf string: it is undefined/);
+    assert.throws(() => render("patroni", "config.yml", {}), /template patroni\/config.yml.hbs: /);
   });
 
   describe("patroni.yml", () => {
