@@ -79,7 +79,7 @@ export function connectionUrls(c: LocalCluster, mask = true): Record<string, str
   const { appUser, database } = c.spec.postgresql;
   const ca = path.join(c.stateDir, "ca.crt");
   // Every part a URL cannot hold literally is encoded (names are validated too, but a URL is its own format).
-  const url = (port: number) => `postgresql://${encodeURIComponent(appUser)}:${pw}@${lb.address}:${port}/${encodeURIComponent(database)}?sslmode=verify-full&sslrootcert=${encodeURIComponent(ca)}`;
+  const url = (port: number) => `postgresql://${encodeURIComponent(appUser)}:${pw}@${lb.address}:${port}/${encodeURIComponent(database)}?sslmode=verify-full&sslrootcert=${ca.split("/").map(encodeURIComponent).join("/")}`;
   return { DATABASE_URL_PRIMARY: url(ports.writer), DATABASE_URL_REPLICA: url(ports.readers), DATABASE_URL_PRIMARY_DIRECT: url(ports.writerDirect) };
 }
 
