@@ -3,6 +3,7 @@
 // admit from there. Probes fail closed: what could not be observed is "unknown", never "closed".
 import { spawnSync } from "child_process";
 import { BRIDGE } from "../../local/hosts";
+import { run } from "../../local/exec";
 import { ipInCidr } from "../../infra/cidr";
 
 export type ProbeState = "open" | "closed" | "unknown";
@@ -48,9 +49,9 @@ function parseProbe(code: number, out: string): ProbeResult {
 }
 
 /** A TCP (or PostgreSQL-TLS) probe from this machine's own network (no namespace). */
-export function probeFromHere(host: string, port: number, opts: { pg?: boolean; caFile?: string } = {}): ProbeResult {
-  const r = spawnSync(process.execPath, ["-e", PROBE, host, String(port), String(CONNECT_TIMEOUT_MS), opts.pg ? "pg" : "tcp", opts.caFile ?? ""], { encoding: "utf8", timeout: CONNECT_TIMEOUT_MS + 10_000 });
-  return parseProbe(r.status ?? -1, `${r.stdout ?? ""}${r.stderr ?? ""}`);
+export async function probeFromHere(host: string, port: number, opts: { pg?: boolean; caFile?: string } = {}): Promise<ProbeResult> {
+  const r = await run(process.execPath, ["-e", PROBE, host, String(port), String(CONNECT_TIMEOUT_MS), opts.pg ? "pg" : "tcp", opts.caFile ?? ""], { timeoutMs: CONNECT_TIMEOUT_MS + 10_000 }).catch((e: Error) => ({ code: -1, out: e.message }));
+  return parseProbe(r.code, r.out);
 }
 
 /** A namespace with one address on the bridge (veth pair: one end in it, one on pgc-br0). */
@@ -100,9 +101,9 @@ export class ProbeNamespace {
    * by a host that is on the link (its MAC address resolved from the namespace, so the silence is
    * a drop, not a broken namespace); unknown: anything not observed.
    */
-  probe(host: string, port: number, opts: { pg?: boolean; caFile?: string } = {}): ProbeResult {
-    const r = spawnSync("ip", ["netns", "exec", this.ns, process.execPath, "-e", PROBE, host, String(port), String(CONNECT_TIMEOUT_MS), opts.pg ? "pg" : "tcp", opts.caFile ?? ""], { encoding: "utf8", timeout: CONNECT_TIMEOUT_MS + 10_000 });
-    const res = parseProbe(r.status ?? -1, `${r.stdout ?? ""}${r.stderr ?? ""}`);
+  async probe(host: string, port: number, opts: { pg?: boolean; caFile?: string } = {}): Promise<ProbeResult> {
+    const r = await run("ip", ["netns", "exec", this.ns, process.execPath, "-e", PROBE, host, String(port), String(CONNECT_TIMEOUT_MS), opts.pg ? "pg" : "tcp", opts.caFile ?? ""], { timeoutMs: CONNECT_TIMEOUT_MS + 10_000 }).catch((e: Error) => ({ code: -1, out: e.message }));
+    const res = parseProbe(r.code, r.out);
     if (res.state === "closed" && res.detail.startsWith("no answer") && !this.resolved(host))
       return { state: "unknown", detail: `${res.detail}, and ${host}'s MAC address was not resolved from ${this.ns}: its link does not work` };
     return res;
