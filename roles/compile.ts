@@ -5,6 +5,7 @@ import { stepId } from "./types";
 import { sha256, StepScript } from "./script";
 import { withRole, bootstrapHost } from "./hosts";
 import { commonStep } from "./common";
+import { firewallStep } from "./firewall";
 import { etcdStep } from "./etcd";
 import { postgresqlStep } from "./postgresql";
 import { patroniStep } from "./patroni";
@@ -31,8 +32,13 @@ export function compile(spec: ClusterSpec, hosts: Host[], pki: Pki, secrets: Sec
   const patroniIds = dbHosts.map((h) => stepId(h.name, "patroni"));
 
   for (const h of hosts) add(commonStep(ctx, h), "common", h, []);
-  for (const h of etcdHosts) add(etcdStep(ctx, h), "etcd", h, [stepId(h.name, "common")]);
+  // Every host's firewall before any host starts talking to the others (etcd first, the rest
+  // after etcd): a host new to the inventory is admitted everywhere before it joins. (postgresql
+  // is listed before etcd so that the plan's order stays the order the steps run in.)
+  for (const h of hosts) add(firewallStep(ctx, h), "firewall", h, [stepId(h.name, "common")]);
+  const firewallIds = hosts.map((h) => stepId(h.name, "firewall"));
   for (const h of dbHosts) add(postgresqlStep(ctx, h), "postgresql", h, [stepId(h.name, "common")]);
+  for (const h of etcdHosts) add(etcdStep(ctx, h), "etcd", h, [stepId(h.name, "common"), ...firewallIds]);
   for (const h of dbHosts) {
     // Every etcd member configured before any Patroni starts; the bootstrap member before the
     // replicas, so exactly one node runs initdb and the others clone it.
