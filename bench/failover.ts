@@ -1,6 +1,8 @@
 // bench/failover: runs each chaos scenario N times on the local cluster (npm run local first)
 // and prints the write gap (seconds between the last acknowledged write before the fault and the
-// first after), acknowledged rows, lost rows and whether two writable primaries were ever seen.
+// first after), acknowledged rows, lost rows, whether two writable primaries were ever seen, and
+// how well the split-brain probe saw the nodes (unanswered samples, the longest time a node went
+// unobserved, the real probe interval).
 // Usage: npm run bench:failover -- [N] [scenario ...]
 import { loadCluster } from "../local/cluster";
 import { SCENARIOS, type ScenarioResult } from "../local/chaos";
@@ -14,6 +16,8 @@ const TARGETS: Record<string, string> = {
   "patroni-upgrade": "<= 6 s (switchovers, no failover)",
   "full-restart": "-",
 };
+
+const unobserved = (r: ScenarioResult) => Math.max(...Object.values(r.probe.longestUnobserved).map((g) => g.ms));
 
 function pct(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -32,16 +36,20 @@ async function main() {
     for (let i = 0; i < n; i++) {
       const r = await SCENARIOS[name](c);
       all[name].push(r);
-      console.log(`${name} #${i + 1}: gap ${r.gap.toFixed(1)} s, acked ${r.acked}, lost ${r.lost}, split-brain ${r.splitBrain ? "SEEN" : "none"}, ${r.leaderBefore} -> ${r.leaderAfter}${r.notes.length ? `; ${r.notes.join("; ")}` : ""}`);
+      const p = r.probe;
+      console.log(`${name} #${i + 1}: gap ${r.gap.toFixed(1)} s, acked ${r.acked}, lost ${r.lost}, split-brain ${r.splitBrain ? "SEEN" : "none"}, ${r.leaderBefore} -> ${r.leaderAfter}; `
+        + `probe ${p.rounds} rounds (longest ${p.maxIntervalMs} ms apart), unknown ${Object.entries(p.unknown).map(([n, k]) => `${n} ${k}`).join(" ")}, `
+        + `longest unobserved ${unobserved(r)} ms (bound ${p.unobservedBoundMs} ms)${r.primaryWritableBeforeFault ? "" : ", OLD PRIMARY NOT SEEN WRITABLE BEFORE THE FAULT"}`
+        + `${r.notes.length ? `; ${r.notes.join("; ")}` : ""}`);
     }
   }
   const p = c.spec.patroni;
   console.log(`\nfailover benchmark, ${new Date().toISOString()}, ttl ${p.ttl} loop_wait ${p.loopWait} retry_timeout ${p.retryTimeout}, synchronous_mode ${p.synchronousMode}`);
-  console.log("| scenario | runs | write gap min / p50 / max (s) | acked | lost | split-brain seen | target |");
-  console.log("|---|---|---|---|---|---|---|");
+  console.log("| scenario | runs | write gap min / p50 / max (s) | acked | lost | split-brain seen | probe: unknown samples / longest unobserved / longest interval | target |");
+  console.log("|---|---|---|---|---|---|---|---|");
   for (const [name, rs] of Object.entries(all)) {
     const g = rs.map((r) => r.gap);
-    console.log(`| ${name} | ${rs.length} | ${Math.min(...g).toFixed(1)} / ${pct(g, 50).toFixed(1)} / ${Math.max(...g).toFixed(1)} | ${rs.reduce((a, r) => a + r.acked, 0)} | ${rs.reduce((a, r) => a + r.lost, 0)} | ${rs.some((r) => r.splitBrain) ? "yes" : "no"} | ${TARGETS[name] ?? "-"} |`);
+    console.log(`| ${name} | ${rs.length} | ${Math.min(...g).toFixed(1)} / ${pct(g, 50).toFixed(1)} / ${Math.max(...g).toFixed(1)} | ${rs.reduce((a, r) => a + r.acked, 0)} | ${rs.reduce((a, r) => a + r.lost, 0)} | ${rs.some((r) => r.splitBrain) ? "yes" : "no"} | ${rs.reduce((a, r) => a + Object.values(r.probe.unknown).reduce((x, y) => x + y, 0), 0)} / ${Math.max(...rs.map(unobserved))} ms / ${Math.max(...rs.map((r) => r.probe.maxIntervalMs))} ms | ${TARGETS[name] ?? "-"} |`);
   }
 }
 

@@ -6,6 +6,7 @@ import { Client } from "pg";
 import type { LocalCluster } from "./cluster";
 import { patroniCluster, type Member } from "./cluster";
 import { killNode, nodeExec, poweroffNode, setNodeLink, startNode, nodeRunning } from "./hosts";
+import { SplitBrainProbe, type NodeState, type ProbeReport } from "./splitBrainProbe";
 import { ssh } from "./ssh";
 import { apply } from "./up";
 import { ports } from "../roles/paths";
@@ -94,39 +95,6 @@ export class WriteLoad {
   }
 }
 
-/** Samples every database node from inside (nsenter, so a cut link does not blind it). */
-export class SplitBrainProbe {
-  /** Moments at which more than one node was a writable primary. */
-  readonly seen: { at: number; nodes: string[] }[] = [];
-  samples = 0;
-  private stopped = false;
-  private loop?: Promise<void>;
-
-  constructor(private readonly nodes: string[], private readonly intervalMs = 200) {}
-
-  start(): this {
-    this.loop = (async () => {
-      while (!this.stopped) {
-        const t = Date.now();
-        const states = await Promise.all(this.nodes.map(async (n) => {
-          const r = await nodeExec(n, ["runuser", "-u", "postgres", "--", "psql", "-XAtqc", "select pg_is_in_recovery()"], 1500);
-          return r.code === 0 && r.out.trim() === "f" ? n : undefined;
-        }));
-        const writable = states.filter((x): x is string => !!x);
-        this.samples++;
-        if (writable.length > 1) this.seen.push({ at: t, nodes: writable });
-        await sleep(Math.max(0, this.intervalMs - (Date.now() - t)));
-      }
-    })();
-    return this;
-  }
-
-  async stop(): Promise<void> {
-    this.stopped = true;
-    await this.loop;
-  }
-}
-
 export interface ScenarioResult {
   scenario: string;
   /** Writer outage: longest gap between acknowledged writes, seconds. */
@@ -138,6 +106,12 @@ export interface ScenarioResult {
   failures: number;
   leaderBefore: string;
   leaderAfter: string;
+  /** What the split-brain probe saw and could not see. */
+  probe: ProbeReport;
+  /** The old primary was observed writable right before the fault. */
+  primaryWritableBeforeFault: boolean;
+  /** The old primary's states from the fault until the scenario's recovery ended. */
+  primaryDuringFault: Partial<Record<NodeState, number>>;
   notes: string[];
 }
 
@@ -208,31 +182,81 @@ async function scenario(c: LocalCluster, name: string, act: Action, opts: { reco
   const before = await leader(c);
   const run = `${name}-${Date.now()}`;
   const notes: string[] = [];
-  const load = new WriteLoad(c, run).start();
   const probe = new SplitBrainProbe(dbNodes(c)).start();
-  await until("writes flowing", 30, async () => load.flowing());
-  await sleep(1000);
-  const t0 = Date.now();
+  const load = new WriteLoad(c, run).start();
+  let t0 = 0, tRecovered = 0, writableBefore = false;
   try {
+    await until("writes flowing", 30, async () => load.flowing());
+    // The probe must see the primary as what it is before the fault: else it proves nothing after.
+    await until(`the probe to observe ${before} writable`, 10, async () => probe.lastState(before) === "writable");
+    await sleep(1000);
+    writableBefore = probe.lastState(before) === "writable";
+    t0 = Date.now();
     await act(c, before, notes);
     // Past the acknowledgements that were already in flight when the fault hit.
     await sleep(1500);
     await until("writes flowing again after the fault", 120, async () => load.flowing());
     await sleep(opts.settleMs ?? 3000);
     if (opts.recover) await opts.recover(c, before, notes);
-  } finally {
-    // Whatever failed, leave the cluster whole for what runs next.
-    await opts.cleanup?.(c, before).catch(() => {});
-    await load.stop();
-    await probe.stop();
+    tRecovered = Date.now();
+  } catch (e) {
+    // Leave the cluster whole for what runs next, or say loudly that it is not.
+    await finish(c, name, opts.cleanup, before, load, probe, e as Error);
+    throw e;
   }
+  const report = await finish(c, name, opts.cleanup, before, load, probe);
   const gap = load.gapSince(t0);
   for (const x of probe.seen.slice(0, 5)) notes.push(`two writable at ${new Date(x.at).toISOString().slice(11, 23)}: ${x.nodes.join(", ")}`);
   const after = await leader(c);
   await healthy(c, 180);
   const acked = load.acked.map((a) => a.id);
   const lost = await lostRows(c, run, acked);
-  return { scenario: name, gap, acked: acked.length, lost, splitBrain: probe.seen.length > 0, failures: load.failures, leaderBefore: before, leaderAfter: after, notes };
+  return {
+    scenario: name, gap, acked: acked.length, lost, splitBrain: probe.seen.length > 0, failures: load.failures, leaderBefore: before, leaderAfter: after,
+    probe: report, primaryWritableBeforeFault: writableBefore, primaryDuringFault: probe.statesOf(before, t0, tRecovered), notes,
+  };
+}
+
+/**
+ * Stops the load and the probe and runs the scenario's clean-up. After a failed scenario the
+ * cluster is settled (every node up, healthy, re-applied, nothing left to change); a clean-up or
+ * a settle that fails is an error that names the scenario, never swallowed.
+ */
+async function finish(c: LocalCluster, name: string, cleanup: ((c: LocalCluster, leader: string) => Promise<void>) | undefined, before: string,
+  load: WriteLoad, probe: SplitBrainProbe, failed?: Error): Promise<ProbeReport> {
+  const problems: string[] = [];
+  try { await cleanup?.(c, before); } catch (e) { problems.push(`clean-up failed: ${(e as Error).message}`); }
+  await load.stop();
+  const report = await probe.stop();
+  if (failed) {
+    try { await settle(c, (l) => console.log(`      [settle after ${name}] ${l}`)); } catch (e) { problems.push((e as Error).message); }
+  }
+  if (problems.length) throw new Error(`scenario ${name}${failed ? ` failed (${failed.message}), and` : ":"} ${problems.join("; ")}`);
+  return report;
+}
+
+/**
+ * Brings the cluster back to a settled state after a failure: every database host running,
+ * links up, etcd started, a healthy Patroni cluster, a re-apply (which runs any handler a failed
+ * step left pending) and a check that finds nothing left to change. Throws when it cannot.
+ */
+export async function settle(c: LocalCluster, log: (l: string) => void = () => {}): Promise<void> {
+  await startStopped(c);
+  for (const n of dbNodes(c)) setNodeLink(n, true);
+  await Promise.all(dbNodes(c).map(async (n) => {
+    const r = await ssh(c.ssh, c.targets[n], "systemctl start --no-block etcd", "", 30_000);
+    if (r.code !== 0) throw new Error(`could not settle: etcd on ${n} did not start: ${r.out.trim()}`);
+  }));
+  await healthy(c, 180);
+  const applied = await apply(c, log);
+  if (applied.code !== 0) throw new Error(`could not settle: the re-apply failed: ${failedSteps(applied)}`);
+  const check = await apply(c, () => {}, true);
+  if (check.code !== 0) throw new Error(`could not settle: after a re-apply, check mode still finds: ${check.outcomes.filter((o) => o.outcome !== "ok").map((o) => `${o.step.id}: ${o.result?.changed.join(", ") ?? o.reason}`).join("; ")}`);
+  await healthy(c, 180);
+}
+
+function failedSteps(r: Awaited<ReturnType<typeof apply>>): string {
+  return r.outcomes.filter((o) => o.outcome === "failed").map((o) => `${o.step.id}: ${o.tail?.join(" | ")}`).join("; ") || `exit ${r.code}`;
 }
 
 async function rejoin(c: LocalCluster, node: string, notes: string[]): Promise<void> {
@@ -297,7 +321,7 @@ export const SCENARIOS: Record<string, (c: LocalCluster) => Promise<ScenarioResu
     const before = await pids();
     for (const n of dbNodes(c2)) await ssh(c2.ssh, c2.targets[n], `echo '# an older pgcluster' >> ${launcher}`, "", 30_000);
     const r = await apply(c2, () => {});
-    if (r.code !== 0) throw new Error(`re-apply failed: ${r.outcomes.filter((o) => o.outcome === "failed").map((o) => `${o.step.id}: ${o.tail?.join(" | ")}`).join("; ")}`);
+    if (r.code !== 0) throw new Error(`re-apply failed: ${failedSteps(r)}`);
     const after = await pids();
     const restarted = dbNodes(c2).filter((n) => after[n] && after[n] !== before[n]);
     notes.push(`Patroni restarted on ${restarted.join(", ") || "no node"}`);

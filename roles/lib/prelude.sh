@@ -13,6 +13,13 @@ export DEBIAN_FRONTEND=noninteractive LC_ALL=C.UTF-8
 
 pgc_log() { printf '[%s] %s\n' "$PGC_STEP" "$*"; }
 
+# What an operator should be able to find later (a retried call, a switchover): in the step's
+# output and in the host's journal (journalctl -t pgcluster), also when the step succeeds.
+pgc_note() {
+  pgc_log "$*"
+  logger -t pgcluster -- "$PGC_STEP: $*" 2>/dev/null || true
+}
+
 # A change in apply mode, a difference in check mode.
 pgc_changed() {
   PGC_CHANGED+=("$1")

@@ -114,7 +114,7 @@ export function patroniStep(ctx: RoleContext, host: Host): StepScript {
   });
   s.sh(etcdctlFunctions(ctx, tls));
   s.sh(render(ROLE, "patroni.sh", {
-    tls, ports, name: host.name, etcdCount: etcd.length, restApiUser: users.restApi, restApiPassword: ctx.secrets.restApiPassword,
+    tls, ports, name: host.name, restApiUser: users.restApi, restApiPassword: ctx.secrets.restApiPassword,
   }));
   s.handlers();
   s.sh(`pgc_wait 120 "etcd quorum on ${etcd.length} members" pgc_etcd_quorum`);

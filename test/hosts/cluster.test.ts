@@ -4,7 +4,7 @@ import * as tls from "tls";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { requireHosts, localCluster } from "../support/hostsLayer";
+import { requireHosts, localCluster, settledCluster } from "../support/hostsLayer";
 import { query, connectError } from "../support/pg";
 import { apply } from "../../local/up";
 import { preflight } from "../../local/driver";
@@ -42,7 +42,8 @@ describe("hosts layer: the local cluster", function () {
 
   before(async function () {
     requireHosts(this);
-    c = await localCluster((l) => { log.push(l); console.log(`      ${l}`); });
+    await localCluster((l) => { log.push(l); console.log(`      ${l}`); });
+    c = await settledCluster("the local cluster");
   });
 
   it("has 1 leader and 2 streaming replicas (one synchronous), and 3 healthy etcd members", async () => {

@@ -4,7 +4,7 @@
 import { strict as assert } from "assert";
 import { spawnSync } from "child_process";
 import * as path from "path";
-import { requireHosts, localCluster } from "../support/hostsLayer";
+import { requireHosts, settledCluster } from "../support/hostsLayer";
 import { apply } from "../../local/up";
 import { ssh } from "../../local/ssh";
 import { healthy } from "../../local/chaos";
@@ -28,9 +28,7 @@ describe("hosts layer: drift", function () {
 
   before(async function () {
     requireHosts(this);
-    c = await localCluster();
-    await healthy(c);
-    await apply(c, () => {});
+    c = await settledCluster("drift");
   });
 
   it("reports nothing on a clean cluster, whichever node leads now", async () => {

@@ -3,7 +3,8 @@
 import * as fs from "fs";
 import { spawnSync } from "child_process";
 import { loadCluster, type LocalCluster } from "../../local/cluster";
-import { bringUp } from "../../local/up";
+import { apply, bringUp } from "../../local/up";
+import { healthy, settle } from "../../local/chaos";
 
 export function hostsLayerBlocker(): string | undefined {
   if (process.getuid?.() !== 0) return "not running as root";
@@ -31,4 +32,29 @@ export function localCluster(log: (l: string) => void = (l) => console.log(`    
     return c;
   })();
   return cluster;
+}
+
+/** Why the cluster is not settled (unhealthy, or something left to change), or undefined. */
+async function unsettled(c: LocalCluster): Promise<string | undefined> {
+  try { await healthy(c, 60); } catch (e) { return (e as Error).message; }
+  const check = await apply(c, () => {}, true);
+  if (check.code === 0) return undefined;
+  return check.outcomes.filter((o) => o.outcome !== "ok").map((o) => `${o.step.id}: ${o.result?.changed.join(", ") ?? o.reason}`).join("; ") || `check exited ${check.code}`;
+}
+
+/**
+ * The local cluster as every hosts suite must find it: healthy (one leader, the others streaming,
+ * a synchronous standby) and settled (check mode finds nothing to change, no pending handler).
+ * What an earlier suite left behind is named loudly and settled here (re-apply, checked again),
+ * so that one failure does not fail the next suite too; a cluster that cannot be settled fails
+ * this suite here, with the reason.
+ */
+export async function settledCluster(suite: string): Promise<LocalCluster> {
+  const c = await localCluster();
+  const why = await unsettled(c);
+  if (why) {
+    console.log(`      !!! ${suite}: the cluster was not settled at the start (${why}); settling it`);
+    await settle(c, (l) => console.log(`      [settle] ${l}`));
+  }
+  return c;
 }

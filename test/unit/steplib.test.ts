@@ -1,0 +1,184 @@
+// The step library's calls to etcd and Patroni, run for real in bash against fake etcdctl, curl,
+// systemctl and psql that answer as the real ones did in the failures seen on the hosts: a
+// transient gRPC error while another member restarted, a member restarting under another node's
+// lock, a switchover that Patroni refused because the candidate was not the synchronous standby.
+import { strict as assert } from "assert";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { spawnSync } from "child_process";
+import { render } from "../../roles/render";
+import { ports } from "../../roles/paths";
+
+const PRELUDE = fs.readFileSync(path.join(__dirname, "../../roles/lib/prelude.sh"), "utf8");
+const ENDPOINTS = ["https://10.0.0.1:2379", "https://10.0.0.2:2379", "https://10.0.0.3:2379"];
+
+// Each fake logs its call and answers from $FAKE/<name>: one line per call, the last one repeated.
+const POP = `pop() { local f=$FAKE/$1 l; l=$(head -n 1 "$f"); if [[ $(wc -l <"$f") -gt 1 ]]; then sed -i 1d "$f"; fi; printf '%s' "$l"; }`;
+const FAKES: Record<string, string> = {
+  etcdctl: `#!/bin/bash
+${POP}
+echo "etcdctl $*" >>"$FAKE/calls"
+case " $* " in
+  *" endpoint health "*)
+    if [[ $* == *127.0.0.1* ]]; then echo "https://127.0.0.1:2379 is healthy: successfully committed proposal"; exit 0; fi
+    n=$(pop health)
+    for i in 1 2 3; do if ((i <= n)); then echo "https://10.0.0.$i:2379 is healthy: successfully committed proposal"; else echo "https://10.0.0.$i:2379 is unhealthy: failed to commit proposal: context deadline exceeded" >&2; fi; done
+    ((n == 3)) ;;
+  *" lock "*)
+    a=$(pop lock)
+    # Holds until SIGINT, as etcdctl does (a background bash would ignore SIGINT; Go and Python do not).
+    if [[ $a == ok ]]; then exec python3 -c 'import signal, sys, time; signal.signal(signal.SIGINT, lambda *a: sys.exit(0)); print("pgcluster/lock/694d8c1f", flush=True); time.sleep(120)'; fi
+    echo '{"level":"warn","msg":"retrying of unary invoker failed"}' >&2
+    echo "Error: $a" >&2
+    exit 1 ;;
+esac`,
+  systemctl: `#!/bin/bash
+echo "systemctl $*" >>"$FAKE/calls"
+exit 0`,
+  logger: `#!/bin/bash
+echo "logger $*" >>"$FAKE/calls"`,
+  // runuser -u postgres -- CMD...: runs CMD.
+  runuser: `#!/bin/bash
+while [[ $1 != -- ]]; do shift; done; shift; exec "$@"`,
+  psql: `#!/bin/bash
+case "$*" in
+  *pg_stat_wal_receiver*) cat "$FAKE/wal_receiver" ;;
+  *pg_stat_replication*) cat "$FAKE/replication" ;;
+esac`,
+  // curl: the answer for METHOD path from $FAKE/http/METHOD_path ("CODE BODY"), -o, -w, --fail, -K -.
+  curl: `#!/bin/bash
+${POP}
+out="" fmt="" method=GET fail=0 url=""
+while (($#)); do
+  case $1 in
+    -o) out=$2; shift ;;
+    -w) fmt=$2; shift ;;
+    -X) method=$2; shift ;;
+    -K) [[ $2 == - ]] && cat >/dev/null; shift ;;
+    -H | --data-binary | --max-time | --cacert) shift ;;
+    --fail) fail=1 ;;
+    https://*) url=$1 ;;
+  esac
+  shift
+done
+p=\${url#https://*/}
+a=$(pop "http/\${method}_$p")
+code=\${a%% *} body=\${a#* }
+echo "curl $method /$p -> $code" >>"$FAKE/calls"
+[[ $code == 000 ]] && exit 7
+if [[ -n $out ]]; then printf '%s' "$body" >"$out"; else printf '%s' "$body"; fi
+[[ $fmt == "%{http_code}" ]] && printf "%s" "$code"
+((fail && code >= 400)) && exit 22
+exit 0`,
+};
+
+interface Run { code: number; out: string; calls: string[]; seconds: number }
+
+/** Runs BODY after the step library (prelude + etcdctl functions + `lib`) with the fakes first on PATH. */
+function runLib(lib: string, body: string, answers: Record<string, string>): Run {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pgc-steplib-"));
+  const bin = path.join(dir, "bin");
+  fs.mkdirSync(bin);
+  fs.mkdirSync(path.join(dir, "http"));
+  for (const [name, text] of Object.entries(FAKES)) fs.writeFileSync(path.join(bin, name), text + "\n", { mode: 0o755 });
+  for (const [name, text] of Object.entries(answers)) fs.writeFileSync(path.join(dir, name), text.endsWith("\n") ? text : text + "\n");
+  fs.writeFileSync(path.join(dir, "calls"), "");
+  const etcdctl = render("etcd", "etcdctl.sh", { tls: "/nonexistent/pki", endpoints: ENDPOINTS, count: 3 });
+  const script = ["#!/bin/bash", "set -euo pipefail", "PGC_STEP='pgx/steplib-test'", "{", PRELUDE, etcdctl, lib, body, "} </dev/null", ""].join("\n");
+  const t = Date.now();
+  const r = spawnSync("bash", ["-c", script], { encoding: "utf8", timeout: 150_000, env: { ...process.env, FAKE: dir, PATH: `${bin}:${process.env.PATH}` } });
+  const res = { code: r.status ?? -1, out: `${r.stdout}${r.stderr}`, calls: fs.readFileSync(path.join(dir, "calls"), "utf8").trim().split("\n"), seconds: (Date.now() - t) / 1000 };
+  fs.rmSync(dir, { recursive: true, force: true });
+  return res;
+}
+
+const etcdLib = () => render("etcd", "etcd.sh", { dataDir: "/nonexistent/etcd", count: 3, clientPort: ports.etcdClient });
+const patroniLib = () => render("patroni", "patroni.sh", { tls: "/nonexistent/pki", ports, name: "pg1", restApiUser: "patroni", restApiPassword: "not-a-real-secret" });
+
+describe("step library: etcd and Patroni calls meet transient errors", function () {
+  this.timeout(180_000);
+
+  it("the etcd lock: a transient gRPC error (a member restarting) is retried within the deadline, and the tries are reported", () => {
+    const transient = "rpc error: code = Internal desc = server closed the stream without sending trailers";
+    const r = runLib("", "pgc_with_etcd_lock pgcluster/test echo INSIDE-THE-LOCK", { lock: `${transient}\n${transient}\nok`, health: "3" });
+    assert.equal(r.code, 0, r.out);
+    assert.match(r.out, /INSIDE-THE-LOCK/);
+    assert.equal(r.calls.filter((c) => c.startsWith("etcdctl ") && c.includes(" lock ")).length, 3, r.calls.join("\n"));
+    assert.match(r.out, /etcd lock pgcluster\/test taken on try 3, after \d+ s \(earlier tries ended with: Error: rpc error: code = Internal desc = server closed the stream/);
+    assert.ok(r.calls.some((c) => c.startsWith("logger ") && c.includes("taken on try 3")), "the retries are kept in the host's journal");
+  });
+
+  it("the etcd lock: an error that is not transient fails at once, with the real error", () => {
+    const r = runLib("", "pgc_with_etcd_lock pgcluster/test echo INSIDE-THE-LOCK", { lock: "x509: certificate signed by unknown authority", health: "3" });
+    assert.equal(r.code, 1, r.out);
+    assert.doesNotMatch(r.out, /INSIDE-THE-LOCK/);
+    assert.match(r.out, /could not take the etcd lock pgcluster\/test: etcdctl lock ended with: Error: x509: certificate signed by unknown authority \(try 1, after \d+ s; not a transient error, not retried\)/);
+    assert.doesNotMatch(r.out, /within 600 s/);
+    assert.ok(r.seconds < 10, `failed after ${r.seconds} s`);
+  });
+
+  it("an etcd restart while another member restarts under the lock (2/3 healthy) waits for the lock and for every member, never restarts beside it", () => {
+    const r = runLib(etcdLib(), "pgc_etcd_restart", { health: "2\n2\n2\n3", lock: "ok" });
+    assert.equal(r.code, 0, r.out);
+    const lock = r.calls.findIndex((c) => c.startsWith("etcdctl ") && c.includes(" lock "));
+    const restart = r.calls.findIndex((c) => c.startsWith("systemctl restart"));
+    assert.ok(lock >= 0 && restart > lock, `the lock before the restart:\n${r.calls.join("\n")}`);
+    assert.equal(r.calls[restart], "systemctl restart etcd", "a blocking restart, under the lock");
+    const healthAfterLock = r.calls.slice(lock, restart).filter((c) => c.includes("endpoint health") && !c.includes("127.0.0.1"));
+    assert.ok(healthAfterLock.length >= 2, `every member healthy again before the restart:\n${r.calls.join("\n")}`);
+  });
+
+  describe("switchover before a Patroni restart on the leader", () => {
+    const cluster = (sync: string | undefined) => JSON.stringify({
+      members: [
+        { name: "pg1", role: "leader", state: "running", timeline: 4 },
+        { name: "pg2", role: sync === "pg2" ? "sync_standby" : "replica", state: "running", timeline: 4, lag: 0 },
+        { name: "pg3", role: sync === "pg3" ? "sync_standby" : "replica", state: "running", timeline: 4, lag: 0 },
+      ],
+    });
+    const config = JSON.stringify({ synchronous_mode: true, maximum_lag_on_failover: 1048576 });
+
+    it("right after a standby's restart (no synchronous standby yet) no candidate is offered, and the reason says why", () => {
+      const r = runLib(patroniLib(), "pgc_switchover_candidate", {
+        "http/GET_cluster": `200 ${cluster(undefined)}`, "http/GET_config": `200 ${config}`, replication: "pg2 async\npg3 async",
+      });
+      assert.equal(r.code, 1, r.out);
+      assert.match(r.out, /no member can take over \(pg2: not the synchronous standby; pg3: not the synchronous standby\)/);
+    });
+
+    it("the candidate is the synchronous standby that streams from the leader", () => {
+      const r = runLib(patroniLib(), "pgc_switchover_candidate", {
+        "http/GET_cluster": `200 ${cluster("pg3")}`, "http/GET_config": `200 ${config}`, replication: "pg2 async\npg3 sync",
+      });
+      assert.equal(r.code, 0, r.out);
+      assert.equal(r.out.trim(), "pg3");
+    });
+
+    it("a refused switchover (412) is asked again once a candidate exists; Patroni's answers are reported, then Patroni restarts", () => {
+      const r = runLib(patroniLib(), "PGC_IN_HANDLERS=1; pgc_patroni_restart_now", {
+        "http/GET_patroni": ['{"role": "master"}', '{"role": "master"}', '{"role": "master"}', '{"role": "replica"}'].map((b) => `200 ${b}`).join("\n"),
+        "http/GET_cluster": `200 ${cluster("pg3")}`, "http/GET_config": `200 ${config}`, "http/GET_health": "200 {}",
+        "http/POST_switchover": '412 candidate name does not match with sync_standby\n200 Successfully switched over to "pg3"',
+        replication: "pg2 async\npg3 sync", wal_receiver: "streaming",
+      });
+      assert.equal(r.code, 0, r.out);
+      assert.equal(r.calls.filter((c) => c.startsWith("curl POST /switchover")).length, 2, r.calls.join("\n"));
+      assert.match(r.out, /switchover from pg1 to pg3 not done: HTTP 412: candidate name does not match with sync_standby; asking again/);
+      assert.match(r.out, /switchover from pg1 to pg3: HTTP 200: Successfully switched over to "pg3" \(request 2, after \d+ s\)/);
+      assert.ok(r.calls.includes("systemctl restart patroni"), r.calls.join("\n"));
+      assert.ok(r.calls.indexOf("systemctl restart patroni") > r.calls.lastIndexOf("curl POST /switchover -> 200"));
+      assert.doesNotMatch(r.out, /not-a-real-secret/);
+    });
+
+    it("an answer that no retry can change (401) fails at once and keeps the restart pending", () => {
+      const r = runLib(patroniLib(), "PGC_IN_HANDLERS=1; pgc_patroni_restart_now", {
+        "http/GET_patroni": '200 {"role": "master"}', "http/GET_cluster": `200 ${cluster("pg3")}`, "http/GET_config": `200 ${config}`,
+        "http/POST_switchover": "401 no auth header received", replication: "pg3 sync",
+      });
+      assert.equal(r.code, 1, r.out);
+      assert.match(r.out, /switchover from pg1 to pg3 refused: HTTP 401: no auth header received; Patroni here not restarted \(the restart stays pending\)/);
+      assert.ok(!r.calls.includes("systemctl restart patroni"));
+    });
+  });
+});
