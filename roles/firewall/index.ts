@@ -2,12 +2,13 @@
 // sources that use it (the same rules as the GCP VPC firewall in infra/gcp.ts). The rules are
 // data (hostFirewall) rendered to one nft file that replaces pgcluster's own table atomically,
 // so other tables (Docker's, the distribution's) are never flushed.
-import { isIPv4, parseCidr } from "../../infra/cidr";
+import { parseCidr } from "../../infra/cidr";
 import { ports } from "../paths";
 import { render } from "../render";
 import { StepScript } from "../script";
 import type { ClusterSpec, Host, Role, RoleContext } from "../types";
 import { withRole } from "../hosts";
+import { ipv4, ipv4Cidr } from "../quote";
 
 export const ROLE = "firewall";
 export const RULESET_FILE = "/etc/pgcluster/firewall.nft";
@@ -60,9 +61,10 @@ const WHO = {
   self: "this host",
 };
 
+// The shared per-format guards (roles/quote.ts): a value that is not an address never reaches nft.
 function cidrOf(s: string): string {
-  if (isIPv4(s)) return `${s}/32`;
-  if (!parseCidr(s)) throw new Error(`firewall: ${JSON.stringify(s)} is not an IPv4 address or CIDR`);
+  if (!s.includes("/")) return `${ipv4(s, "host address")}/32`;
+  if (!parseCidr(ipv4Cidr(s, "source range"))) throw new Error(`firewall: source range ${JSON.stringify(s)} has host bits set`);
   return s;
 }
 

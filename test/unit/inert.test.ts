@@ -356,7 +356,7 @@ describe("an unvalidated config value stays inert where it is used", function ()
     assert.equal(r.status, 0, r.stderr);
     const [su, url] = r.stdout.split("\0");
     assert.ok(su === hostile("su", d), "superuser password read back unchanged");
-    assert.ok(url.startsWith(`postgresql://${spec.postgresql.appUser}:${encodeURIComponent(c.secrets.appPassword)}@10.213.0.10:5000/`), "URL read back unchanged");
+    assert.ok(url.startsWith(`postgresql://${encodeURIComponent(spec.postgresql.appUser)}:${encodeURIComponent(c.secrets.appPassword)}@10.213.0.10:5000/`), "URL read back unchanged (user and password URL-encoded)");
     assert.deepEqual(markers(sb.dir), []);
   });
 
