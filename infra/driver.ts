@@ -6,7 +6,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import type { Plan } from "../roles/types";
 import { remoteCommand } from "../roles/transport";
-import { requireHostKey } from "./sshHostKey";
+import { requireHostKey } from "../spec/sshHostKey";
 
 export interface Connection {
   host: pulumi.Input<string>;

@@ -3,8 +3,8 @@
 // over the zones, a pd-ssd data disk per database node, no public IP except the bastion's.
 import * as pulumi from "@pulumi/pulumi";
 import * as gcp from "@pulumi/gcp";
-import type { ClusterSpec, HostSpec } from "./config";
-import { ports } from "../roles/paths";
+import type { ClusterSpec, HostSpec } from "../spec/config";
+import { ports } from "../spec/identities";
 import { guestAttributeHostKey } from "./hostKeys";
 
 export interface GcpHosts {

@@ -2,19 +2,19 @@
 import * as fs from "fs";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
-import { PROJECT, SECRET_KEYS, type ClusterSpec } from "./config";
+import { PROJECT, SECRET_KEYS, type ClusterSpec } from "../spec/config";
 import { loadSpec, configSecret } from "./pulumiConfig";
 import { clusterSecrets } from "./secrets";
 import { clusterPki } from "./pki";
-import { splitCerts } from "./certs";
+import { splitCerts } from "../spec/certs";
 import { gcpHosts } from "./gcp";
 import { applyPlan, type Connection } from "./driver";
 import { HostDrift } from "./hostDrift";
 import { HostKeyScan } from "./hostKeys";
-import { PROJECT_ROOT } from "./stackFile";
+import { PROJECT_ROOT } from "../spec/stackFile";
 import { compile, topoOrder } from "../roles/compile";
 import type { Host, Pki, Plan, Secrets } from "../roles/types";
-import { ports, users } from "../roles/paths";
+import { ports, users } from "../spec/identities";
 import { placeholderSalts } from "../roles/scram";
 
 /** The plan's shape: compiled from placeholders, so ids and order are known at registration. */

@@ -1,6 +1,6 @@
 // Reads the stack's config from the Pulumi engine and validates it before anything is created.
 import * as pulumi from "@pulumi/pulumi";
-import { PROJECT, type ClusterSpec, decodeConfigValue, parseClusterSpec } from "./config";
+import { PROJECT, type ClusterSpec, decodeConfigValue, parseClusterSpec } from "../spec/config";
 
 // Exported by the SDK's runtime at run time, not in its typings.
 const { isConfigSecret } = require("@pulumi/pulumi/runtime/config") as { isConfigSecret(k: string): boolean };

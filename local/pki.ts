@@ -4,8 +4,8 @@
 import "reflect-metadata"; // @peculiar/x509 (via tsyringe) needs it loaded first
 import * as crypto from "crypto";
 import * as x509 from "@peculiar/x509";
-import type { ClusterSpec } from "../infra/config";
-import { caSubject, certRequests, signingGeneration, splitCerts, type CertRequest } from "../infra/certs";
+import type { ClusterSpec } from "../spec/config";
+import { caSubject, certRequests, signingGeneration, splitCerts, type CertRequest } from "../spec/certs";
 import type { KeyPair, Pki } from "../roles/types";
 
 x509.cryptoProvider.set(crypto.webcrypto as unknown as Crypto);

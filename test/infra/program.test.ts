@@ -4,7 +4,7 @@ import * as gcp from "@pulumi/gcp";
 import { withMocks, stackConfig, settle, isSecretValue, reveal, fakeHostKey, guestAttributes, mockInstanceName, type Registered } from "../support/pulumiMocks";
 import { deploy, planShape } from "../../infra/program";
 import { commandName, applyPlan } from "../../infra/driver";
-import { ConfigError } from "../../infra/config";
+import { ConfigError } from "../../spec/config";
 import { loadSpec } from "../../infra/pulumiConfig";
 import { guestAttributeHostKey, GUEST_ATTRIBUTE_WAIT } from "../../infra/hostKeys";
 

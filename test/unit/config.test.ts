@@ -1,13 +1,12 @@
 import { strict as assert } from "assert";
 import {
-  parseClusterSpec, ConfigError, decodeConfigValue, MANAGED_ROLES, PATRONI_OWNED_PARAMETERS, REFUSED_PARAMETERS,
+  parseClusterSpec, ConfigError, decodeConfigValue, PATRONI_OWNED_PARAMETERS, REFUSED_PARAMETERS,
   SECRET_KEYS, GCP_MAX_CLUSTER_NAME, sshPublicKeyProblem,
-} from "../../infra/config";
-import { cidrsCoverEverything, isPrivateCidr, reservedAddresses } from "../../infra/cidr";
-import { GCP_REGIONS, GCP_ZONES } from "../../infra/gcpZones";
-import { CLIENT_CERTS } from "../../infra/certs";
-import { users } from "../../roles/paths";
-import { readStackFile, specFromStackFile, listStacks } from "../../infra/stackFile";
+} from "../../spec/config";
+import { cidrsCoverEverything, isPrivateCidr, reservedAddresses } from "../../spec/cidr";
+import { GCP_REGIONS, GCP_ZONES } from "../../spec/gcpZones";
+import { CLIENT_CERTS } from "../../spec/identities";
+import { readStackFile, specFromStackFile, listStacks } from "../../spec/stackFile";
 
 const ctx = { stack: "dev", secretKeys: new Set(["sshPrivateKey"]), source: "test" };
 /** Every secret held encrypted: tests of secret values see no "plain text" problem. */
@@ -314,10 +313,6 @@ describe("stack config validation", () => {
     rejects(staticConfig({ postgresql: { database: "replication" } }), "pgcluster:postgresql.database", /keyword in pg_hba/);
     rejects(staticConfig({ postgresql: { database: "pgbouncer" } }), "pgcluster:postgresql.database", /admin console/);
     assert.equal(parseClusterSpec(staticConfig({ postgresql: { appUser: "orders", database: "shop" } }), ctx).postgresql.appUser, "orders");
-  });
-
-  it("MANAGED_ROLES is the PostgreSQL roles of roles/paths.ts", () => {
-    assert.deepEqual([...MANAGED_ROLES].sort(), [users.superuser, users.replication, users.rewind, users.pgbouncerAuth].sort());
   });
 
   it("rejects PostgreSQL parameters that Patroni owns, compared case-insensitively", () => {

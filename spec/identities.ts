@@ -1,3 +1,5 @@
+// Identities, one home each: paths on the hosts, ports, the PostgreSQL roles pgcluster manages
+// and the client certificates' names. The ground floor: every layer reads them from here.
 // Where each role keeps its TLS material on a host. Each service gets its own copy, owned by
 // its own user, so a change to one role's files restarts only that role's service.
 export const tlsDir = {
@@ -32,3 +34,14 @@ export const users = {
   pgbouncerAuth: "pgbouncer_auth",
   restApi: "patroni",
 } as const;
+
+/** PostgreSQL roles pgcluster creates and owns (users minus the REST API user, which is Patroni's). */
+export const MANAGED_ROLES = [users.superuser, users.replication, users.rewind, users.pgbouncerAuth] as const;
+
+/**
+ * Client certificates, by id, with their CN. replication: CN is the PostgreSQL role, pg_hba
+ * "cert" admits it as the replication user. pooler: pgBouncer's server logins; pg_ident maps
+ * it to the users pgcluster manages, so no password is needed between pgBouncer and
+ * PostgreSQL and a password rotation cannot break a pooled session.
+ */
+export const CLIENT_CERTS = { replication: "replicator", pooler: "pgbouncer" } as const;

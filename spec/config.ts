@@ -6,7 +6,7 @@
 // top-level key is parsed on its own, so one type error does not hide the other problems.
 import { z } from "zod";
 import { cidrsCoverEverything, cidrsOverlap, ipInCidr, isIPv4, isPrivateCidr, parseCidr, reservedAddresses } from "./cidr";
-import { CLIENT_CERTS } from "./certs";
+import { CLIENT_CERTS, MANAGED_ROLES } from "./identities";
 import { parseHostKey } from "./sshHostKey";
 import { GCP_REGIONS, GCP_ZONES, GCP_ZONES_TAKEN } from "./gcpZones";
 
@@ -23,12 +23,6 @@ export const SECRET_KEYS = [
 ] as const;
 export type SecretName = (typeof SECRET_KEYS)[number];
 
-/**
- * PostgreSQL roles pgcluster creates and owns: roles/paths.ts `users` (superuser, replication,
- * rewind, pgbouncerAuth). Copied because config must not import roles; a unit test keeps the
- * two equal. TODO(lead): give identities one home that both import.
- */
-export const MANAGED_ROLES = ["postgres", "replicator", "rewind", "pgbouncer_auth"] as const;
 
 /** Parameters Patroni (or pgcluster itself) sets; a hand-set value would fight it. */
 export const PATRONI_OWNED_PARAMETERS = [

@@ -1,6 +1,7 @@
 // What certificates a cluster needs: one description, used by the Pulumi PKI (@pulumi/tls) and
 // by the local PKI alike, so both issue the same names, SANs, usages and lifetimes.
 import type { ClusterSpec } from "./config";
+import { CLIENT_CERTS } from "./identities";
 
 export interface CertRequest<A = string> {
   /** Key in Pki.nodes, or one of CLIENT_CERTS. */
@@ -50,13 +51,6 @@ export function certRequests<A>(spec: ClusterSpec, address: (host: string) => A 
   return [...nodes, ...clients];
 }
 
-/**
- * Client certificates, by id, with their CN. replication: CN is the PostgreSQL role, pg_hba
- * "cert" admits it as the replication user. pooler: pgBouncer's server logins; pg_ident maps
- * it to the users pgcluster manages, so no password is needed between pgBouncer and
- * PostgreSQL and a password rotation cannot break a pooled session.
- */
-export const CLIENT_CERTS = { replication: "replicator", pooler: "pgbouncer" } as const;
 export type ClientCertId = keyof typeof CLIENT_CERTS;
 
 /** Split issued certificates into node certificates and the client ones. */
