@@ -573,6 +573,10 @@ export function parseClusterSpec(raw: Record<string, unknown>, ctx: ParseContext
   } else if (ok("provider")) {
     if (raw.gcp !== undefined) fail(["gcp"], `is only for provider gcp; remove it or set provider: gcp`);
     if (ok("hosts") && (!c.hosts || c.hosts.length === 0)) fail(["hosts"], `is required for provider static: a list of {name, address, roles}`);
+    // The host firewall admits SSH to static hosts only from adminCidrs: empty, the next apply
+    // could not get in (the step's guard would refuse it on the host; say so here, before anything).
+    if (field("firewall", "enabled") !== false && field("network", "adminCidrs")?.length === 0)
+      fail(["network", "adminCidrs"], `is empty, but the host firewall (firewall.enabled) admits SSH to static hosts only from these ranges: add the range you apply from (e.g. your admin host as a /32), or set firewall.enabled: false to manage the hosts' firewall yourself`);
     if (ok("hosts") && c.hosts) {
       const hostKeys = field("ssh", "hostKeys");
       const seen = new Map<string, number>();

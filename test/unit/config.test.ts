@@ -32,7 +32,7 @@ function staticConfig(over: Record<string, unknown> = {}): Record<string, unknow
       { name: "pg2", address: "10.1.0.12", roles: ["etcd", "postgres"], hostKey: keyLine("ssh-ed25519", 3) },
       { name: "pg3", address: "10.1.0.13", roles: ["etcd", "postgres"], hostKey: keyLine("ssh-ed25519", 4) },
     ],
-    network: { cidr: "10.1.0.0/24", clientCidrs: ["10.0.0.0/8"] },
+    network: { cidr: "10.1.0.0/24", clientCidrs: ["10.0.0.0/8"], adminCidrs: ["10.1.0.5/32"] },
     sshPrivateKey: PEM,
     ...over,
   };
@@ -174,7 +174,7 @@ describe("stack config validation", () => {
   it("refuses a public range wider than /8, accepts private ones and /8s", () => {
     rejects(staticConfig({ network: { cidr: "10.1.0.0/24", clientCidrs: ["64.0.0.0/7"] } }), "pgcluster:network.clientCidrs[0]", /64\.0\.0\.0\/7, public addresses wider than a \/8/);
     rejects(gcpConfig({ sshSourceRanges: ["203.0.113.0/28", "128.0.0.0/2"] }), "pgcluster:gcp.sshSourceRanges[1]", /wider than a \/8/);
-    parseClusterSpec(staticConfig({ network: { cidr: "10.1.0.0/24", clientCidrs: ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "44.0.0.0/8"] } }), ctx);
+    parseClusterSpec(staticConfig({ network: { cidr: "10.1.0.0/24", clientCidrs: ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "44.0.0.0/8"], adminCidrs: ["10.1.0.5/32"] } }), ctx);
   });
 
   it("cidr helpers: union coverage, private ranges, network/broadcast addresses", () => {
@@ -313,6 +313,11 @@ describe("stack config validation", () => {
     rejects(staticConfig({ postgresql: { database: "replication" } }), "pgcluster:postgresql.database", /keyword in pg_hba/);
     rejects(staticConfig({ postgresql: { database: "pgbouncer" } }), "pgcluster:postgresql.database", /admin console/);
     assert.equal(parseClusterSpec(staticConfig({ postgresql: { appUser: "orders", database: "shop" } }), ctx).postgresql.appUser, "orders");
+  });
+
+  it("static hosts with the firewall on need adminCidrs (SSH is admitted only from there)", () => {
+    rejects(staticConfig({ network: { cidr: "10.1.0.0/24", clientCidrs: ["10.0.0.0/8"] } }), "pgcluster:network.adminCidrs", /admits SSH to static hosts only from these ranges/);
+    assert.equal(parseClusterSpec(staticConfig({ network: { cidr: "10.1.0.0/24", clientCidrs: ["10.0.0.0/8"] }, firewall: { enabled: false } }), ctx).firewall.enabled, false);
   });
 
   it("rejects PostgreSQL parameters that Patroni owns, compared case-insensitively", () => {

@@ -122,7 +122,7 @@ describe("SSH host keys", function () {
     const raw = (ssh: Record<string, unknown>, keys: Record<string, string> = {}) => ({
       clusterName: "pgtest", provider: "static",
       hosts: ["lb1", "pg1", "pg2", "pg3"].map((n, i) => ({ name: n, address: `10.1.0.${10 + i}`, roles: n === "lb1" ? ["balancer"] : ["etcd", "postgres"], ...(keys[n] ? { hostKey: keys[n] } : {}) })),
-      network: { cidr: "10.1.0.0/24", clientCidrs: ["10.0.0.0/8"] },
+      network: { cidr: "10.1.0.0/24", clientCidrs: ["10.0.0.0/8"], adminCidrs: ["10.1.0.5/32"] },
       ssh: { privateKeyFile: "k", ...ssh },
     });
     const spec = (stack: string, ssh: Record<string, unknown>, keys: Record<string, string> = {}) =>
