@@ -107,7 +107,7 @@ function ourProcess(file: string, mustContain: string): number | undefined {
   } catch { return undefined; }
 }
 
-function ensureAptProxy(mirrors: DebianMirrors, log: (l: string) => void): void {
+async function ensureAptProxy(mirrors: DebianMirrors, log: (l: string) => void): Promise<void> {
   const dir = path.join(ROOT, "acng");
   fs.mkdirSync(path.join(APT_CACHE), { recursive: true });
   fs.mkdirSync(path.join(dir, "log"), { recursive: true });
@@ -132,15 +132,35 @@ function ensureAptProxy(mirrors: DebianMirrors, log: (l: string) => void): void 
   const running = ourProcess(path.join(dir, "pid"), "apt-cacher-ng");
   if (running && !changed) return;
   if (running) {
-    process.kill(running, "SIGTERM");
     log("apt proxy configuration changed: restarting it");
+    // The new one can only bind :3142 once the old one has let go of it (seen: a restart that
+    // did not wait left no proxy at all, and every node's apt-get update failed).
+    process.kill(running, "SIGTERM");
+    try { await waitFor(`the old apt proxy (pid ${running}) to exit`, 10, () => !alive(running)); } catch {
+      try { process.kill(running, "SIGKILL"); } catch { /* gone */ }
+      await waitFor(`the old apt proxy (pid ${running}) to die`, 5, () => !alive(running));
+    }
   }
-  const out = fs.openSync(path.join(LOGS, "apt-cacher-ng.log"), "a");
+  const logFile = path.join(LOGS, "apt-cacher-ng.log");
+  const out = fs.openSync(logFile, "a");
   const { spawn } = require("child_process") as typeof import("child_process");
   const p = spawn("/usr/sbin/apt-cacher-ng", ["-c", dir, "ForeGround=1"], { detached: true, stdio: ["ignore", out, out] });
   p.unref();
   fs.writeFileSync(path.join(dir, "pid"), String(p.pid));
+  // Serving, not just started: a proxy that failed to bind would otherwise show up later as
+  // "Unable to locate package" on every node.
+  try {
+    await waitFor(`the apt proxy to answer on ${HOST_IP}:3142`, 20, () => !!p.pid && alive(p.pid) && aptProxyAnswers());
+  } catch (e) {
+    const tail = fs.readFileSync(logFile, "utf8").trim().split("\n").slice(-5).join("\n");
+    throw new Error(`${(e as Error).message}; apt-cacher-ng's last lines (${logFile}):\n${tail}`);
+  }
   log(`apt proxy (apt-cacher-ng) started on ${HOST_IP}:3142, pid ${p.pid}`);
+}
+
+/** apt-cacher-ng answers HTTP on the bridge address (any status: it is listening). */
+function aptProxyAnswers(): boolean {
+  return sh("curl", ["-s", "-o", "/dev/null", "-m", "2", "-w", "%{http_code}", `http://${HOST_IP}:3142/`], { allowFail: true }).stdout.trim() !== "000";
 }
 
 async function waitFor(what: string, seconds: number, probe: () => Promise<boolean> | boolean): Promise<void> {
@@ -278,7 +298,7 @@ export async function hostsUp(spec: ClusterSpec, opts: LocalHostsOptions & { ssh
   for (const d of [ROOT, LOGS, path.join(ROOT, "nodes")]) fs.mkdirSync(d, { recursive: true });
   ensureHostPackages(opts.log);
   ensureBridge(opts.log);
-  ensureAptProxy(mirrors, opts.log);
+  await ensureAptProxy(mirrors, opts.log);
   await ensureBase(mirrors, opts.log);
   for (const n of nodes) {
     const owner = path.join(nodeDir(n.name), "owner");

@@ -99,12 +99,14 @@ pgc_apt_update() {
     return 0
   fi
   for try in 1 2 3; do
-    if pgc_apt 90 update -q >"$PGC_TMP/apt.log" 2>&1; then
+    # --error-on=any: an index that could not be fetched fails the update (apt's default is to
+    # warn and exit 0, which was seen to end in "Unable to locate package" with no lists at all).
+    if pgc_apt 90 update -q --error-on=any >"$PGC_TMP/apt.log" 2>&1; then
       install -d -m 0755 /var/lib/pgcluster
       touch "$stamp"
       return 0
     fi
-    pgc_log "apt-get update failed (try $try of 3)"
+    pgc_log "apt-get update failed (try $try of 3): $(grep -E '^(E|W):' "$PGC_TMP/apt.log" | tail -n 1)"
     sleep 3
   done
   tail -n 20 "$PGC_TMP/apt.log" >&2
