@@ -9,12 +9,31 @@ import { PROJECT_ROOT } from "../../infra/stackFile";
 
 export const SECRET_SIG = "4dabf18193072939515e22adb298388d";
 
+/** An alias as the SDK sent it: a URN, or a spec (empty name/type: the resource's own). */
+export interface AliasSent {
+  urn?: string;
+  name?: string;
+  type?: string;
+  /** The alias says "no parent": the resource was at the stack root. */
+  noParent?: boolean;
+  parentUrn?: string;
+}
+
 export interface Registered {
   type: string;
   name: string;
   inputs: Record<string, any>;
+  /** Custom resource (false: a component). */
+  custom: boolean;
   dependencies: string[];
   urn?: string;
+  /** The parent's URN; "" at the stack root. */
+  parent?: string;
+  aliases: AliasSent[];
+  /** What the mock returned as the resource's state (inputs and computed outputs). */
+  state: Record<string, any>;
+  /** A component's registerOutputs, as sent (secrets keep their signature). */
+  outputs?: Record<string, any>;
 }
 
 export function isSecretValue(v: unknown): boolean {
@@ -82,32 +101,68 @@ function mockCall(a: pulumi.runtime.MockCallArgs): Record<string, any> {
   return a.inputs;
 }
 
-export async function withMocks(stack: string, config: Record<string, string>, secretKeys: string[]): Promise<Registered[]> {
+export async function withMocks(stack: string, config: Record<string, string>, secretKeys: string[], project = "pgcluster"): Promise<Registered[]> {
   const registered: Registered[] = [];
   pulumi.runtime.setAllConfig(config, secretKeys);
   await pulumi.runtime.setMocks({
     newResource(a) {
       const state = { ...a.inputs, ...(computed[a.type]?.(a.inputs, a.name) ?? {}) };
-      registered.push({ type: a.type, name: a.name, inputs: a.inputs, dependencies: [] });
+      registered.push({ type: a.type, name: a.name, inputs: a.inputs, custom: a.custom !== false, dependencies: [], aliases: [], state });
       return { id: `${a.name}-id`, state };
     },
     call: mockCall,
-  }, "pgcluster", stack, false);
-  // The mock engine's request carries each resource's dependency URNs; keep them.
+  }, project, stack, false);
+  // The mock engine's request carries each resource's dependency URNs, parent and aliases; keep them.
   const monitor: any = (pulumi.runtime as any).getMonitor();
   const orig = monitor.registerResource.bind(monitor);
   monitor.registerResource = (req: any, cb: any) => {
     const name = req.getName();
     const deps: string[] = req.getDependenciesList();
+    const parent: string = req.getParent();
+    const aliases: AliasSent[] = req.getAliasesList().map((a: any) => {
+      if (a.hasSpec()) {
+        const s = a.getSpec();
+        return { name: s.getName(), type: s.getType(), noParent: s.getNoparent(), parentUrn: s.getParenturn() };
+      }
+      return { urn: a.getUrn() };
+    });
     orig(req, (err: unknown, resp: any) => {
       const r = [...registered].reverse().find((x) => x.name === name && x.type === req.getType());
-      if (r) { r.dependencies = deps; r.urn = resp?.getUrn(); }
+      if (r) Object.assign(r, { dependencies: deps, urn: resp?.getUrn(), parent, aliases });
       cb(err, resp);
     });
+  };
+  const origOutputs = monitor.registerResourceOutputs.bind(monitor);
+  monitor.registerResourceOutputs = (req: any, cb: any) => {
+    const r = registered.find((x) => x.urn === req.getUrn());
+    if (r) r.outputs = req.getOutputs()?.toJavaScript() ?? {};
+    origOutputs(req, cb);
   };
   return registered;
 }
 
 export function settle<T>(o: pulumi.Output<T>): Promise<T> {
   return new Promise((resolve) => o.apply((v) => { resolve(v); return v; }));
+}
+
+/** Runs a Pulumi program module anew (as `pulumi up` would load it) and returns its exports. */
+export function runProgram(modulePath: string): Record<string, any> {
+  const file = require.resolve(modulePath);
+  delete require.cache[file];
+  return require(file);
+}
+
+/** The stack program, infra/index.ts. */
+export const STACK_PROGRAM = path.join(PROJECT_ROOT, "infra", "index.ts");
+
+/** The resource a URN names, among those registered. */
+export function byUrn(rs: Registered[], urn: string | undefined): Registered | undefined {
+  return urn ? rs.find((r) => r.urn === urn) : undefined;
+}
+
+/** A resource's chain of parents, nearest first, up to the stack root. */
+export function ancestors(rs: Registered[], r: Registered): Registered[] {
+  const out: Registered[] = [];
+  for (let p = byUrn(rs, r.parent); p; p = byUrn(rs, p.parent)) out.push(p);
+  return out;
 }
