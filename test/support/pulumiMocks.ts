@@ -70,6 +70,7 @@ export function mockInstanceName(logical: string): string {
   return `${logical}-${crypto.createHash("sha256").update(logical).digest("hex").slice(0, 7)}`;
 }
 
+/** Instance addresses are numbered in registration order from 10.9.0.10, anew for each program run. */
 let fakeIp = 10;
 const computed: Record<string, (inputs: any, name: string) => Record<string, unknown>> = {
   "gcp:compute/instance:Instance": (inputs, name) => ({
@@ -103,6 +104,7 @@ function mockCall(a: pulumi.runtime.MockCallArgs): Record<string, any> {
 
 export async function withMocks(stack: string, config: Record<string, string>, secretKeys: string[], project = "pgcluster"): Promise<Registered[]> {
   const registered: Registered[] = [];
+  fakeIp = 10;
   pulumi.runtime.setAllConfig(config, secretKeys);
   await pulumi.runtime.setMocks({
     newResource(a) {
