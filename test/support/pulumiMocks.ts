@@ -87,8 +87,8 @@ const computed: Record<string, (inputs: any, name: string) => Record<string, unk
   "tls:index/certRequest:CertRequest": (_i, name) => ({ certRequestPem: `csr ${name}` }),
   "tls:index/locallySignedCert:LocallySignedCert": (_i, name) => ({ certPem: `-----BEGIN CERTIFICATE-----\n${name}\n-----END CERTIFICATE-----\n` }),
   "random:index/randomPassword:RandomPassword": (_i, name) => ({ result: { [SECRET_SIG]: "1b47061264138c4ac30d75fd1eb44270", value: `pw-${name}` } }),
-  // HostKeyScan (trust on first use): the key ssh-keyscan would have recorded.
-  "pulumi-nodejs:dynamic:Resource": (inputs, name) => (name.endsWith("-hostkey") ? { hostKey: fakeHostKey(`scan ${inputs.address}`) } : {}),
+  // HostKeyScan (trust on first use): the key ssh-keyscan would have recorded; HostDrift: no drift, as its create() says.
+  "pulumi-nodejs:dynamic:Resource": (inputs, name) => (name.endsWith("-hostkey") ? { hostKey: fakeHostKey(`scan ${inputs.address}`) } : name.endsWith("-drift") ? { drift: [] } : {}),
   "random:index/randomBytes:RandomBytes": (i, name) => ({ base64: { [SECRET_SIG]: "1b47061264138c4ac30d75fd1eb44270", value: crypto.createHash("sha256").update(name).digest().subarray(0, i.length).toString("base64") } }),
 };
 
