@@ -12,7 +12,7 @@ function filesUnder(dir: string): string[] {
     .filter((e) => e.isFile()).map((e) => path.relative(PROJECT_ROOT, path.join(e.parentPath, e.name)));
 }
 
-describe("the npm package (npm pack --dry-run; builds dist/ through prepack)", function () {
+describe("the npm package (npm pack; builds dist/ through prepack)", function () {
   this.timeout(300_000);
   let pack: Packed;
   let files: string[];
@@ -26,7 +26,8 @@ describe("the npm package (npm pack --dry-run; builds dist/ through prepack)", f
     assert.equal(pack.name, "pgcluster");
     const entry = pkg.exports["."];
     assert.deepEqual(Object.keys(entry), ["types", "default"], "types first: TypeScript takes the first condition that matches");
-    for (const f of [entry.types, entry.default, pkg.types, pkg.main]) assert.ok(files.includes(f.replace(/^\.\//, "")), `${f} not in the package`);
+    const targets = Object.values(pkg.exports).flatMap((v) => (typeof v === "string" ? [v] : Object.values(v as Record<string, string>)));
+    for (const f of [...targets, pkg.types, pkg.main]) assert.ok(files.includes(f.replace(/^\.\//, "")), `${f} not in the package`);
     assert.match(pkg.scripts.prepack, /build:lib/);
   });
 
