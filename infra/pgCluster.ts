@@ -17,7 +17,7 @@ import { clusterPki } from "./pki";
 import { planShape } from "./planShape";
 import { clusterSecrets, type GivenSecrets } from "./secrets";
 import { compile } from "../roles/compile";
-import type { Host as PlanHost, Plan, Secrets } from "../roles/types";
+import type { Host, Plan, Secrets } from "../roles/types";
 import { ports } from "../roles/paths";
 
 export interface PgClusterArgs {
@@ -51,7 +51,7 @@ export const PGCLUSTER_TYPE = "pgcluster:index:PgCluster";
 export const HOST_TYPE = "pgcluster:index:Host";
 
 /** One host of a cluster: parent of that host's Commands, its HostDrift and its HostKeyScan. */
-export class Host extends pulumi.ComponentResource {
+export class PgClusterHost extends pulumi.ComponentResource {
   /** What `pulumi preview --refresh` found different on the host ("<step>: <item>"); empty when it matches the plan. */
   drift!: pulumi.Output<string[]>;
 
@@ -80,19 +80,19 @@ export class PgCluster extends pulumi.ComponentResource {
   readonly nodes: pulumi.Output<ClusterNode[]>;
   /** The plan's step ids, in order ("pg1/etcd", …): one remote.Command each. */
   readonly steps: pulumi.Output<string[]>;
-  /** The Host components, by host name. */
-  readonly hosts: Record<string, Host>;
+  /** The host components (pgcluster:index:Host), by host name. */
+  readonly hosts: Record<string, PgClusterHost>;
 
   constructor(name: string, args: PgClusterArgs, opts?: pulumi.ComponentResourceOptions) {
-    // Checked before anything is registered.
+    // Checked, and the plan's shape compiled, before anything is registered.
     const given = checkArgs(name, args);
+    const shape = planShape(args.spec);
     super(PGCLUSTER_TYPE, name, {}, opts);
     const { spec } = args;
     const c = new Children(name, this, args.adoptStackRootResources === true);
-    const shape = planShape(spec);
     const privateKey = pulumi.secret(args.sshPrivateKey);
 
-    this.hosts = Object.fromEntries(spec.hosts.map((h) => [h.name, new Host(c.name(h.name), h.name, { parent: this })]));
+    this.hosts = Object.fromEntries(spec.hosts.map((h) => [h.name, new PgClusterHost(c.name(h.name), h.name, { parent: this })]));
 
     // Every connection verifies the host's key (and the bastion's): see hostKeys.ts.
     let addresses: Record<string, pulumi.Input<string>>;
@@ -120,7 +120,7 @@ export class PgCluster extends pulumi.ComponentResource {
     const certsOut = pulumi.output(pki.certs) as unknown as pulumi.Output<Record<string, { cert: string; key: string }>>;
     const secretsOut = pulumi.output(secrets) as unknown as pulumi.Output<Secrets>;
     const plan: pulumi.Output<Plan> = pulumi.all([addressesOut, pki.ca, pki.caBundle, certsOut, secretsOut]).apply(([addr, ca, caBundle, certs, sec]) => {
-      const hosts: PlanHost[] = spec.hosts.map((h) => ({ ...h, address: addr[h.name] }));
+      const hosts: Host[] = spec.hosts.map((h) => ({ ...h, address: addr[h.name] }));
       return compile(spec, hosts, { ca, caBundle, ...splitCerts(certs) }, sec);
     });
 
