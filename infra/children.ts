@@ -3,6 +3,17 @@
 // stack the stack program created before PgCluster existed, an alias to the name the resource had
 // at the stack root. The engine then treats the two as the same resource: no replacement.
 import * as pulumi from "@pulumi/pulumi";
+import type { ClusterSpec } from "./config";
+
+/**
+ * A host's part in its children's names. GCP hosts are named "<clusterName>-db-1": their children
+ * use "db-1" ("<component>-db-1-etcd", not "<component>-<clusterName>-db-1-etcd"), which also
+ * keeps auto-named instances and disks within GCE's 63 characters. Static hosts: the host name.
+ */
+export function hostLabel(spec: ClusterSpec, host: string): string {
+  const prefix = `${spec.clusterName}-`;
+  return spec.provider === "gcp" && host.startsWith(prefix) ? host.slice(prefix.length) : host;
+}
 
 export class Children {
   /**

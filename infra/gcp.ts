@@ -8,7 +8,7 @@ import * as gcp from "@pulumi/gcp";
 import type { ClusterSpec, HostSpec } from "./config";
 import { ports } from "../roles/paths";
 import { guestAttributeHostKey } from "./hostKeys";
-import type { Children } from "./children";
+import { hostLabel, type Children } from "./children";
 
 export interface GcpHosts {
   addresses: Record<string, pulumi.Output<string>>;
@@ -83,12 +83,12 @@ export function gcpHosts(spec: ClusterSpec, c: Children): GcpHosts {
   for (const h of spec.hosts) {
     const attachedDisks = [];
     if (h.kind === "db") {
-      const disk = new gcp.compute.Disk(c.name(`${h.name}-data`), { zone: h.zone!, type: g.dataDiskType, size: g.dataDiskGb }, opts(`${h.name}-data`));
+      const disk = new gcp.compute.Disk(c.name(`${hostLabel(spec, h.name)}-data`), { zone: h.zone!, type: g.dataDiskType, size: g.dataDiskGb }, opts(`${h.name}-data`));
       // deviceName "pgdata" -> /dev/disk/by-id/google-pgdata, the host's dataDevice.
       attachedDisks.push({ source: disk.id, deviceName: "pgdata" });
     }
-    // Auto-named from the resource name; an adopted instance keeps the name it has.
-    const vm = new gcp.compute.Instance(c.name(h.name), {
+    // Auto-named from the resource name (PgCluster checks it fits); an adopted instance keeps its name.
+    const vm = new gcp.compute.Instance(c.name(hostLabel(spec, h.name)), {
       zone: h.zone!,
       machineType: machineType(h),
       bootDisk: { initializeParams: { image: g.image, size: g.bootDiskGb, type: "pd-balanced" } },

@@ -7,7 +7,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { PROJECT, SECRET_KEYS, type ClusterSpec, type Role, type SecretName } from "./config";
 import { splitCerts } from "./certs";
-import { Children } from "./children";
+import { Children, hostLabel } from "./children";
 import { SECRET_VALUE } from "./componentSpec";
 import { applyPlan, commandName, type Connection } from "./driver";
 import { gcpHosts } from "./gcp";
@@ -92,7 +92,8 @@ export class PgCluster extends pulumi.ComponentResource {
     const c = new Children(name, this, args.adoptStackRootResources === true);
     const privateKey = pulumi.secret(args.sshPrivateKey);
 
-    this.hosts = Object.fromEntries(spec.hosts.map((h) => [h.name, new PgClusterHost(c.name(h.name), h.name, { parent: this })]));
+    const label = (host: string) => hostLabel(spec, host);
+    this.hosts = Object.fromEntries(spec.hosts.map((h) => [h.name, new PgClusterHost(c.name(label(h.name)), h.name, { parent: this })]));
 
     // Every connection verifies the host's key (and the bastion's): see hostKeys.ts.
     let addresses: Record<string, pulumi.Input<string>>;
@@ -128,14 +129,14 @@ export class PgCluster extends pulumi.ComponentResource {
       spec.hosts.map((h) => [h.name, { host: addresses[h.name], user: h.sshUser, port: h.sshPort, privateKey, hostKey: hostKeys[h.name], proxy }]),
     );
     const commands = applyPlan(shape, pulumi.secret(plan), connections, (step) => ({
-      name: c.name(commandName(step.id)),
+      name: c.name(`${label(step.host)}-${step.role}`),
       opts: c.opts(commandName(step.id), this.hosts[step.host]),
     }));
 
     // What `pulumi preview --refresh` reads back from each host (check mode of its steps).
     for (const h of spec.hosts) {
       const conn = connections[h.name];
-      const drift = new HostDrift(c.name(`${h.name}-drift`), {
+      const drift = new HostDrift(c.name(`${label(h.name)}-drift`), {
         host: h.name,
         address: conn.host,
         user: conn.user,
@@ -179,7 +180,7 @@ export class PgCluster extends pulumi.ComponentResource {
     const h = spec.hosts[i];
     if (h.hostKey !== undefined)
       return { key: h.hostKey, retrust: `If ${h.name} was rebuilt, verify its new key out of band and set ${PROJECT}:hosts[${i}].hostKey to it` };
-    const scan = new HostKeyScan(c.name(`${h.name}-hostkey`), { host: h.name, address: h.address!, port: h.sshPort }, c.opts(`${h.name}-hostkey`, this.hosts[h.name]));
+    const scan = new HostKeyScan(c.name(`${hostLabel(spec, h.name)}-hostkey`), { host: h.name, address: h.address!, port: h.sshPort }, c.opts(`${h.name}-hostkey`, this.hosts[h.name]));
     return { key: scan.hostKey, retrust: pulumi.interpolate`If ${h.name} was rebuilt, verify its new key out of band and record it again: pulumi up --replace '${scan.urn}'` };
   }
 }
@@ -203,6 +204,11 @@ function checkArgs(name: string, args: PgClusterArgs): GivenSecrets {
   for (const k of Object.keys(given)) {
     if (!(SECRET_KEYS as readonly string[]).includes(k)) problems.push(`secrets.${k}: is not a pgcluster password; they are ${SECRET_KEYS.join(", ")}`);
     else if (typeof given[k as SecretName] === "string" && !SECRET_VALUE.test(given[k as SecretName] as string)) problems.push(valueProblem(k));
+  }
+  if (spec.provider === "gcp") {
+    // Pulumi names an instance or disk "<resource name>-<7 characters>"; GCE allows 63.
+    const longest = Math.max(...spec.hosts.map((h) => `${name}-${hostLabel(spec, h.name)}${h.kind === "db" ? "-data" : ""}`.length));
+    if (longest + 8 > 63) problems.push(`name: with provider gcp, instance and disk names are "${name}-<host>-<7 characters>" and GCE allows 63 characters: shorten the component's name by ${longest + 8 - 63}`);
   }
   for (const k of SECRET_KEYS) {
     if (given[k] !== undefined) continue;

@@ -5,7 +5,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
 import type { ClusterSpec } from "./config";
 import { caSubject, certRequests, signingGeneration, KEY_ALGORITHM } from "./certs";
-import type { Children } from "./children";
+import { hostLabel, type Children } from "./children";
 
 export interface PkiOutputs {
   /** The signing CA. */
@@ -40,14 +40,15 @@ export function clusterPki(spec: ClusterSpec, address: (host: string) => pulumi.
   const { key: caKey, cert: ca } = cas[signingGeneration(spec)];
   const certs: PkiOutputs["certs"] = {};
   for (const req of certRequests(spec, address)) {
-    const key = new tls.PrivateKey(c.name(`${req.id}-key`), keyArgs, c.opts(`${n}-${req.id}-key`));
-    const csr = new tls.CertRequest(c.name(`${req.id}-csr`), {
+    const id = hostLabel(spec, req.id);
+    const key = new tls.PrivateKey(c.name(`${id}-key`), keyArgs, c.opts(`${n}-${req.id}-key`));
+    const csr = new tls.CertRequest(c.name(`${id}-csr`), {
       privateKeyPem: key.privateKeyPem,
       subject: { commonName: req.commonName, organization: "pgcluster", serialNumber: req.generation },
       dnsNames: req.dnsNames,
       ipAddresses: req.ipAddresses,
     }, c.opts(`${n}-${req.id}-csr`));
-    const cert = new tls.LocallySignedCert(c.name(`${req.id}-cert`), {
+    const cert = new tls.LocallySignedCert(c.name(`${id}-cert`), {
       certRequestPem: csr.certRequestPem,
       caPrivateKeyPem: caKey.privateKeyPem,
       caCertPem: ca.certPem,

@@ -6,6 +6,7 @@ import { withMocks, stackConfig, settle, isSecretValue, reveal, runProgram, STAC
 import { loadSpec } from "../../infra/pulumiConfig";
 import { planShape } from "../../infra/planShape";
 import { PgCluster } from "../../infra/pgCluster";
+import { hostLabel } from "../../infra/children";
 import { parseComponentSpec, SECRET_VALUE } from "../../infra/componentSpec";
 import { ConfigError, parseClusterSpec } from "../../infra/config";
 
@@ -32,7 +33,7 @@ for (const stack of ["dev", "prod", "local"]) {
     it("one PgCluster at the stack root, named after clusterName; one Host component per host under it", () => {
       assert.deepEqual(cluster().map((c) => [c.name, c.parent, c.custom]), [[spec.clusterName, "", false]]);
       const hosts = registered.filter((r) => r.type === "pgcluster:index:Host");
-      assert.deepEqual(hosts.map((h) => h.name).sort(), spec.hosts.map((h) => `${spec.clusterName}-${h.name}`).sort());
+      assert.deepEqual(hosts.map((h) => h.name).sort(), spec.hosts.map((h) => `${spec.clusterName}-${hostLabel(spec, h.name)}`).sort());
       for (const h of hosts) assert.equal(h.parent, cluster()[0].urn, h.name);
     });
 

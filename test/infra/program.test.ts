@@ -4,6 +4,7 @@ import * as gcp from "@pulumi/gcp";
 import { withMocks, stackConfig, settle, isSecretValue, reveal, fakeHostKey, guestAttributes, mockInstanceName, runProgram, STACK_PROGRAM, byUrn, type Registered } from "../support/pulumiMocks";
 import { planShape } from "../../infra/planShape";
 import { commandName, applyPlan } from "../../infra/driver";
+import { hostLabel } from "../../infra/children";
 import { ConfigError } from "../../infra/config";
 import { loadSpec } from "../../infra/pulumiConfig";
 import { guestAttributeHostKey, GUEST_ATTRIBUTE_WAIT } from "../../infra/hostKeys";
@@ -30,8 +31,10 @@ const scans = (rs: Registered[]) => ofType(rs, DYNAMIC).filter((r) => r.name.end
 type Spec = ReturnType<typeof loadSpec>;
 /** The stack program names its PgCluster after clusterName; a child's name starts with it. */
 const child = (spec: Spec, suffix: string) => `${spec.clusterName}-${suffix}`;
+/** A host's child: "<cluster>-pg1-…" (static), "<cluster>-db-1-…" for GCP's "<cluster>-db-1". */
+const hostChild = (spec: Spec, host: string, suffix?: string) => child(spec, hostLabel(spec, host) + (suffix ? `-${suffix}` : ""));
 /** A step's Command name. */
-const cmdName = (spec: Spec, stepId: string) => child(spec, commandName(stepId));
+const cmdName = (spec: Spec, stepId: string) => hostChild(spec, stepId.split("/")[0], stepId.split("/")[1]);
 /** The host each Command runs on, from the plan's shape. */
 function commandHosts(spec: Spec): Map<string, string> {
   return new Map(planShape(spec).steps.map((s) => [cmdName(spec, s.id), s.host]));
@@ -59,8 +62,16 @@ for (const stack of ["dev", "prod", "local"]) {
         assert.deepEqual(deps, step.after.map((a) => cmdName(ctx.spec, a)).sort(), step.id);
         // A child of its host's Host component, which is a child of the cluster.
         const host = parentHost(ctx.registered, c);
-        assert.equal(host?.name, child(ctx.spec, step.host), `${c.name}: parent`);
+        assert.equal(host?.name, hostChild(ctx.spec, step.host), `${c.name}: parent`);
       }
+    });
+
+    it("names a host's children after the component and the host: <cluster>-pg1-etcd, or <cluster>-db-1-etcd for GCP's <cluster>-db-1", () => {
+      const names = ofType(ctx.registered, "command:remote:Command").map((c) => c.name);
+      const first = stack === "local" ? "pglocal-pg1" : `pg${stack}-db-1`;
+      for (const n of [`${first}-etcd`, `${first}-patroni`]) assert.ok(names.includes(n), `${n} not in ${names.join(", ")}`);
+      assert.ok(ctx.registered.some((r) => r.type === "pgcluster:index:Host" && r.name === first));
+      if (stack !== "local") assert.ok(ofType(ctx.registered, "gcp:compute/instance:Instance").some((v) => v.name === first));
     });
 
     it("sends each step's script on stdin as a secret, with its digest as trigger and bash -s as the command", () => {
@@ -99,7 +110,7 @@ for (const stack of ["dev", "prod", "local"]) {
       const pooler = csrs.find((c) => c.name.endsWith("-pooler-csr"))!;
       assert.equal(pooler.inputs.subject.commonName, "pgbouncer");
       for (const h of tlsHosts) {
-        const csr = csrs.find((c) => c.name === child(ctx.spec, `${h.name}-csr`))!;
+        const csr = csrs.find((c) => c.name === hostChild(ctx.spec, h.name, "csr"))!;
         assert.ok(csr.inputs.dnsNames.includes(h.name));
         assert.ok(csr.inputs.ipAddresses.includes("127.0.0.1"));
         assert.equal(csr.inputs.ipAddresses.length, 2 + ctx.spec.hosts.filter((x) => x.roles.includes("balancer")).length);
@@ -113,14 +124,14 @@ for (const stack of ["dev", "prod", "local"]) {
 
     it("registers one HostDrift (dynamic) resource per host, after that host's Commands, with its steps and key secret", () => {
       const ds = drifts(ctx.registered);
-      assert.deepEqual(ds.map((d) => d.name).sort(), ctx.spec.hosts.map((h) => child(ctx.spec, `${h.name}-drift`)).sort());
+      assert.deepEqual(ds.map((d) => d.name).sort(), ctx.spec.hosts.map((h) => hostChild(ctx.spec, h.name, "drift")).sort());
       const cmds = ofType(ctx.registered, "command:remote:Command");
       const urnToName = new Map(cmds.map((c) => [c.urn!, c.name]));
       const shape = planShape(ctx.spec);
       for (const d of ds) {
         const host: string = d.inputs.host;
-        assert.equal(d.name, child(ctx.spec, `${host}-drift`));
-        assert.equal(parentHost(ctx.registered, d)?.name, child(ctx.spec, host), `${d.name}: parent`);
+        assert.equal(d.name, hostChild(ctx.spec, host, "drift"));
+        assert.equal(parentHost(ctx.registered, d)?.name, hostChild(ctx.spec, host), `${d.name}: parent`);
         assert.ok(isSecretValue(d.inputs.steps), `${d.name}: steps not secret`);
         assert.ok(isSecretValue(d.inputs.privateKey), `${d.name}: key not secret`);
         const steps = reveal(d.inputs.steps) as { id: string; script: string }[];
@@ -134,11 +145,11 @@ for (const stack of ["dev", "prod", "local"]) {
     if (stack === "local") {
       it("trust on first use (the local stack file): one HostKeyScan per host, and every Command and HostDrift pins exactly the key it recorded", () => {
         const recorded = scans(ctx.registered);
-        assert.deepEqual(recorded.map((r) => r.name).sort(), ctx.spec.hosts.map((h) => child(ctx.spec, `${h.name}-hostkey`)).sort());
+        assert.deepEqual(recorded.map((r) => r.name).sort(), ctx.spec.hosts.map((h) => hostChild(ctx.spec, h.name, "hostkey")).sort());
         for (const h of ctx.spec.hosts) {
-          const r = recorded.find((x) => x.name === child(ctx.spec, `${h.name}-hostkey`))!;
+          const r = recorded.find((x) => x.name === hostChild(ctx.spec, h.name, "hostkey"))!;
           assert.deepEqual({ host: r.inputs.host, address: r.inputs.address, port: r.inputs.port }, { host: h.name, address: h.address, port: h.sshPort });
-          assert.equal(parentHost(ctx.registered, r)?.name, child(ctx.spec, h.name), `${r.name}: parent`);
+          assert.equal(parentHost(ctx.registered, r)?.name, hostChild(ctx.spec, h.name), `${r.name}: parent`);
         }
         const hostOf = commandHosts(ctx.spec);
         const cmds = ofType(ctx.registered, "command:remote:Command");
@@ -206,7 +217,7 @@ for (const stack of ["dev", "prod", "local"]) {
         const hostOf = commandHosts(ctx.spec);
         const cmds = ofType(ctx.registered, "command:remote:Command");
         const distinct = new Set<string>();
-        const instanceOf = (host: string) => vms.find((v) => v.name === child(ctx.spec, host))!;
+        const instanceOf = (host: string) => vms.find((v) => v.name === hostChild(ctx.spec, host))!;
         for (const c of cmds) {
           const conn = reveal(c.inputs.connection);
           const vm = instanceOf(hostOf.get(c.name)!);

@@ -102,15 +102,21 @@ function mockCall(a: pulumi.runtime.MockCallArgs): Record<string, any> {
   return a.inputs;
 }
 
-export async function withMocks(stack: string, config: Record<string, string>, secretKeys: string[], project = "pgcluster"): Promise<Registered[]> {
+/**
+ * `adopt`: a resource registered with an alias to a stack-root name gets the id and computed
+ * outputs the mock gave that name, as the engine keeps an adopted resource's state.
+ */
+export async function withMocks(stack: string, config: Record<string, string>, secretKeys: string[], project = "pgcluster", opts: { adopt?: boolean } = {}): Promise<Registered[]> {
   const registered: Registered[] = [];
+  const adoptedName = new Map<string, string>();
   fakeIp = 10;
   pulumi.runtime.setAllConfig(config, secretKeys);
   await pulumi.runtime.setMocks({
     newResource(a) {
-      const state = { ...a.inputs, ...(computed[a.type]?.(a.inputs, a.name) ?? {}) };
+      const identity = (opts.adopt && adoptedName.get(`${a.type} ${a.name}`)) || a.name;
+      const state = { ...a.inputs, ...(computed[a.type]?.(a.inputs, identity) ?? {}) };
       registered.push({ type: a.type, name: a.name, inputs: a.inputs, custom: a.custom !== false, dependencies: [], aliases: [], state });
-      return { id: `${a.name}-id`, state };
+      return { id: `${identity}-id`, state };
     },
     call: mockCall,
   }, project, stack, false);
@@ -128,6 +134,8 @@ export async function withMocks(stack: string, config: Record<string, string>, s
       }
       return { urn: a.getUrn() };
     });
+    const root = aliases.find((x) => x.noParent && x.name);
+    if (root) adoptedName.set(`${req.getType()} ${name}`, root.name!);
     orig(req, (err: unknown, resp: any) => {
       const r = [...registered].reverse().find((x) => x.name === name && x.type === req.getType());
       if (r) Object.assign(r, { dependencies: deps, urn: resp?.getUrn(), parent, aliases });
