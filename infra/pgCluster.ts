@@ -206,7 +206,8 @@ function checkArgs(name: string, args: PgClusterArgs): GivenSecrets {
     else if (typeof given[k as SecretName] === "string" && !SECRET_VALUE.test(given[k as SecretName] as string)) problems.push(valueProblem(k));
   }
   if (spec.provider === "gcp") {
-    // Pulumi names an instance or disk "<resource name>-<7 characters>"; GCE allows 63.
+    // Pulumi names an instance or disk "<resource name>-<7 characters>"; GCE allows 63, lower case.
+    if (!/^[a-z][a-z0-9-]*$/.test(name)) problems.push(`name: with provider gcp, it starts GCE instance and disk names: lower-case letters, digits and '-', starting with a letter`);
     const longest = Math.max(...spec.hosts.map((h) => `${name}-${hostLabel(spec, h.name)}${h.kind === "db" ? "-data" : ""}`.length));
     if (longest + 8 > 63) problems.push(`name: with provider gcp, instance and disk names are "${name}-<host>-<7 characters>" and GCE allows 63 characters: shorten the component's name by ${longest + 8 - 63}`);
   }

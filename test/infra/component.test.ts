@@ -125,6 +125,23 @@ describe("PgCluster arguments (mocks)", function () {
     assert.equal(registered.length, 0);
   });
 
+  it("GCP: the component's name starts instance and disk names, so it must fit GCE's grammar and 63 characters with the host and Pulumi's suffix", async () => {
+    const c = stackConfig("dev");
+    const raw: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(c)) if (k.startsWith("pgcluster:")) raw[k.slice(10)] = v.startsWith("{") || v.startsWith("[") ? JSON.parse(v) : v;
+    const spec = parseComponentSpec(raw, { stack: "dev" });
+    const registered = await withMocks("dev", {}, []);
+    // Longest: "<name>-db-1-data-<7>" = name + 18 characters.
+    assert.throws(() => new PgCluster("n".repeat(46), { spec, sshPrivateKey: PEM_KEY }), /name: with provider gcp, instance and disk names .* shorten the component's name by 1$/m);
+    assert.throws(() => new PgCluster("Orders", { spec, sshPrivateKey: PEM_KEY }), /name: with provider gcp, it starts GCE instance and disk names: lower-case/);
+    await settleAll();
+    assert.equal(registered.length, 0);
+    new PgCluster("n".repeat(45), { spec, sshPrivateKey: PEM_KEY });
+    await settleAll();
+    const disks = registered.filter((r) => r.type === "gcp:compute/disk:Disk").map((d) => d.name.length);
+    assert.equal(Math.max(...disks) + 8, 63);
+  });
+
   it("a password given as an Output is checked when known, without showing it", async () => {
     await withMocks("local", {}, []);
     const spec = parseComponentSpec(localRaw(), { stack: "local" });
