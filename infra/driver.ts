@@ -4,7 +4,7 @@
 // that presents another one ("ssh: host key mismatch") before anything is sent.
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
-import type { Plan } from "../roles/types";
+import type { Plan, Step } from "../roles/types";
 import { remoteCommand } from "../roles/transport";
 import { requireHostKey } from "../spec/sshHostKey";
 
@@ -29,11 +29,15 @@ export function commandName(stepId: string): string {
   return stepId.replace(/\//g, "-");
 }
 
+/** A step's Command: its resource name and options (parent, aliases). */
+export type Placement = (step: Step) => { name: string; opts: pulumi.CustomResourceOptions };
+
 /**
  * `shape` is the plan compiled from placeholders (ids, hosts, order are known before any cloud
  * value); `plan` is the real one, an Output. Same compile(), so the two agree step for step.
+ * Keyed by step id.
  */
-export function applyPlan(shape: Plan, plan: pulumi.Output<Plan>, connections: Record<string, Connection>, opts: pulumi.CustomResourceOptions = {}): Record<string, command.remote.Command> {
+export function applyPlan(shape: Plan, plan: pulumi.Output<Plan>, connections: Record<string, Connection>, place: Placement): Record<string, command.remote.Command> {
   // Every host's connection is checked before the first Command exists.
   const keys: Record<string, { hostKey: pulumi.Output<string>; proxyHostKey?: pulumi.Output<string> }> = {};
   for (const step of shape.steps) {
@@ -53,7 +57,8 @@ export function applyPlan(shape: Plan, plan: pulumi.Output<Plan>, connections: R
       if (!s) throw new Error(`step ${step.id} vanished from the compiled plan`);
       return s;
     });
-    cmds[step.id] = new command.remote.Command(commandName(step.id), {
+    const { name, opts } = place(step);
+    cmds[step.id] = new command.remote.Command(name, {
       connection: {
         host: conn.host,
         user: conn.user,

@@ -92,7 +92,7 @@ export async function scanHostKey(p: { host: string; address: string; port: numb
  * Trust on first use, recorded: create() scans the host once and stores the key in the state.
  * There is no read(): a refresh keeps the stored key (a refresh that re-scanned would silently
  * accept a new one). A new address (or port) replaces the resource: a deliberate re-trust. To
- * re-trust a rebuilt host at the same address: pulumi up --replace <urn of <host>-hostkey>.
+ * re-trust a rebuilt host at the same address: pulumi up --replace <urn of <component>-<host>-hostkey> (the re-trust hint of its HostDrift names it).
  */
 export const hostKeyScanProvider: pulumi.dynamic.ResourceProvider = {
   async create(inputs: HostKeyScanProps) {

@@ -1,11 +1,20 @@
-// Pulumi entry point (Pulumi.yaml: main: infra/).
-import { deploy } from "./program";
+// The stack program (Pulumi.yaml: main: infra/): the stack's config, validated, makes one PgCluster.
+import { loadSpec, providedSecrets, sshPrivateKey } from "./pulumiConfig";
+import { PgCluster } from "./pgCluster";
 
-const out = deploy();
-export const DATABASE_URL_PRIMARY = out.DATABASE_URL_PRIMARY;
-export const DATABASE_URL_REPLICA = out.DATABASE_URL_REPLICA;
-export const DATABASE_URL_PRIMARY_DIRECT = out.DATABASE_URL_PRIMARY_DIRECT;
-export const haproxyStats = out.haproxyStats;
-export const caCert = out.caCert;
-export const nodes = out.nodes;
-export const steps = out.steps;
+const spec = loadSpec();
+const cluster = new PgCluster(spec.clusterName, {
+  spec,
+  sshPrivateKey: sshPrivateKey(spec),
+  secrets: providedSecrets(spec),
+  // Stacks this program made before PgCluster keep their resources (aliases, no replacement).
+  adoptStackRootResources: true,
+});
+
+export const DATABASE_URL_PRIMARY = cluster.primaryUrl;
+export const DATABASE_URL_REPLICA = cluster.replicaUrl;
+export const DATABASE_URL_PRIMARY_DIRECT = cluster.primaryDirectUrl;
+export const haproxyStats = cluster.haproxyStats;
+export const caCert = cluster.caCert;
+export const nodes = cluster.nodes;
+export const steps = cluster.steps;

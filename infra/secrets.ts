@@ -1,24 +1,31 @@
-// Passwords: from config secrets, or generated with @pulumi/random. `secrets.rotation` (all) and
-// `secrets.rotate.<name>` (one) are keepers: changing either generates a new password.
+// Passwords: given (PgClusterArgs.secrets; the stack program reads them from its config secrets),
+// or generated with @pulumi/random. `secrets.rotation` (all) and `secrets.rotate.<name>` (one) are
+// keepers: changing either generates a new password.
 // Each PostgreSQL role's password has a random SCRAM salt (RandomBytes, kept in the state, so a
 // re-apply changes nothing) with the same keepers: a new password comes with a new salt.
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { SECRET_KEYS, type ClusterSpec, type SecretName } from "../spec/config";
-import { configSecret } from "./pulumiConfig";
 import { ROLE_PASSWORDS, saltName, type SaltName } from "../roles/scram";
+import type { Children } from "./children";
 
 export type SecretOutputs = Record<SecretName | SaltName, pulumi.Output<string>>;
+export type GivenSecrets = Partial<Record<SecretName, pulumi.Input<string>>>;
 
-export function clusterSecrets(spec: ClusterSpec, opts: pulumi.CustomResourceOptions = {}): SecretOutputs {
+/**
+ * `given`: passwords not to generate (checked by the caller). `c`: names and parents the
+ * resources (children.ts); `${clusterName}-…` are their stack-root names before PgCluster.
+ */
+export function clusterSecrets(spec: ClusterSpec, given: GivenSecrets, c: Children): SecretOutputs {
+  const n = spec.clusterName;
   const out = {} as SecretOutputs;
   for (const name of SECRET_KEYS) {
-    const given = spec.secrets.provided.includes(name) ? configSecret(name) : undefined;
-    if (given) {
-      out[name] = pulumi.secret(given);
+    const value = given[name];
+    if (value !== undefined) {
+      out[name] = pulumi.secret(value);
       continue;
     }
-    const pw = new random.RandomPassword(`${spec.clusterName}-${name}`, {
+    const pw = new random.RandomPassword(c.name(name), {
       length: 32,
       // Letters and digits only: the value is spliced into YAML, INI, pgpass and URLs.
       special: false,
@@ -26,15 +33,15 @@ export function clusterSecrets(spec: ClusterSpec, opts: pulumi.CustomResourceOpt
       minUpper: 2,
       minNumeric: 2,
       keepers: { rotation: spec.secrets.rotation, rotate: spec.secrets.rotate[name] ?? "" },
-    }, opts);
+    }, c.opts(`${n}-${name}`));
     out[name] = pulumi.secret(pw.result);
   }
   for (const name of ROLE_PASSWORDS) {
     // Not a secret in itself, but kept out of logs and outputs like one (RandomBytes marks it so).
-    const salt = new random.RandomBytes(`${spec.clusterName}-${name}-scram-salt`, {
+    const salt = new random.RandomBytes(c.name(`${name}-scram-salt`), {
       length: 16,
       keepers: { rotation: spec.secrets.rotation, rotate: spec.secrets.rotate[name] ?? "" },
-    }, opts);
+    }, c.opts(`${n}-${name}-scram-salt`));
     out[saltName(name)] = pulumi.secret(salt.base64);
   }
   return out;

@@ -1,5 +1,5 @@
 // Local PKI: the same certificates infra issues with @pulumi/tls (ECDSA P-256, same subjects,
-// SANs, usages and lifetimes from infra/certs.ts), generated in-process for the local stack and
+// SANs, usages and lifetimes from spec/certs.ts), generated in-process for the local stack and
 // for tests, where no Pulumi engine runs.
 import "reflect-metadata"; // @peculiar/x509 (via tsyringe) needs it loaded first
 import * as crypto from "crypto";

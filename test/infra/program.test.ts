@@ -1,15 +1,19 @@
 import { strict as assert } from "assert";
 import * as pulumi from "@pulumi/pulumi";
 import * as gcp from "@pulumi/gcp";
-import { withMocks, stackConfig, settle, isSecretValue, reveal, fakeHostKey, guestAttributes, mockInstanceName, type Registered } from "../support/pulumiMocks";
-import { deploy, planShape } from "../../infra/program";
+import { withMocks, stackConfig, settle, isSecretValue, reveal, fakeHostKey, guestAttributes, mockInstanceName, runProgram, STACK_PROGRAM, byUrn, type Registered } from "../support/pulumiMocks";
+import { planShape } from "../../infra/planShape";
 import { commandName, applyPlan } from "../../infra/driver";
+import { hostLabel } from "../../infra/children";
 import { ConfigError } from "../../spec/config";
 import { loadSpec } from "../../infra/pulumiConfig";
 import { guestAttributeHostKey, GUEST_ATTRIBUTE_WAIT } from "../../infra/hostKeys";
 
 const KEY = { "pgcluster:sshPrivateKey": "-----BEGIN OPENSSH PRIVATE KEY-----\ntest\n-----END OPENSSH PRIVATE KEY-----\n" };
 const DB_PORTS = ["2379", "2380", "5432", "6432", "8008"];
+
+/** The stack program (infra/index.ts), as `pulumi up` runs it. */
+const deploy = () => runProgram(STACK_PROGRAM) as typeof import("../../infra/index");
 
 async function run(stack: string, extra: Record<string, string> = {}) {
   const registered = await withMocks(stack, stackConfig(stack, { ...KEY, ...extra }), ["pgcluster:sshPrivateKey"]);
@@ -24,10 +28,22 @@ const ofType = (rs: Registered[], t: string) => rs.filter((r) => r.type === t);
 const DYNAMIC = "pulumi-nodejs:dynamic:Resource";
 const drifts = (rs: Registered[]) => ofType(rs, DYNAMIC).filter((r) => r.name.endsWith("-drift"));
 const scans = (rs: Registered[]) => ofType(rs, DYNAMIC).filter((r) => r.name.endsWith("-hostkey"));
+type Spec = ReturnType<typeof loadSpec>;
+/** The stack program names its PgCluster after clusterName; a child's name starts with it. */
+const child = (spec: Spec, suffix: string) => `${spec.clusterName}-${suffix}`;
+/** A host's child: "<cluster>-pg1-…" (static), "<cluster>-db-1-…" for GCP's "<cluster>-db-1". */
+const hostChild = (spec: Spec, host: string, suffix?: string) => child(spec, hostLabel(spec, host) + (suffix ? `-${suffix}` : ""));
+/** A step's Command name. */
+const cmdName = (spec: Spec, stepId: string) => hostChild(spec, stepId.split("/")[0], stepId.split("/")[1]);
 /** The host each Command runs on, from the plan's shape. */
-function commandHosts(spec: ReturnType<typeof loadSpec>): Map<string, string> {
-  return new Map(planShape(spec).steps.map((s) => [commandName(s.id), s.host]));
+function commandHosts(spec: Spec): Map<string, string> {
+  return new Map(planShape(spec).steps.map((s) => [cmdName(spec, s.id), s.host]));
 }
+/** The Host component a resource hangs under (its parent), by host name. */
+const parentHost = (rs: Registered[], r: Registered) => {
+  const p = byUrn(rs, r.parent);
+  return p?.type === "pgcluster:index:Host" ? p : undefined;
+};
 
 for (const stack of ["dev", "prod", "local"]) {
   describe(`Pulumi program, stack ${stack} (mocks)`, function () {
@@ -38,13 +54,24 @@ for (const stack of ["dev", "prod", "local"]) {
     it("registers exactly one remote.Command per plan step, with the plan's dependencies", () => {
       const shape = planShape(ctx.spec);
       const cmds = ofType(ctx.registered, "command:remote:Command");
-      assert.deepEqual(cmds.map((c) => c.name).sort(), shape.steps.map((s) => commandName(s.id)).sort());
+      assert.deepEqual(cmds.map((c) => c.name).sort(), shape.steps.map((s) => cmdName(ctx.spec, s.id)).sort());
       const urnToName = new Map(cmds.map((c) => [c.urn!, c.name]));
       for (const step of shape.steps) {
-        const c = cmds.find((x) => x.name === commandName(step.id))!;
+        const c = cmds.find((x) => x.name === cmdName(ctx.spec, step.id))!;
         const deps = c.dependencies.filter((u) => urnToName.has(u)).map((u) => urnToName.get(u)!).sort();
-        assert.deepEqual(deps, step.after.map(commandName).sort(), step.id);
+        assert.deepEqual(deps, step.after.map((a) => cmdName(ctx.spec, a)).sort(), step.id);
+        // A child of its host's Host component, which is a child of the cluster.
+        const host = parentHost(ctx.registered, c);
+        assert.equal(host?.name, hostChild(ctx.spec, step.host), `${c.name}: parent`);
       }
+    });
+
+    it("names a host's children after the component and the host: <cluster>-pg1-etcd, or <cluster>-db-1-etcd for GCP's <cluster>-db-1", () => {
+      const names = ofType(ctx.registered, "command:remote:Command").map((c) => c.name);
+      const first = stack === "local" ? "pglocal-pg1" : `pg${stack}-db-1`;
+      for (const n of [`${first}-etcd`, `${first}-patroni`]) assert.ok(names.includes(n), `${n} not in ${names.join(", ")}`);
+      assert.ok(ctx.registered.some((r) => r.type === "pgcluster:index:Host" && r.name === first));
+      if (stack !== "local") assert.ok(ofType(ctx.registered, "gcp:compute/instance:Instance").some((v) => v.name === first));
     });
 
     it("sends each step's script on stdin as a secret, with its digest as trigger and bash -s as the command", () => {
@@ -83,7 +110,7 @@ for (const stack of ["dev", "prod", "local"]) {
       const pooler = csrs.find((c) => c.name.endsWith("-pooler-csr"))!;
       assert.equal(pooler.inputs.subject.commonName, "pgbouncer");
       for (const h of tlsHosts) {
-        const csr = csrs.find((c) => c.name === `${ctx.spec.clusterName}-${h.name}-csr`)!;
+        const csr = csrs.find((c) => c.name === hostChild(ctx.spec, h.name, "csr"))!;
         assert.ok(csr.inputs.dnsNames.includes(h.name));
         assert.ok(csr.inputs.ipAddresses.includes("127.0.0.1"));
         assert.equal(csr.inputs.ipAddresses.length, 2 + ctx.spec.hosts.filter((x) => x.roles.includes("balancer")).length);
@@ -97,18 +124,20 @@ for (const stack of ["dev", "prod", "local"]) {
 
     it("registers one HostDrift (dynamic) resource per host, after that host's Commands, with its steps and key secret", () => {
       const ds = drifts(ctx.registered);
-      assert.deepEqual(ds.map((d) => d.name).sort(), ctx.spec.hosts.map((h) => `${h.name}-drift`).sort());
+      assert.deepEqual(ds.map((d) => d.name).sort(), ctx.spec.hosts.map((h) => hostChild(ctx.spec, h.name, "drift")).sort());
       const cmds = ofType(ctx.registered, "command:remote:Command");
       const urnToName = new Map(cmds.map((c) => [c.urn!, c.name]));
       const shape = planShape(ctx.spec);
       for (const d of ds) {
-        const host = d.name.replace(/-drift$/, "");
+        const host: string = d.inputs.host;
+        assert.equal(d.name, hostChild(ctx.spec, host, "drift"));
+        assert.equal(parentHost(ctx.registered, d)?.name, hostChild(ctx.spec, host), `${d.name}: parent`);
         assert.ok(isSecretValue(d.inputs.steps), `${d.name}: steps not secret`);
         assert.ok(isSecretValue(d.inputs.privateKey), `${d.name}: key not secret`);
         const steps = reveal(d.inputs.steps) as { id: string; script: string }[];
         assert.deepEqual(steps.map((x) => x.id), shape.steps.filter((x) => x.host === host).map((x) => x.id));
         const deps = d.dependencies.filter((u) => urnToName.has(u)).map((u) => urnToName.get(u)!).sort();
-        assert.deepEqual(deps, shape.steps.filter((x) => x.host === host).map((x) => commandName(x.id)).sort());
+        assert.deepEqual(deps, shape.steps.filter((x) => x.host === host).map((x) => cmdName(ctx.spec, x.id)).sort());
         assert.match(String(d.inputs.__provider), /PGCLUSTER_CHECK=1/);
       }
     });
@@ -116,10 +145,11 @@ for (const stack of ["dev", "prod", "local"]) {
     if (stack === "local") {
       it("trust on first use (the local stack file): one HostKeyScan per host, and every Command and HostDrift pins exactly the key it recorded", () => {
         const recorded = scans(ctx.registered);
-        assert.deepEqual(recorded.map((r) => r.name).sort(), ctx.spec.hosts.map((h) => `${h.name}-hostkey`).sort());
+        assert.deepEqual(recorded.map((r) => r.name).sort(), ctx.spec.hosts.map((h) => hostChild(ctx.spec, h.name, "hostkey")).sort());
         for (const h of ctx.spec.hosts) {
-          const r = recorded.find((x) => x.name === `${h.name}-hostkey`)!;
+          const r = recorded.find((x) => x.name === hostChild(ctx.spec, h.name, "hostkey"))!;
           assert.deepEqual({ host: r.inputs.host, address: r.inputs.address, port: r.inputs.port }, { host: h.name, address: h.address, port: h.sshPort });
+          assert.equal(parentHost(ctx.registered, r)?.name, hostChild(ctx.spec, h.name), `${r.name}: parent`);
         }
         const hostOf = commandHosts(ctx.spec);
         const cmds = ofType(ctx.registered, "command:remote:Command");
@@ -132,7 +162,11 @@ for (const stack of ["dev", "prod", "local"]) {
         }
         for (const d of drifts(ctx.registered)) {
           assert.equal(d.inputs.hostKey, fakeHostKey(`scan ${d.inputs.address}`), `${d.name}: host key`);
-          assert.ok(d.inputs.retrust.endsWith(`pulumi up --replace 'urn:pulumi:local::pgcluster::pulumi-nodejs:dynamic:Resource::${d.inputs.host}-hostkey'`), d.inputs.retrust);
+          // The scan's URN, under its Host (the mock engine qualifies a type by the parent's
+          // type only; the real one by the whole chain): what `pulumi up --replace` needs.
+          const scan = recorded.find((r) => r.inputs.host === d.inputs.host)!;
+          assert.match(scan.urn!, new RegExp(`^urn:pulumi:local::pgcluster::[^:]*pgcluster:index:Host\\$pulumi-nodejs:dynamic:Resource::pglocal-${d.inputs.host}-hostkey$`));
+          assert.ok(d.inputs.retrust.endsWith(`pulumi up --replace '${scan.urn}'`), d.inputs.retrust);
         }
       });
 
@@ -183,16 +217,18 @@ for (const stack of ["dev", "prod", "local"]) {
         const hostOf = commandHosts(ctx.spec);
         const cmds = ofType(ctx.registered, "command:remote:Command");
         const distinct = new Set<string>();
+        const instanceOf = (host: string) => vms.find((v) => v.name === hostChild(ctx.spec, host))!;
         for (const c of cmds) {
           const conn = reveal(c.inputs.connection);
-          assert.equal(conn.hostKey, fakeHostKey(`guest ${mockInstanceName(hostOf.get(c.name)!)}`), `${c.name}: not its instance's key`);
+          const vm = instanceOf(hostOf.get(c.name)!);
+          assert.equal(conn.hostKey, fakeHostKey(`guest ${mockInstanceName(vm.name)}`), `${c.name}: not its instance's key`);
+          assert.equal(conn.host, vm.state.networkInterfaces[0].networkIp, `${c.name}: not its instance's address`);
           assert.equal(conn.proxy.hostKey, fakeHostKey(`guest ${mockInstanceName(bastion.name)}`), `${c.name}: bastion key`);
           distinct.add(conn.hostKey);
         }
         assert.equal(distinct.size, ctx.spec.hosts.length, "one key per host");
         for (const d of drifts(ctx.registered)) {
-          const host = d.name.replace(/-drift$/, "");
-          assert.equal(d.inputs.hostKey, fakeHostKey(`guest ${mockInstanceName(host)}`));
+          assert.equal(d.inputs.hostKey, fakeHostKey(`guest ${mockInstanceName(instanceOf(d.inputs.host).name)}`));
           assert.equal(reveal(d.inputs.proxy).hostKey, fakeHostKey(`guest ${mockInstanceName(bastion.name)}`));
         }
         assert.equal(scans(ctx.registered).length, 0, "no trust-on-first-use on GCP");
@@ -231,9 +267,10 @@ for (const stack of ["dev", "prod", "local"]) {
 
     it("static, trust on first use with one key pinned: that host uses the config's key, the others are recorded", async () => {
       const hosts = localHosts().map((h) => (h.name === "pg2" ? { ...h, hostKey: fakeHostKey("config pg2") } : h));
-      const { registered } = await run("local", { "pgcluster:hosts": JSON.stringify(hosts) });
-      assert.deepEqual(scans(registered).map((r) => r.name).sort(), ["lb1-hostkey", "pg1-hostkey", "pg3-hostkey"]);
-      const keys = new Map(ofType(registered, "command:remote:Command").map((c) => [c.name.split("-")[0], reveal(c.inputs.connection).hostKey]));
+      const { registered, spec } = await run("local", { "pgcluster:hosts": JSON.stringify(hosts) });
+      assert.deepEqual(scans(registered).map((r) => r.name).sort(), ["pglocal-lb1-hostkey", "pglocal-pg1-hostkey", "pglocal-pg3-hostkey"]);
+      const hostOf = commandHosts(spec);
+      const keys = new Map(ofType(registered, "command:remote:Command").map((c) => [hostOf.get(c.name), reveal(c.inputs.connection).hostKey]));
       assert.equal(keys.get("pg2"), fakeHostKey("config pg2"));
       assert.equal(keys.get("pg1"), fakeHostKey("scan 10.213.0.11"));
     });
@@ -265,8 +302,9 @@ for (const stack of ["dev", "prod", "local"]) {
       const shape = planShape(spec);
       const conn = (h: string) => ({ host: "10.213.0.11", user: "root", port: 22, privateKey: "k", hostKey: fakeHostKey(h) });
       const all = (over: (h: string) => object) => Object.fromEntries(spec.hosts.map((h) => [h.name, { ...conn(h.name), ...over(h.name) }])) as any;
-      assert.throws(() => applyPlan(shape, pulumi.output(shape), all((h) => (h === "pg2" ? { hostKey: undefined } : {}))), /host pg2: no SSH host key/);
-      assert.throws(() => applyPlan(shape, pulumi.output(shape), all(() => ({ proxy: { host: "198.51.100.7", user: "root", privateKey: "k", hostKey: "" } }))), /bastion of host \w+: no SSH host key/);
+      const place = (step: { id: string }) => ({ name: commandName(step.id), opts: {} });
+      assert.throws(() => applyPlan(shape, pulumi.output(shape), all((h) => (h === "pg2" ? { hostKey: undefined } : {})), place), /host pg2: no SSH host key/);
+      assert.throws(() => applyPlan(shape, pulumi.output(shape), all(() => ({ proxy: { host: "198.51.100.7", user: "root", privateKey: "k", hostKey: "" } })), place), /bastion of host \w+: no SSH host key/);
       await new Promise((r) => setTimeout(r, 50));
       assert.equal(ofType(registered, "command:remote:Command").length, 0);
     });

@@ -1,9 +1,12 @@
 import { strict as assert } from "assert";
 import { createHash } from "crypto";
-import { withMocks, stackConfig, settle, isSecretValue, reveal } from "../support/pulumiMocks";
-import { deploy } from "../../infra/program";
+import * as pulumi from "@pulumi/pulumi";
+import { withMocks, stackConfig, settle, isSecretValue, reveal, runProgram, STACK_PROGRAM } from "../support/pulumiMocks";
 import { clusterSecrets } from "../../infra/secrets";
+import { Children } from "../../infra/children";
 import { loadSpec } from "../../infra/pulumiConfig";
+
+const deploy = () => runProgram(STACK_PROGRAM);
 
 const KEY = { "pgcluster:sshPrivateKey": "-----BEGIN OPENSSH PRIVATE KEY-----\ntest\n-----END OPENSSH PRIVATE KEY-----\n" };
 const ROLE_PASSWORDS = ["superuserPassword", "replicationPassword", "rewindPassword", "pgbouncerAuthPassword", "appPassword"];
@@ -24,7 +27,8 @@ describe("Pulumi program: SCRAM salts (mocks)", function () {
 
   it("salts are secret outputs (kept out of logs like passwords)", async () => {
     await withMocks("local", stackConfig("local", KEY), ["pgcluster:sshPrivateKey"]);
-    const secrets = clusterSecrets(loadSpec());
+    const parent = new pulumi.ComponentResource("test:index:Parent", "parent");
+    const secrets = clusterSecrets(loadSpec(), {}, new Children("pglocal", parent, false));
     for (const p of ROLE_PASSWORDS) {
       const o = secrets[`${p}Salt` as keyof typeof secrets];
       assert.equal(await (o as any).isSecret, true, p);
@@ -36,7 +40,7 @@ describe("Pulumi program: SCRAM salts (mocks)", function () {
     const registered = await withMocks("local", stackConfig("local", KEY), ["pgcluster:sshPrivateKey"]);
     deploy();
     await new Promise((r) => setTimeout(r, 500));
-    const db = registered.find((r) => r.type === "command:remote:Command" && r.name === "pg1-database")!;
+    const db = registered.find((r) => r.type === "command:remote:Command" && r.name === "pglocal-pg1-database")!;
     assert.ok(isSecretValue(db.inputs.stdin));
     const script: string = reveal(db.inputs.stdin);
     const verifiers = [...script.matchAll(/'SCRAM-SHA-256\$4096:([A-Za-z0-9+/=]+)\$/g)].map((m) => m[1]);

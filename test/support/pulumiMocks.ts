@@ -9,12 +9,31 @@ import { PROJECT_ROOT } from "../../spec/stackFile";
 
 export const SECRET_SIG = "4dabf18193072939515e22adb298388d";
 
+/** An alias as the SDK sent it: a URN, or a spec (empty name/type: the resource's own). */
+export interface AliasSent {
+  urn?: string;
+  name?: string;
+  type?: string;
+  /** The alias says "no parent": the resource was at the stack root. */
+  noParent?: boolean;
+  parentUrn?: string;
+}
+
 export interface Registered {
   type: string;
   name: string;
   inputs: Record<string, any>;
+  /** Custom resource (false: a component). */
+  custom: boolean;
   dependencies: string[];
   urn?: string;
+  /** The parent's URN; "" at the stack root. */
+  parent?: string;
+  aliases: AliasSent[];
+  /** What the mock returned as the resource's state (inputs and computed outputs). */
+  state: Record<string, any>;
+  /** A component's registerOutputs, as sent (secrets keep their signature). */
+  outputs?: Record<string, any>;
 }
 
 export function isSecretValue(v: unknown): boolean {
@@ -51,6 +70,7 @@ export function mockInstanceName(logical: string): string {
   return `${logical}-${crypto.createHash("sha256").update(logical).digest("hex").slice(0, 7)}`;
 }
 
+/** Instance addresses are numbered in registration order from 10.9.0.10, anew for each program run. */
 let fakeIp = 10;
 const computed: Record<string, (inputs: any, name: string) => Record<string, unknown>> = {
   "gcp:compute/instance:Instance": (inputs, name) => ({
@@ -67,8 +87,8 @@ const computed: Record<string, (inputs: any, name: string) => Record<string, unk
   "tls:index/certRequest:CertRequest": (_i, name) => ({ certRequestPem: `csr ${name}` }),
   "tls:index/locallySignedCert:LocallySignedCert": (_i, name) => ({ certPem: `-----BEGIN CERTIFICATE-----\n${name}\n-----END CERTIFICATE-----\n` }),
   "random:index/randomPassword:RandomPassword": (_i, name) => ({ result: { [SECRET_SIG]: "1b47061264138c4ac30d75fd1eb44270", value: `pw-${name}` } }),
-  // HostKeyScan (trust on first use): the key ssh-keyscan would have recorded.
-  "pulumi-nodejs:dynamic:Resource": (inputs, name) => (name.endsWith("-hostkey") ? { hostKey: fakeHostKey(`scan ${inputs.address}`) } : {}),
+  // HostKeyScan (trust on first use): the key ssh-keyscan would have recorded; HostDrift: no drift, as its create() says.
+  "pulumi-nodejs:dynamic:Resource": (inputs, name) => (name.endsWith("-hostkey") ? { hostKey: fakeHostKey(`scan ${inputs.address}`) } : name.endsWith("-drift") ? { drift: [] } : {}),
   "random:index/randomBytes:RandomBytes": (i, name) => ({ base64: { [SECRET_SIG]: "1b47061264138c4ac30d75fd1eb44270", value: crypto.createHash("sha256").update(name).digest().subarray(0, i.length).toString("base64") } }),
 };
 
@@ -82,32 +102,77 @@ function mockCall(a: pulumi.runtime.MockCallArgs): Record<string, any> {
   return a.inputs;
 }
 
-export async function withMocks(stack: string, config: Record<string, string>, secretKeys: string[]): Promise<Registered[]> {
+/**
+ * `adopt`: a resource registered with an alias to a stack-root name gets the id and computed
+ * outputs the mock gave that name, as the engine keeps an adopted resource's state.
+ */
+export async function withMocks(stack: string, config: Record<string, string>, secretKeys: string[], project = "pgcluster", opts: { adopt?: boolean } = {}): Promise<Registered[]> {
   const registered: Registered[] = [];
+  const adoptedName = new Map<string, string>();
+  fakeIp = 10;
   pulumi.runtime.setAllConfig(config, secretKeys);
   await pulumi.runtime.setMocks({
     newResource(a) {
-      const state = { ...a.inputs, ...(computed[a.type]?.(a.inputs, a.name) ?? {}) };
-      registered.push({ type: a.type, name: a.name, inputs: a.inputs, dependencies: [] });
-      return { id: `${a.name}-id`, state };
+      const identity = (opts.adopt && adoptedName.get(`${a.type} ${a.name}`)) || a.name;
+      const state = { ...a.inputs, ...(computed[a.type]?.(a.inputs, identity) ?? {}) };
+      registered.push({ type: a.type, name: a.name, inputs: a.inputs, custom: a.custom !== false, dependencies: [], aliases: [], state });
+      return { id: `${identity}-id`, state };
     },
     call: mockCall,
-  }, "pgcluster", stack, false);
-  // The mock engine's request carries each resource's dependency URNs; keep them.
+  }, project, stack, false);
+  // The mock engine's request carries each resource's dependency URNs, parent and aliases; keep them.
   const monitor: any = (pulumi.runtime as any).getMonitor();
   const orig = monitor.registerResource.bind(monitor);
   monitor.registerResource = (req: any, cb: any) => {
     const name = req.getName();
     const deps: string[] = req.getDependenciesList();
+    const parent: string = req.getParent();
+    const aliases: AliasSent[] = req.getAliasesList().map((a: any) => {
+      if (a.hasSpec()) {
+        const s = a.getSpec();
+        return { name: s.getName(), type: s.getType(), noParent: s.getNoparent(), parentUrn: s.getParenturn() };
+      }
+      return { urn: a.getUrn() };
+    });
+    const root = aliases.find((x) => x.noParent && x.name);
+    if (root) adoptedName.set(`${req.getType()} ${name}`, root.name!);
     orig(req, (err: unknown, resp: any) => {
       const r = [...registered].reverse().find((x) => x.name === name && x.type === req.getType());
-      if (r) { r.dependencies = deps; r.urn = resp?.getUrn(); }
+      if (r) Object.assign(r, { dependencies: deps, urn: resp?.getUrn(), parent, aliases });
       cb(err, resp);
     });
+  };
+  const origOutputs = monitor.registerResourceOutputs.bind(monitor);
+  monitor.registerResourceOutputs = (req: any, cb: any) => {
+    const r = registered.find((x) => x.urn === req.getUrn());
+    if (r) r.outputs = req.getOutputs()?.toJavaScript() ?? {};
+    origOutputs(req, cb);
   };
   return registered;
 }
 
 export function settle<T>(o: pulumi.Output<T>): Promise<T> {
   return new Promise((resolve) => o.apply((v) => { resolve(v); return v; }));
+}
+
+/** Runs a Pulumi program module anew (as `pulumi up` would load it) and returns its exports. */
+export function runProgram(modulePath: string): Record<string, any> {
+  const file = require.resolve(modulePath);
+  delete require.cache[file];
+  return require(file);
+}
+
+/** The stack program, infra/index.ts. */
+export const STACK_PROGRAM = path.join(PROJECT_ROOT, "infra", "index.ts");
+
+/** The resource a URN names, among those registered. */
+export function byUrn(rs: Registered[], urn: string | undefined): Registered | undefined {
+  return urn ? rs.find((r) => r.urn === urn) : undefined;
+}
+
+/** A resource's chain of parents, nearest first, up to the stack root. */
+export function ancestors(rs: Registered[], r: Registered): Registered[] {
+  const out: Registered[] = [];
+  for (let p = byUrn(rs, r.parent); p; p = byUrn(rs, p.parent)) out.push(p);
+  return out;
 }

@@ -1,0 +1,225 @@
+// PgCluster: one highly available PostgreSQL cluster as a Pulumi component.
+//   spec -> hosts (GCP instances, or a static inventory) -> PKI (@pulumi/tls) -> passwords
+//   (@pulumi/random, or given) -> compile() -> one remote.Command per plan step.
+// Every resource is a child: GCP network and instances, PKI and passwords of the component; each
+// host's Commands, HostDrift and HostKeyScan of that host's Host component. Names start with the
+// component's name, so two clusters live side by side in one program.
+import * as pulumi from "@pulumi/pulumi";
+import { PROJECT, SECRET_KEYS, type ClusterSpec, type Role, type SecretName } from "../spec/config";
+import { splitCerts } from "../spec/certs";
+import { Children, hostLabel } from "./children";
+import { SECRET_VALUE } from "./componentSpec";
+import { applyPlan, commandName, type Connection } from "./driver";
+import { gcpHosts } from "./gcp";
+import { HostDrift } from "./hostDrift";
+import { HostKeyScan } from "./hostKeys";
+import { clusterPki } from "./pki";
+import { planShape } from "./planShape";
+import { clusterSecrets, type GivenSecrets } from "./secrets";
+import { compile } from "../roles/compile";
+import type { Host, Plan, Secrets } from "../roles/types";
+import { ports } from "../spec/identities";
+
+export interface PgClusterArgs {
+  /** The cluster, validated: parseClusterSpec(...) from "pgcluster" (the stack program: its stack config). */
+  spec: ClusterSpec;
+  /** Private key of ssh.user on every host (and on the bastion, on GCP). Kept a secret. */
+  sshPrivateKey: pulumi.Input<string>;
+  /**
+   * Passwords to use instead of generating them: 16 to 128 printable ASCII characters, no spaces.
+   * Any not given is generated (@pulumi/random, rotated by spec.secrets); with
+   * spec.secrets.generate false, all must be given. Kept secrets.
+   */
+  secrets?: GivenSecrets;
+  /**
+   * For a stack that pgcluster's stack program created before PgCluster existed (its resources
+   * at the stack root: pg1-etcd, <clusterName>-ca-1, <clusterName>-vpc, …): alias every child to
+   * that name, so the next `pulumi up` moves them under the component instead of replacing them.
+   * The stack program sets it; a new cluster in your own program should not.
+   */
+  adoptStackRootResources?: boolean;
+}
+
+export interface ClusterNode {
+  name: string;
+  address: string;
+  roles: Role[];
+  zone: string | null;
+}
+
+export const PGCLUSTER_TYPE = "pgcluster:index:PgCluster";
+export const HOST_TYPE = "pgcluster:index:Host";
+
+/** One host of a cluster: parent of that host's Commands, its HostDrift and its HostKeyScan. */
+export class PgClusterHost extends pulumi.ComponentResource {
+  /** What `pulumi preview --refresh` found different on the host ("<step>: <item>"); empty when it matches the plan. */
+  drift!: pulumi.Output<string[]>;
+
+  constructor(name: string, readonly host: string, opts: pulumi.ComponentResourceOptions) {
+    super(HOST_TYPE, name, {}, opts);
+  }
+
+  /** @internal PgCluster calls it once the host's children exist. */
+  done(drift: HostDrift): void {
+    this.drift = drift.drift;
+    this.registerOutputs({ drift: this.drift });
+  }
+}
+
+export class PgCluster extends pulumi.ComponentResource {
+  /** postgresql://… to the primary through pgBouncer (balancer port 5000). Secret: it holds the app password. */
+  readonly primaryUrl: pulumi.Output<string>;
+  /** postgresql://… to the replicas through pgBouncer (balancer port 5001). Secret. */
+  readonly replicaUrl: pulumi.Output<string>;
+  /** postgresql://… to the primary without the pooler (balancer port 5002). Secret. */
+  readonly primaryDirectUrl: pulumi.Output<string>;
+  /** HAProxy's stats page (port 8404; reachable from network.adminCidrs). */
+  readonly haproxyStats: pulumi.Output<string>;
+  /** The CA bundle clients verify the servers with (sslrootcert). */
+  readonly caCert: pulumi.Output<string>;
+  readonly nodes: pulumi.Output<ClusterNode[]>;
+  /** The plan's step ids, in order ("pg1/etcd", …): one remote.Command each. */
+  readonly steps: pulumi.Output<string[]>;
+  /** The host components (pgcluster:index:Host), by host name. */
+  readonly hosts: Record<string, PgClusterHost>;
+
+  constructor(name: string, args: PgClusterArgs, opts?: pulumi.ComponentResourceOptions) {
+    // Checked, and the plan's shape compiled, before anything is registered.
+    const given = checkArgs(name, args);
+    const shape = planShape(args.spec);
+    super(PGCLUSTER_TYPE, name, {}, opts);
+    const { spec } = args;
+    const c = new Children(name, this, args.adoptStackRootResources === true);
+    const privateKey = pulumi.secret(args.sshPrivateKey);
+
+    const label = (host: string) => hostLabel(spec, host);
+    this.hosts = Object.fromEntries(spec.hosts.map((h) => [h.name, new PgClusterHost(c.name(label(h.name)), h.name, { parent: this })]));
+
+    // Every connection verifies the host's key (and the bastion's): see hostKeys.ts.
+    let addresses: Record<string, pulumi.Input<string>>;
+    let hostKeys: Record<string, pulumi.Input<string>>;
+    let retrust: Record<string, pulumi.Input<string>>;
+    let proxy: Connection["proxy"];
+    if (spec.provider === "gcp") {
+      const g = gcpHosts(spec, c);
+      addresses = g.addresses;
+      hostKeys = g.hostKeys;
+      const why = "The key is the one the instance published in its guest attributes, so a mismatch means something else answers at its address: investigate before anything else (a replaced instance publishes its new key by itself)";
+      retrust = Object.fromEntries(spec.hosts.map((h) => [h.name, why]));
+      proxy = { host: g.bastion.address, user: spec.ssh.user, privateKey, hostKey: g.bastion.hostKey };
+    } else {
+      addresses = Object.fromEntries(spec.hosts.map((h) => [h.name, h.address!]));
+      const known = spec.hosts.map((h, i) => [h.name, this.staticHostKey(spec, i, c)] as const);
+      hostKeys = Object.fromEntries(known.map(([n, k]) => [n, k.key]));
+      retrust = Object.fromEntries(known.map(([n, k]) => [n, k.retrust]));
+    }
+
+    const pki = clusterPki(spec, (h) => addresses[h], c);
+    const secrets = clusterSecrets(spec, given, c);
+
+    const addressesOut = pulumi.output(addresses) as pulumi.Output<Record<string, string>>;
+    const certsOut = pulumi.output(pki.certs) as unknown as pulumi.Output<Record<string, { cert: string; key: string }>>;
+    const secretsOut = pulumi.output(secrets) as unknown as pulumi.Output<Secrets>;
+    const plan: pulumi.Output<Plan> = pulumi.all([addressesOut, pki.ca, pki.caBundle, certsOut, secretsOut]).apply(([addr, ca, caBundle, certs, sec]) => {
+      const hosts: Host[] = spec.hosts.map((h) => ({ ...h, address: addr[h.name] }));
+      return compile(spec, hosts, { ca, caBundle, ...splitCerts(certs) }, sec);
+    });
+
+    const connections: Record<string, Connection> = Object.fromEntries(
+      spec.hosts.map((h) => [h.name, { host: addresses[h.name], user: h.sshUser, port: h.sshPort, privateKey, hostKey: hostKeys[h.name], proxy }]),
+    );
+    const commands = applyPlan(shape, pulumi.secret(plan), connections, (step) => ({
+      name: c.name(`${label(step.host)}-${step.role}`),
+      opts: c.opts(commandName(step.id), this.hosts[step.host]),
+    }));
+
+    // What `pulumi preview --refresh` reads back from each host (check mode of its steps).
+    for (const h of spec.hosts) {
+      const conn = connections[h.name];
+      const drift = new HostDrift(c.name(`${label(h.name)}-drift`), {
+        host: h.name,
+        address: conn.host,
+        user: conn.user,
+        port: conn.port,
+        privateKey: pulumi.secret(conn.privateKey),
+        hostKey: conn.hostKey,
+        retrust: retrust[h.name],
+        ...(conn.proxy ? { proxy: pulumi.secret(pulumi.output(conn.proxy)) as any } : {}),
+        steps: pulumi.secret(plan.apply((p) => p.steps.filter((s) => s.host === h.name).map(({ id, script }) => ({ id, script })))),
+      }, {
+        ...c.opts(`${h.name}-drift`, this.hosts[h.name]),
+        dependsOn: shape.steps.filter((s) => s.host === h.name).map((s) => commands[s.id]),
+      });
+      this.hosts[h.name].done(drift);
+    }
+
+    const balancer = spec.hosts.find((h) => h.roles.includes("balancer"))!;
+    const lb = addresses[balancer.name];
+    const app = spec.postgresql;
+    const appPassword = secrets.appPassword;
+    this.primaryUrl = connectionUrl(app.appUser, appPassword, lb, ports.writer, app.database);
+    this.replicaUrl = connectionUrl(app.appUser, appPassword, lb, ports.readers, app.database);
+    this.primaryDirectUrl = connectionUrl(app.appUser, appPassword, lb, ports.writerDirect, app.database);
+    this.haproxyStats = pulumi.interpolate`http://${lb}:${ports.stats}/`;
+    this.caCert = pki.caBundle;
+    this.nodes = addressesOut.apply((a) => spec.hosts.map((h) => ({ name: h.name, address: a[h.name], roles: h.roles, zone: h.zone ?? null })));
+    this.steps = pulumi.output(Object.keys(commands));
+    this.registerOutputs({
+      primaryUrl: this.primaryUrl,
+      replicaUrl: this.replicaUrl,
+      primaryDirectUrl: this.primaryDirectUrl,
+      haproxyStats: this.haproxyStats,
+      caCert: this.caCert,
+      nodes: this.nodes,
+      steps: this.steps,
+    });
+  }
+
+  /** A static host's key: pinned in the spec, or recorded at first contact (HostKeyScan, a child of its Host). */
+  private staticHostKey(spec: ClusterSpec, i: number, c: Children): { key: pulumi.Input<string>; retrust: pulumi.Input<string> } {
+    const h = spec.hosts[i];
+    if (h.hostKey !== undefined)
+      return { key: h.hostKey, retrust: `If ${h.name} was rebuilt, verify its new key out of band and set ${PROJECT}:hosts[${i}].hostKey to it` };
+    const scan = new HostKeyScan(c.name(`${hostLabel(spec, h.name)}-hostkey`), { host: h.name, address: h.address!, port: h.sshPort }, c.opts(`${h.name}-hostkey`, this.hosts[h.name]));
+    return { key: scan.hostKey, retrust: pulumi.interpolate`If ${h.name} was rebuilt, verify its new key out of band and record it again: pulumi up --replace '${scan.urn}'` };
+  }
+}
+
+function connectionUrl(user: string, password: pulumi.Output<string>, host: pulumi.Input<string>, port: number, db: string) {
+  return pulumi.secret(pulumi.interpolate`postgresql://${user}:${password.apply(encodeURIComponent)}@${host}:${port}/${db}?sslmode=verify-full&sslrootcert=pgcluster-ca.crt&target_session_attrs=any`);
+}
+
+/**
+ * What the spec cannot say: the SSH key is there, each password PgCluster is given has the
+ * config's grammar, and none the spec expects is missing. Returns the given passwords, checked.
+ */
+function checkArgs(name: string, args: PgClusterArgs): GivenSecrets {
+  const problems: string[] = [];
+  if (!args?.spec) throw new Error(`PgCluster ${name}: args.spec is required (parseClusterSpec(...))`);
+  const { spec } = args;
+  if (args.sshPrivateKey === undefined || args.sshPrivateKey === null || args.sshPrivateKey === "")
+    problems.push("sshPrivateKey: is required (the private key of ssh.user on the hosts), as a pulumi secret");
+  const given = args.secrets ?? {};
+  const valueProblem = (k: string) => `secrets.${k}: must be 16 to 128 printable ASCII characters without spaces (the value is not shown)`;
+  for (const k of Object.keys(given)) {
+    if (!(SECRET_KEYS as readonly string[]).includes(k)) problems.push(`secrets.${k}: is not a pgcluster password; they are ${SECRET_KEYS.join(", ")}`);
+    else if (typeof given[k as SecretName] === "string" && !SECRET_VALUE.test(given[k as SecretName] as string)) problems.push(valueProblem(k));
+  }
+  if (spec.provider === "gcp") {
+    // Pulumi names an instance or disk "<resource name>-<7 characters>"; GCE allows 63, lower case.
+    if (!/^[a-z][a-z0-9-]*$/.test(name)) problems.push(`name: with provider gcp, it starts GCE instance and disk names: lower-case letters, digits and '-', starting with a letter`);
+    const longest = Math.max(...spec.hosts.map((h) => `${name}-${hostLabel(spec, h.name)}${h.kind === "db" ? "-data" : ""}`.length));
+    if (longest + 8 > 63) problems.push(`name: with provider gcp, instance and disk names are "${name}-<host>-<7 characters>" and GCE allows 63 characters: shorten the component's name by ${longest + 8 - 63}`);
+  }
+  for (const k of SECRET_KEYS) {
+    if (given[k] !== undefined) continue;
+    if (spec.secrets.provided.includes(k)) problems.push(`secrets.${k}: the spec was given ${PROJECT}:${k}, but PgCluster was not: pass it in secrets`);
+    else if (!spec.secrets.generate) problems.push(`secrets.${k}: is required: spec.secrets.generate is false`);
+  }
+  if (problems.length) throw new Error(`PgCluster ${name}:\n` + problems.map((p) => `  - ${p}`).join("\n"));
+  // A value known only later (an Output) is checked when it is known.
+  return Object.fromEntries(SECRET_KEYS.filter((k) => given[k] !== undefined).map((k) => [k, pulumi.output(given[k]!).apply((v) => {
+    if (typeof v !== "string" || !SECRET_VALUE.test(v)) throw new Error(`PgCluster ${name}: ${valueProblem(k)}`);
+    return v;
+  })]));
+}

@@ -1,0 +1,80 @@
+// A stack the stack program made before PgCluster (resources at the stack root) must see no
+// replacement on its next `pulumi up`. Checked against what that program really registered
+// (fixtures/stack-root-resources.json, recorded by running it): every old resource is claimed by
+// exactly one new child through an alias to its old name at the stack root, with the same type,
+// and keeps its inputs. No engine runs here: the aliases are checked as the SDK sends them.
+import { strict as assert } from "assert";
+import * as fs from "fs";
+import * as path from "path";
+import * as pulumi from "@pulumi/pulumi";
+import { withMocks, settle, runProgram, STACK_PROGRAM, type Registered } from "../support/pulumiMocks";
+import { inputHashes } from "./fixtures/inputHashes";
+
+interface OldResource { type: string; name: string; inputs: Record<string, string> }
+const FIXTURE = JSON.parse(fs.readFileSync(path.join(__dirname, "fixtures", "stack-root-resources.json"), "utf8")) as {
+  commit: string;
+  stacks: Record<string, { config: Record<string, string>; secretKeys: string[]; resources: OldResource[] }>;
+};
+
+const key = (type: string, name: string) => `${type} ${name}`;
+/** Aliases that name a resource; the providers' SDKs add their own type-only aliases to some types. */
+const named = (r: Registered) => r.aliases.filter((a) => a.urn || a.name);
+
+for (const [stack, old] of Object.entries(FIXTURE.stacks)) {
+  describe(`adopting a stack made before PgCluster, stack ${stack} (mocks; recorded from ${FIXTURE.commit.slice(0, 7)})`, function () {
+    this.timeout(60000);
+    let registered: Registered[];
+    /** New custom resource -> the old resource its alias names. */
+    const claimed = new Map<Registered, OldResource>();
+
+    before(async () => {
+      // Adopted resources keep the state (ids, keys, certificates) the old ones had, as with the engine.
+      registered = await withMocks(stack, old.config, old.secretKeys, "pgcluster", { adopt: true });
+      const out = runProgram(STACK_PROGRAM);
+      await settle(pulumi.all([out.DATABASE_URL_PRIMARY, out.nodes, out.caCert]));
+      await new Promise((r) => setTimeout(r, 300));
+      const oldByKey = new Map(old.resources.map((r) => [key(r.type, r.name), r]));
+      for (const r of registered.filter((x) => x.custom)) {
+        const a = named(r);
+        const o = a.length === 1 ? oldByKey.get(key(a[0].type || r.type, a[0].name!)) : undefined;
+        if (o) claimed.set(r, o);
+      }
+    });
+
+    it("every resource the old program registered is claimed by exactly one child, through an alias to its old name at the stack root, same type", () => {
+      const custom = registered.filter((r) => r.custom);
+      for (const r of custom) {
+        assert.equal(named(r).length, 1, `${r.type} ${r.name}: ${JSON.stringify(r.aliases)}`);
+        const [a] = named(r);
+        assert.deepEqual({ urn: a.urn, type: a.type, noParent: a.noParent, parentUrn: a.parentUrn }, { urn: undefined, type: "", noParent: true, parentUrn: "" },
+          `${r.type} ${r.name}: the alias must name the stack root as parent and keep the type`);
+        assert.ok(r.parent, `${r.type} ${r.name} is at the stack root`);
+      }
+      const claims = custom.map((r) => (claimed.has(r) ? key(r.type, claimed.get(r)!.name) : `(unclaimed) ${key(r.type, r.name)} alias ${named(r)[0]?.name}`));
+      assert.equal(new Set(claims).size, claims.length, "two children claim one old resource");
+      assert.deepEqual(claims.sort(), old.resources.map((r) => key(r.type, r.name)).sort(),
+        "the new children and the old resources must match one to one (an unmatched old one would be deleted, an unmatched new one created)");
+    });
+
+    it("the components themselves are new (no aliases), the PgCluster named after clusterName at the stack root", () => {
+      const components = registered.filter((r) => !r.custom);
+      assert.ok(components.length > 1);
+      for (const c of components) assert.deepEqual(c.aliases, [], c.name);
+      const top = components.filter((c) => c.type === "pgcluster:index:PgCluster");
+      assert.deepEqual(top.map((c) => [c.name, c.parent]), [[old.config["pgcluster:clusterName"], ""]]);
+    });
+
+    it("every adopted resource keeps its inputs (so nothing is replaced), but the drift records of trust-on-first-use hosts, whose re-trust hint names the scan's new URN", () => {
+      assert.equal(claimed.size, old.resources.length, "every old resource claimed");
+      const differences: string[] = [];
+      for (const [r, o] of claimed) {
+        const now = inputHashes(r.inputs);
+        for (const k of new Set([...Object.keys(now), ...Object.keys(o.inputs)]))
+          if (now[k] !== o.inputs[k]) differences.push(`${o.name}.${k}`);
+      }
+      const tofu = old.resources.filter((r) => r.name.endsWith("-hostkey")).map((r) => `${r.name.replace(/-hostkey$/, "")}-drift.retrust`);
+      assert.deepEqual(differences.sort(), tofu.sort());
+      if (stack === "local") assert.equal(tofu.length, 4, "the local stack trusts its hosts on first use");
+    });
+  });
+}
