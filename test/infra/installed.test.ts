@@ -22,7 +22,7 @@ const spec = parseClusterSpec({
     { name: "pg2", address: "10.213.0.12", roles: ["etcd", "postgres"] },
     { name: "pg3", address: "10.213.0.13", roles: ["etcd", "postgres"] },
   ],
-  network: { cidr: "10.213.0.0/24", clientCidrs: ["10.213.0.1/32"] },
+  network: { cidr: "10.213.0.0/24", clientCidrs: ["10.213.0.1/32"], adminCidrs: ["10.213.0.1/32"] },
   ssh: { hostKeys: "trust-on-first-use" },
 });
 const cluster = new PgCluster("orders", { spec, sshPrivateKey: "-----BEGIN OPENSSH PRIVATE KEY-----\\ntest\\n-----END OPENSSH PRIVATE KEY-----\\n" });
