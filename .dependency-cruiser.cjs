@@ -1,19 +1,19 @@
 // The house plan, enforced (npm test runs `npm run arch`): arrows only point down.
-//   bench/, test/, examples/  ->  local/ | infra/  ->  roles/  ->  spec/
-// spec/ (the model: config schema and validation, CIDRs, stack files, identities) imports
-// nothing of the project; roles/ imports only spec/; the two drivers (infra/ for Pulumi,
+//   bench/, test/, examples/  ->  local/ | infra/  ->  roles/  ->  model/
+// model/ (the model: config schema and validation, CIDRs, stack files, identities) imports
+// nothing of the project; roles/ imports only model/; the two drivers (infra/ for Pulumi,
 // local/ for the SSH CLI and local hosts) never import each other.
 /** @type {import('dependency-cruiser').IConfiguration} */
 module.exports = {
   forbidden: [
     { name: "no-circular", severity: "error", comment: "import cycles make the floors meaningless", from: {}, to: { circular: true } },
     {
-      name: "spec-is-the-ground-floor", severity: "error",
-      comment: "spec/ is the model everyone reads: it imports nothing of the project",
-      from: { path: "^spec/" }, to: { path: "^(roles|infra|local|bench|test|examples)/" },
+      name: "model-is-the-ground-floor", severity: "error",
+      comment: "model/ is what everyone reads: it imports nothing of the project",
+      from: { path: "^model/" }, to: { path: "^(roles|infra|local|bench|test|examples)/" },
     },
     {
-      name: "roles-import-only-spec", severity: "error",
+      name: "roles-import-only-model", severity: "error",
       comment: "roles/ compiles the plan from the model alone (pure): no driver, no tool",
       from: { path: "^roles/" }, to: { path: "^(infra|local|bench|test|examples)/" },
     },

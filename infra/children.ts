@@ -3,7 +3,7 @@
 // stack the stack program created before PgCluster existed, an alias to the name the resource had
 // at the stack root. The engine then treats the two as the same resource: no replacement.
 import * as pulumi from "@pulumi/pulumi";
-import type { ClusterSpec } from "../spec/config";
+import type { ClusterSpec } from "../model/config";
 
 /**
  * A host's part in its children's names. GCP hosts are named "<clusterName>-db-1": their children

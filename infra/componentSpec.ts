@@ -2,7 +2,7 @@
 // (without "pgcluster:") through the same validation, minus what PgCluster takes as arguments,
 // so that secrets stay Pulumi secrets: the SSH private key and the passwords.
 import * as pulumi from "@pulumi/pulumi";
-import { ConfigError, SECRET_KEYS, configKey, parseClusterSpec, type ClusterSpec } from "../spec/config";
+import { ConfigError, SECRET_KEYS, configKey, parseClusterSpec, type ClusterSpec } from "../model/config";
 
 export interface ComponentSpecContext {
   /** Names the deployment when `environment` is not given (default: the Pulumi stack's name). */

@@ -6,7 +6,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import type { Plan, Step } from "../roles/types";
 import { remoteCommand } from "../roles/transport";
-import { requireHostKey } from "../spec/sshHostKey";
+import { requireHostKey } from "../model/sshHostKey";
 
 export interface Connection {
   host: pulumi.Input<string>;

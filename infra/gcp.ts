@@ -5,8 +5,8 @@
 // (the service account) derive from clusterName, as before PgCluster, so they do not change.
 import * as pulumi from "@pulumi/pulumi";
 import * as gcp from "@pulumi/gcp";
-import type { ClusterSpec, HostSpec } from "../spec/config";
-import { ports } from "../spec/identities";
+import type { ClusterSpec, HostSpec } from "../model/config";
+import { ports } from "../model/identities";
 import { guestAttributeHostKey } from "./hostKeys";
 import { hostLabel, type Children } from "./children";
 

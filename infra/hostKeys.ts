@@ -14,7 +14,7 @@
 // the first key seen in a HostKeyScan resource (below), explicitly and once.
 import * as pulumi from "@pulumi/pulumi";
 import * as gcp from "@pulumi/gcp";
-import { requireHostKey, HOST_KEY_TYPE } from "../spec/sshHostKey";
+import { requireHostKey, HOST_KEY_TYPE } from "../model/sshHostKey";
 
 /** How long an instance may take to publish its host key after creation; how often to ask. */
 export const GUEST_ATTRIBUTE_WAIT = { timeoutMs: 5 * 60_000, intervalMs: 5_000 };

@@ -5,8 +5,8 @@
 // host's Commands, HostDrift and HostKeyScan of that host's Host component. Names start with the
 // component's name, so two clusters live side by side in one program.
 import * as pulumi from "@pulumi/pulumi";
-import { PROJECT, SECRET_KEYS, type ClusterSpec, type Role, type SecretName } from "../spec/config";
-import { splitCerts } from "../spec/certs";
+import { PROJECT, SECRET_KEYS, type ClusterSpec, type Role, type SecretName } from "../model/config";
+import { splitCerts } from "../model/certs";
 import { Children, hostLabel } from "./children";
 import { SECRET_VALUE } from "./componentSpec";
 import { applyPlan, commandName, type Connection } from "./driver";
@@ -18,7 +18,7 @@ import { planShape } from "./planShape";
 import { clusterSecrets, type GivenSecrets } from "./secrets";
 import { compile } from "../roles/compile";
 import type { Host, Plan, Secrets } from "../roles/types";
-import { ports } from "../spec/identities";
+import { ports } from "../model/identities";
 
 export interface PgClusterArgs {
   /** The cluster, validated: parseClusterSpec(...) from "pgcluster" (the stack program: its stack config). */

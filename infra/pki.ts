@@ -3,8 +3,8 @@
 // in Pulumi's encrypted state; validity and early renewal come from the stack config.
 import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
-import type { ClusterSpec } from "../spec/config";
-import { caSubject, certRequests, signingGeneration, KEY_ALGORITHM } from "../spec/certs";
+import type { ClusterSpec } from "../model/config";
+import { caSubject, certRequests, signingGeneration, KEY_ALGORITHM } from "../model/certs";
 import { hostLabel, type Children } from "./children";
 
 export interface PkiOutputs {

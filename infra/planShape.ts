@@ -1,6 +1,6 @@
 // The plan's shape: compiled from placeholders, so step ids, hosts and order are known when the
 // Commands are registered, before any cloud value (an address, a certificate) exists.
-import { SECRET_KEYS, type ClusterSpec } from "../spec/config";
+import { SECRET_KEYS, type ClusterSpec } from "../model/config";
 import { compile, topoOrder } from "../roles/compile";
 import type { Host, Pki, Plan, Secrets } from "../roles/types";
 import { placeholderSalts } from "../roles/scram";

@@ -3,8 +3,8 @@
 import * as fs from "fs";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
-import { PROJECT, type ClusterSpec, type SecretName, decodeConfigValue, parseClusterSpec } from "../spec/config";
-import { PROJECT_ROOT } from "../spec/stackFile";
+import { PROJECT, type ClusterSpec, type SecretName, decodeConfigValue, parseClusterSpec } from "../model/config";
+import { PROJECT_ROOT } from "../model/stackFile";
 
 // Exported by the SDK's runtime at run time, not in its typings.
 const { isConfigSecret } = require("@pulumi/pulumi/runtime/config") as { isConfigSecret(k: string): boolean };

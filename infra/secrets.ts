@@ -5,7 +5,7 @@
 // re-apply changes nothing) with the same keepers: a new password comes with a new salt.
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
-import { SECRET_KEYS, type ClusterSpec, type SecretName } from "../spec/config";
+import { SECRET_KEYS, type ClusterSpec, type SecretName } from "../model/config";
 import { ROLE_PASSWORDS, saltName, type SaltName } from "../roles/scram";
 import type { Children } from "./children";
 

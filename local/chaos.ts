@@ -9,7 +9,7 @@ import { killNode, nodeExec, poweroffNode, setNodeLink, startNode, nodeRunning }
 import { SplitBrainProbe, type NodeState, type ProbeReport } from "./splitBrainProbe";
 import { ssh } from "./ssh";
 import { apply } from "./up";
-import { ports } from "../spec/identities";
+import { ports } from "../model/identities";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -7,7 +7,7 @@ import { loadCluster, connectionUrls, writeEnvFile, patroniCluster, type LocalCl
 import { hostsDown } from "./hosts";
 import { apply, bringUpHosts } from "./up";
 import { topoOrder } from "../roles/compile";
-import { ConfigError } from "../spec/config";
+import { ConfigError } from "../model/config";
 import { CaSwitchError } from "./pki";
 
 const log = (l: string) => console.log(l);

@@ -3,11 +3,11 @@
 import * as fs from "fs";
 import * as https from "https";
 import * as path from "path";
-import { readStackFile, specFromStackFile } from "../spec/stackFile";
-import type { ClusterSpec } from "../spec/config";
+import { readStackFile, specFromStackFile } from "../model/stackFile";
+import type { ClusterSpec } from "../model/config";
 import { compile } from "../roles/compile";
 import type { Host, Pki, Plan, Secrets } from "../roles/types";
-import { ports, users } from "../spec/identities";
+import { ports, users } from "../model/identities";
 import { shq } from "../roles/quote";
 import { ensureSecrets, ensureLocalPki, ensureSshKey, stateDir } from "./state";
 import { mergeKnownHosts, writeKnownHosts, type SshConfig, type SshTarget } from "./ssh";

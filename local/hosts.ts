@@ -6,8 +6,8 @@ import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
 import { sh, ok, run, CommandError } from "./exec";
-import type { ClusterSpec } from "../spec/config";
-import { ipInCidr } from "../spec/cidr";
+import type { ClusterSpec } from "../model/config";
+import { ipInCidr } from "../model/cidr";
 import { aptCacherRemaps, debianMirrors, nodeSourcesList, readAptSources, viaProxy, type DebianMirrors } from "./mirror";
 
 /** The only range local hosts may use (and the only one ever contacted). */

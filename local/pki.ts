@@ -1,11 +1,11 @@
 // Local PKI: the same certificates infra issues with @pulumi/tls (ECDSA P-256, same subjects,
-// SANs, usages and lifetimes from spec/certs.ts), generated in-process for the local stack and
+// SANs, usages and lifetimes from model/certs.ts), generated in-process for the local stack and
 // for tests, where no Pulumi engine runs.
 import "reflect-metadata"; // @peculiar/x509 (via tsyringe) needs it loaded first
 import * as crypto from "crypto";
 import * as x509 from "@peculiar/x509";
-import type { ClusterSpec } from "../spec/config";
-import { caSubject, certRequests, signingGeneration, splitCerts, type CertRequest } from "../spec/certs";
+import type { ClusterSpec } from "../model/config";
+import { caSubject, certRequests, signingGeneration, splitCerts, type CertRequest } from "../model/certs";
 import type { KeyPair, Pki } from "../roles/types";
 
 x509.cryptoProvider.set(crypto.webcrypto as unknown as Crypto);

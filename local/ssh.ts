@@ -3,7 +3,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import { run } from "./exec";
-import { knownHostsName, knownHostsText } from "../spec/sshHostKey";
+import { knownHostsName, knownHostsText } from "../model/sshHostKey";
 
 export interface SshTarget {
   name: string;

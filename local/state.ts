@@ -4,8 +4,8 @@
 import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
-import { SECRET_KEYS, type ClusterSpec, type SecretName } from "../spec/config";
-import { PROJECT_ROOT } from "../spec/stackFile";
+import { SECRET_KEYS, type ClusterSpec, type SecretName } from "../model/config";
+import { PROJECT_ROOT } from "../model/stackFile";
 import type { Secrets } from "../roles/types";
 import { newScramSalt, ROLE_PASSWORDS, saltName } from "../roles/scram";
 import { sh } from "./exec";

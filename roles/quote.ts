@@ -1,4 +1,4 @@
-// Quoting for every format a config value lands in. Validation (spec/config.ts) keeps values
+// Quoting for every format a config value lands in. Validation (model/config.ts) keeps values
 // sane; this keeps even an unvalidated value inert: it is either quoted so the format reads it
 // back as exactly one literal, or refused at render time where the format has no quoting that
 // holds every character (refusing is then the only safe quoting).

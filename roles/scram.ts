@@ -1,7 +1,7 @@
 // PostgreSQL SCRAM-SHA-256 verifiers computed here, so plaintext passwords never reach a
 // server's statement log, and so "is the password current?" is a string comparison on the host.
 import * as crypto from "crypto";
-import type { SecretName } from "../spec/config";
+import type { SecretName } from "../model/config";
 
 const ITERATIONS = 4096; // PostgreSQL's default scram_iterations
 const SALT_BYTES = 16; // as PostgreSQL's own (SCRAM_DEFAULT_SALT_LEN)

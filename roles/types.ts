@@ -1,5 +1,5 @@
 // The plan is data: both drivers (Pulumi remote.Command, local SSH) only transport it.
-import type { ClusterSpec, HostSpec, Role, SecretName } from "../spec/config";
+import type { ClusterSpec, HostSpec, Role, SecretName } from "../model/config";
 import type { SaltName } from "./scram";
 
 export type { ClusterSpec, Role, SecretName };

@@ -1,7 +1,7 @@
 // database: what lives inside PostgreSQL (roles and their passwords, the application database,
 // pgBouncer's auth function) and Patroni's live DCS settings. Runs on every database host; only
 // the current primary acts, so it is correct whichever node leads.
-import { tlsDir, ports, users } from "../../spec/identities";
+import { tlsDir, ports, users } from "../../model/identities";
 import { render } from "../render";
 import { StepScript } from "../script";
 import { saltName, scramVerifier, type RolePassword } from "../scram";

@@ -1,7 +1,7 @@
 // etcd: the DCS. TLS with client certificates on both ports. A new member starts without
 // blocking, since its start only completes once a quorum of members is up (the next role waits
 // for it); a change to a running, healthy cluster restarts the members one at a time.
-import { tlsDir, ETCD_DATA, ports } from "../../spec/identities";
+import { tlsDir, ETCD_DATA, ports } from "../../model/identities";
 import { render } from "../render";
 import { StepScript } from "../script";
 import type { Host, RoleContext } from "../types";

@@ -2,8 +2,8 @@
 // sources that use it (the same rules as the GCP VPC firewall in infra/gcp.ts). The rules are
 // data (hostFirewall) rendered to one nft file that replaces pgcluster's own table atomically,
 // so other tables (Docker's, the distribution's) are never flushed.
-import { parseCidr } from "../../spec/cidr";
-import { ports } from "../../spec/identities";
+import { parseCidr } from "../../model/cidr";
+import { ports } from "../../model/identities";
 import { render } from "../render";
 import { StepScript } from "../script";
 import type { ClusterSpec, Host, Role, RoleContext } from "../types";

@@ -1,5 +1,5 @@
 // haproxy: the entry points on the balancer host(s); routes by Patroni's REST health over https.
-import { tlsDir, ports } from "../../spec/identities";
+import { tlsDir, ports } from "../../model/identities";
 import { render } from "../render";
 import { q, StepScript } from "../script";
 import type { Host, RoleContext } from "../types";

@@ -1,5 +1,5 @@
 // patroni: runs PostgreSQL, elects the leader through etcd, serves health on its REST API.
-import { tlsDir, PATRONI_CONFIG, PG_BIN, PG_DATA, ports, users } from "../../spec/identities";
+import { tlsDir, PATRONI_CONFIG, PG_BIN, PG_DATA, ports, users } from "../../model/identities";
 import { render } from "../render";
 import { q, StepScript } from "../script";
 import { hbaName, ipv4Cidr } from "../quote";
@@ -7,7 +7,7 @@ import type { Host, RoleContext } from "../types";
 import { withRole } from "../hosts";
 import { etcdctlFunctions } from "../etcd";
 import { nodeTlsFiles } from "../tls";
-import { CLIENT_CERTS } from "../../spec/identities";
+import { CLIENT_CERTS } from "../../model/identities";
 
 export const ROLE = "patroni";
 

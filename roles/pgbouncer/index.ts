@@ -1,6 +1,6 @@
 // pgbouncer: the pooler on every database node, TLS on both sides, client logins checked with
 // auth_query through a dedicated unprivileged user, server logins by client certificate.
-import { tlsDir, ports, users } from "../../spec/identities";
+import { tlsDir, ports, users } from "../../model/identities";
 import { render } from "../render";
 import { StepScript } from "../script";
 import type { Host, RoleContext } from "../types";

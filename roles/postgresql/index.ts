@@ -1,6 +1,6 @@
 // postgresql: the server packages, without Debian's auto-created cluster (Patroni owns the data
 // directory), on the host's data disk when it has one.
-import { PG_VERSION } from "../../spec/identities";
+import { PG_VERSION } from "../../model/identities";
 import { render } from "../render";
 import { StepScript } from "../script";
 import type { Host, RoleContext } from "../types";

@@ -10,7 +10,7 @@ import { ssh } from "../../local/ssh";
 import { healthy } from "../../local/chaos";
 import { hostKey } from "../../local/hosts";
 import type { LocalCluster } from "../../local/cluster";
-import { PROJECT_ROOT } from "../../spec/stackFile";
+import { PROJECT_ROOT } from "../../model/stackFile";
 import { hostDriftProvider, type HostDriftProps } from "../../infra/hostDrift";
 import * as fs from "fs";
 

@@ -16,7 +16,7 @@ import { healthy, ensureChaosTable, WriteLoad, CHAOS_TABLE } from "../../local/c
 import { loadSpec, patroniCluster, type LocalCluster } from "../../local/cluster";
 import { compile } from "../../roles/compile";
 import { remoteCommand } from "../../roles/transport";
-import { ports } from "../../spec/identities";
+import { ports } from "../../model/identities";
 import { Client } from "pg";
 
 describe("hosts layer: firewall", function () {

@@ -11,7 +11,7 @@ import { loadCluster, patroniCluster, type LocalCluster } from "../../local/clus
 import { apply } from "../../local/up";
 import { healthy, leader } from "../../local/chaos";
 import { sh } from "../../local/exec";
-import { users } from "../../spec/identities";
+import { users } from "../../model/identities";
 
 const LB = "10.213.0.10";
 

@@ -8,7 +8,7 @@ import { planShape } from "../../infra/planShape";
 import { PgCluster } from "../../infra/pgCluster";
 import { hostLabel } from "../../infra/children";
 import { parseComponentSpec, SECRET_VALUE } from "../../infra/componentSpec";
-import { ConfigError, parseClusterSpec } from "../../spec/config";
+import { ConfigError, parseClusterSpec } from "../../model/config";
 
 const KEY = { "pgcluster:sshPrivateKey": "-----BEGIN OPENSSH PRIVATE KEY-----\ntest\n-----END OPENSSH PRIVATE KEY-----\n" };
 const PEM_KEY = KEY["pgcluster:sshPrivateKey"];

@@ -8,7 +8,7 @@ import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import { withMocks, settle, reveal, isSecretValue, runProgram, ancestors, byUrn, fakeHostKey, mockInstanceName, type Registered } from "../support/pulumiMocks";
 import { packLibrary } from "../support/library";
-import { PROJECT_ROOT } from "../../spec/stackFile";
+import { PROJECT_ROOT } from "../../model/stackFile";
 
 const EXAMPLE = path.join(PROJECT_ROOT, "examples", "two-clusters");
 const CONFIG = {

@@ -4,7 +4,7 @@ import { strict as assert } from "assert";
 import * as fs from "fs";
 import * as path from "path";
 import { packLibrary, type Packed } from "../support/library";
-import { PROJECT_ROOT } from "../../spec/stackFile";
+import { PROJECT_ROOT } from "../../model/stackFile";
 
 /** Every file under `dir` (relative to the project), recursively. */
 function filesUnder(dir: string): string[] {
@@ -43,11 +43,11 @@ describe("the npm package (npm pack; builds dist/ through prepack)", function ()
 
   it("holds nothing else: no sources, tests, bench, local driver, examples, stack files, state or node_modules", () => {
     const allowed = (f: string) => f === "README.md" || f === "package.json" || f === "LICENSE"
-      || /^dist\/(spec|infra|roles)\/.+\.(js|d\.ts)$/.test(f) || /^dist\/templates\/.+\.hbs$/.test(f) || f === "dist/roles/lib/prelude.sh";
+      || /^dist\/(model|infra|roles)\/.+\.(js|d\.ts)$/.test(f) || /^dist\/templates\/.+\.hbs$/.test(f) || f === "dist/roles/lib/prelude.sh";
     assert.deepEqual(files.filter((f) => !allowed(f)), []);
     for (const bad of [/^test\//, /^bench\//, /^local\//, /^examples\//, /^\.pgcluster/, /node_modules/, /Pulumi\..*yaml$/, /^dist\/(test|bench|local)\//, /\.tsbuildinfo$/])
       assert.deepEqual(files.filter((f) => bad.test(f)), [], String(bad));
     // The library does not carry the stack program, its config reader or the local driver.
-    for (const f of ["dist/infra/index.js", "dist/infra/pulumiConfig.js", "dist/spec/stackFile.js"]) assert.ok(!files.includes(f), f);
+    for (const f of ["dist/infra/index.js", "dist/infra/pulumiConfig.js", "dist/model/stackFile.js"]) assert.ok(!files.includes(f), f);
   });
 });

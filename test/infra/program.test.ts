@@ -5,7 +5,7 @@ import { withMocks, stackConfig, settle, isSecretValue, reveal, fakeHostKey, gue
 import { planShape } from "../../infra/planShape";
 import { commandName, applyPlan } from "../../infra/driver";
 import { hostLabel } from "../../infra/children";
-import { ConfigError } from "../../spec/config";
+import { ConfigError } from "../../model/config";
 import { loadSpec } from "../../infra/pulumiConfig";
 import { guestAttributeHostKey, GUEST_ATTRIBUTE_WAIT } from "../../infra/hostKeys";
 

@@ -1,7 +1,7 @@
 // Shared test inputs: a stack's spec with a real (in-process) PKI and fixed secrets.
-import { readStackFile, specFromStackFile } from "../../spec/stackFile";
-import type { ClusterSpec } from "../../spec/config";
-import { SECRET_KEYS } from "../../spec/config";
+import { readStackFile, specFromStackFile } from "../../model/stackFile";
+import type { ClusterSpec } from "../../model/config";
+import { SECRET_KEYS } from "../../model/config";
 import { ensurePki, toPki, type LocalPkiState } from "../../local/pki";
 import type { Host, Pki, Secrets } from "../../roles/types";
 import { ROLE_PASSWORDS, saltName } from "../../roles/scram";

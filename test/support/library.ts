@@ -6,7 +6,7 @@ import { execFile, execFileSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { PROJECT_ROOT } from "../../spec/stackFile";
+import { PROJECT_ROOT } from "../../model/stackFile";
 
 export interface Packed {
   name: string;

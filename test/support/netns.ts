@@ -4,7 +4,7 @@
 import { spawnSync } from "child_process";
 import { BRIDGE } from "../../local/hosts";
 import { run } from "../../local/exec";
-import { ipInCidr } from "../../spec/cidr";
+import { ipInCidr } from "../../model/cidr";
 
 export type ProbeState = "open" | "closed" | "unknown";
 export interface ProbeResult { state: ProbeState; detail: string }

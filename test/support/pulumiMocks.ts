@@ -5,7 +5,7 @@ import * as fs from "fs";
 import * as path from "path";
 import YAML from "yaml";
 import * as pulumi from "@pulumi/pulumi";
-import { PROJECT_ROOT } from "../../spec/stackFile";
+import { PROJECT_ROOT } from "../../model/stackFile";
 
 export const SECRET_SIG = "4dabf18193072939515e22adb298388d";
 

@@ -5,7 +5,7 @@ import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { PROJECT_ROOT } from "../../spec/stackFile";
+import { PROJECT_ROOT } from "../../model/stackFile";
 
 const CONFIG = path.join(PROJECT_ROOT, ".dependency-cruiser.cjs");
 const BIN = path.join(PROJECT_ROOT, "node_modules", ".bin", "depcruise");
@@ -15,7 +15,7 @@ function cruise(cwd: string, dirs: string[]): { code: number; out: string } {
   return { code: r.status ?? -1, out: `${r.stdout}${r.stderr}` };
 }
 
-/** A throwaway tree of .ts files: { "spec/a.ts": "import ...", ... } */
+/** A throwaway tree of .ts files: { "model/a.ts": "import ...", ... } */
 function tree(files: Record<string, string>): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pgc-arch-"));
   // The rules' options name a tsconfig.json relative to where depcruise runs.
@@ -31,15 +31,15 @@ describe("architecture rules (dependency-cruiser)", function () {
   this.timeout(60_000);
 
   it("this repository has no wrong arrow and no cycle", () => {
-    const r = cruise(PROJECT_ROOT, ["spec", "roles", "infra", "local", "bench", "test"]);
+    const r = cruise(PROJECT_ROOT, ["model", "roles", "infra", "local", "bench", "test"]);
     assert.equal(r.code, 0, r.out);
   });
 
   const cases: [string, Record<string, string>, RegExp][] = [
-    ["spec importing roles", { "spec/model.ts": 'import { x } from "../roles/step";\nexport const y = x;\n', "roles/step.ts": "export const x = 1;\n" }, /spec-is-the-ground-floor/],
-    ["roles importing a driver", { "roles/step.ts": 'import { d } from "../infra/driver";\nexport const x = d;\n', "infra/driver.ts": "export const d = 1;\n" }, /roles-import-only-spec/],
+    ["model importing roles", { "model/config.ts": 'import { x } from "../roles/step";\nexport const y = x;\n', "roles/step.ts": "export const x = 1;\n" }, /model-is-the-ground-floor/],
+    ["roles importing a driver", { "roles/step.ts": 'import { d } from "../infra/driver";\nexport const x = d;\n', "infra/driver.ts": "export const d = 1;\n" }, /roles-import-only-model/],
     ["the local driver importing the Pulumi one", { "local/cli.ts": 'import { d } from "../infra/driver";\nexport const x = d;\n', "infra/driver.ts": "export const d = 1;\n" }, /local-is-not-infra/],
-    ["a cycle inside one floor", { "spec/a.ts": 'import { b } from "./b";\nexport const a = () => b;\n', "spec/b.ts": 'import { a } from "./a";\nexport const b = () => a;\n' }, /no-circular/],
+    ["a cycle inside one floor", { "model/a.ts": 'import { b } from "./b";\nexport const a = () => b;\n', "model/b.ts": 'import { a } from "./a";\nexport const b = () => a;\n' }, /no-circular/],
   ];
   for (const [what, files, rule] of cases) {
     it(`fails a tree with ${what}`, () => {

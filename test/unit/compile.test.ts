@@ -6,8 +6,8 @@ import { compile, topoOrder } from "../../roles/compile";
 import type { Plan } from "../../roles/types";
 import { localSpec, hostsOf, testPki, TEST_SECRETS } from "../support/fixtures";
 import { run } from "../support/tools";
-import { parseClusterSpec } from "../../spec/config";
-import { readStackFile } from "../../spec/stackFile";
+import { parseClusterSpec } from "../../model/config";
+import { readStackFile } from "../../model/stackFile";
 
 async function localPlan(): Promise<Plan> {
   const spec = localSpec();

@@ -2,11 +2,11 @@ import { strict as assert } from "assert";
 import {
   parseClusterSpec, ConfigError, decodeConfigValue, PATRONI_OWNED_PARAMETERS, REFUSED_PARAMETERS,
   SECRET_KEYS, GCP_MAX_CLUSTER_NAME, sshPublicKeyProblem,
-} from "../../spec/config";
-import { cidrsCoverEverything, isPrivateCidr, reservedAddresses } from "../../spec/cidr";
-import { GCP_REGIONS, GCP_ZONES } from "../../spec/gcpZones";
-import { CLIENT_CERTS } from "../../spec/identities";
-import { readStackFile, specFromStackFile, listStacks } from "../../spec/stackFile";
+} from "../../model/config";
+import { cidrsCoverEverything, isPrivateCidr, reservedAddresses } from "../../model/cidr";
+import { GCP_REGIONS, GCP_ZONES } from "../../model/gcpZones";
+import { CLIENT_CERTS } from "../../model/identities";
+import { readStackFile, specFromStackFile, listStacks } from "../../model/stackFile";
 
 const ctx = { stack: "dev", secretKeys: new Set(["sshPrivateKey"]), source: "test" };
 /** Every secret held encrypted: tests of secret values see no "plain text" problem. */

@@ -7,10 +7,10 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
-import { parseHostKey, knownHostsText } from "../../spec/sshHostKey";
+import { parseHostKey, knownHostsText } from "../../model/sshHostKey";
 import { sshArgs, ssh, explainSshFailure, mergeKnownHosts, type SshConfig, type SshTarget } from "../../local/ssh";
 import { hostKeyTrust } from "../../local/cluster";
-import { parseClusterSpec, ConfigError } from "../../spec/config";
+import { parseClusterSpec, ConfigError } from "../../model/config";
 import { driftSshArgs, driftKnownHosts, checkHost, hostDriftProvider, type HostDriftProps } from "../../infra/hostDrift";
 import { hostKeyScanProvider, scanHostKey, pollHostKey } from "../../infra/hostKeys";
 

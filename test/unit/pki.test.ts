@@ -4,8 +4,8 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { ensurePki, toPki, needsRenewal, caRenewalWarnings, CaSwitchError } from "../../local/pki";
-import { parseClusterSpec } from "../../spec/config";
-import { readStackFile } from "../../spec/stackFile";
+import { parseClusterSpec } from "../../model/config";
+import { readStackFile } from "../../model/stackFile";
 import { run } from "../support/tools";
 
 function spec(tls: Record<string, unknown> = {}) {

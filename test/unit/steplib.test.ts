@@ -8,7 +8,7 @@ import * as os from "os";
 import * as path from "path";
 import { spawnSync } from "child_process";
 import { render } from "../../roles/render";
-import { ports } from "../../spec/identities";
+import { ports } from "../../model/identities";
 
 const PRELUDE = fs.readFileSync(path.join(__dirname, "../../roles/lib/prelude.sh"), "utf8");
 const ENDPOINTS = ["https://10.0.0.1:2379", "https://10.0.0.2:2379", "https://10.0.0.3:2379"];

@@ -147,7 +147,7 @@ const image = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}(\/[a-z0-9][a-z0-9._-]
 const gcpRegion = z.string().superRefine((v, ctx) => {
   if (Object.hasOwn(GCP_ZONES, v)) return;
   const guess = closest(v, [...GCP_REGIONS]);
-  ctx.addIssue({ code: "custom", message: `${JSON.stringify(v)} is not a Compute Engine region (list of ${GCP_ZONES_TAKEN} in spec/gcpZones.ts)${guess ? ` — did you mean "${guess}"?` : ""} Known regions: ${GCP_REGIONS.join(", ")}.` });
+  ctx.addIssue({ code: "custom", message: `${JSON.stringify(v)} is not a Compute Engine region (list of ${GCP_ZONES_TAKEN} in model/gcpZones.ts)${guess ? ` — did you mean "${guess}"?` : ""} Known regions: ${GCP_REGIONS.join(", ")}.` });
 });
 
 // ---- schema ----------------------------------------------------------------------------
@@ -160,7 +160,7 @@ const hostSchema = z.strictObject({
   sshPort: port.optional(),
   dataDevice: devicePath.optional(),
   /** The host's SSH public host key ("ssh-ed25519 AAAA…"): every connection verifies it. */
-  // What both drivers pin (spec/sshHostKey.ts): ed25519 only, one line, no comment.
+  // What both drivers pin (model/sshHostKey.ts): ed25519 only, one line, no comment.
   hostKey: z.string().refine((v) => parseHostKey(v) !== undefined,
     `is not an ed25519 SSH host key; expected one line "ssh-ed25519 AAAA…" (68 base64 characters, no comment), as in the host's /etc/ssh/ssh_host_ed25519_key.pub`).optional(),
 });
@@ -545,7 +545,7 @@ export function parseClusterSpec(raw: Record<string, unknown>, ctx: ParseContext
     if (region !== undefined && zones) {
       const known = GCP_ZONES[region];
       zones.forEach((zn, i) => {
-        if (!known.includes(zn)) fail(["gcp", "zones", i], `${JSON.stringify(zn)} is not a zone of region ${region}; its zones are ${known.join(", ")} (list of ${GCP_ZONES_TAKEN}, spec/gcpZones.ts)`);
+        if (!known.includes(zn)) fail(["gcp", "zones", i], `${JSON.stringify(zn)} is not a zone of region ${region}; its zones are ${known.join(", ")} (list of ${GCP_ZONES_TAKEN}, model/gcpZones.ts)`);
       });
     }
     if (zones && new Set(zones).size !== zones.length) fail(["gcp", "zones"], `lists a zone twice`);
