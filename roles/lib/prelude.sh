@@ -52,6 +52,10 @@ pgc_json_list() {
   local out="" item
   for item in "$@"; do
     item=${item//\\/\\\\}; item=${item//\"/\\\"}
+    # Control characters (a value may hold a line break: it is quoted, not refused, in bash)
+    # would break the result line's JSON: escaped or dropped.
+    item=${item//$'\n'/\\n}; item=${item//$'\r'/\\r}; item=${item//$'\t'/\\t}
+    [[ $item == *[[:cntrl:]]* ]] && item=$(printf '%s' "$item" | tr -d '\000-\037\177')
     out+="${out:+,}\"$item\""
   done
   printf '[%s]' "$out"

@@ -182,3 +182,13 @@ describe("step library: etcd and Patroni calls meet transient errors", function 
     });
   });
 });
+
+describe("step library: the result line", () => {
+  it("stays valid JSON whatever a changed item holds (quotes, backslashes, line breaks, control characters)", () => {
+    const prelude = fs.readFileSync(path.join(__dirname, "..", "..", "roles", "lib", "prelude.sh"), "utf8");
+    const fn = prelude.slice(prelude.indexOf("pgc_json_list() {"), prelude.indexOf("\n}\n", prelude.indexOf("pgc_json_list() {")) + 3);
+    const r = spawnSync("bash", ["-c", `set -euo pipefail\n${fn}\npgc_json_list 'a"b' $'line1\\nline2\\tx\\001y' 'c\\\\d' 'plain'`], { encoding: "utf8" });
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout), ['a"b', "line1\nline2\txy", "c\\\\d", "plain"]);
+  });
+});
