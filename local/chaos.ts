@@ -225,13 +225,14 @@ async function scenario(c: LocalCluster, name: string, act: Action, opts: { reco
 async function finish(c: LocalCluster, name: string, cleanup: ((c: LocalCluster, leader: string) => Promise<void>) | undefined, before: string,
   load: WriteLoad, probe: SplitBrainProbe, failed?: Error): Promise<ProbeReport> {
   const problems: string[] = [];
+  let report: ProbeReport | undefined;
   try { await cleanup?.(c, before); } catch (e) { problems.push(`clean-up failed: ${(e as Error).message}`); }
   await load.stop();
-  const report = await probe.stop();
+  try { report = await probe.stop(); } catch (e) { problems.push(`the split-brain probe failed: ${(e as Error).message}`); }
   if (failed) {
-    try { await settle(c, (l) => console.log(`      [settle after ${name}] ${l}`)); } catch (e) { problems.push((e as Error).message); }
+    try { await settle(c, (l) => console.log(`      [settle after ${name}] ${l}`)); } catch (e) { problems.push(`could not settle the cluster: ${(e as Error).message}`); }
   }
-  if (problems.length) throw new Error(`scenario ${name}${failed ? ` failed (${failed.message}), and` : ":"} ${problems.join("; ")}`);
+  if (problems.length || !report) throw new Error(`scenario ${name}${failed ? ` failed (${failed.message}), and` : ":"} ${problems.join("; ")}`);
   return report;
 }
 
@@ -245,13 +246,13 @@ export async function settle(c: LocalCluster, log: (l: string) => void = () => {
   for (const n of dbNodes(c)) setNodeLink(n, true);
   await Promise.all(dbNodes(c).map(async (n) => {
     const r = await ssh(c.ssh, c.targets[n], "systemctl start --no-block etcd", "", 30_000);
-    if (r.code !== 0) throw new Error(`could not settle: etcd on ${n} did not start: ${r.out.trim()}`);
+    if (r.code !== 0) throw new Error(`etcd on ${n} did not start: ${r.out.trim()}`);
   }));
   await healthy(c, 180);
   const applied = await apply(c, log);
-  if (applied.code !== 0) throw new Error(`could not settle: the re-apply failed: ${failedSteps(applied)}`);
+  if (applied.code !== 0) throw new Error(`the re-apply failed: ${failedSteps(applied)}`);
   const check = await apply(c, () => {}, true);
-  if (check.code !== 0) throw new Error(`could not settle: after a re-apply, check mode still finds: ${check.outcomes.filter((o) => o.outcome !== "ok").map((o) => `${o.step.id}: ${o.result?.changed.join(", ") ?? o.reason}`).join("; ")}`);
+  if (check.code !== 0) throw new Error(`after a re-apply, check mode still finds: ${check.outcomes.filter((o) => o.outcome !== "ok").map((o) => `${o.step.id}: ${o.result?.changed.join(", ") ?? o.reason}`).join("; ")}`);
   await healthy(c, 180);
 }
 

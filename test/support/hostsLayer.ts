@@ -54,7 +54,7 @@ export async function settledCluster(suite: string): Promise<LocalCluster> {
   const why = await unsettled(c);
   if (why) {
     console.log(`      !!! ${suite}: the cluster was not settled at the start (${why}); settling it`);
-    await settle(c, (l) => console.log(`      [settle] ${l}`));
+    await settle(c, (l) => console.log(`      [settle] ${l}`)).catch((e) => { throw new Error(`${suite}: could not settle the cluster: ${(e as Error).message}`); });
   }
   return c;
 }

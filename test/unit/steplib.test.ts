@@ -69,7 +69,7 @@ echo "curl $method /$p -> $code" >>"$FAKE/calls"
 [[ $code == 000 ]] && exit 7
 if [[ -n $out ]]; then printf '%s' "$body" >"$out"; else printf '%s' "$body"; fi
 [[ $fmt == "%{http_code}" ]] && printf "%s" "$code"
-((fail && code >= 400)) && exit 22
+if ((fail && code >= 400)); then echo "curl: (22) The requested URL returned error: $code" >&2; exit 22; fi
 exit 0`,
 };
 
@@ -127,6 +127,25 @@ describe("step library: etcd and Patroni calls meet transient errors", function 
     assert.equal(r.calls[restart], "systemctl restart etcd", "a blocking restart, under the lock");
     const healthAfterLock = r.calls.slice(lock, restart).filter((c) => c.includes("endpoint health") && !c.includes("127.0.0.1"));
     assert.ok(healthAfterLock.length >= 2, `every member healthy again before the restart:\n${r.calls.join("\n")}`);
+  });
+
+  it("a call to Patroni's REST API that meets a busy or restarting Patroni (503, no answer) is retried, and its output stays clean", () => {
+    const r = runLib("", 'current=$(pgc_retry 60 "GET /config of Patroni" curl -sS --fail https://127.0.0.1:8008/config); echo "GOT:$current"', {
+      "http/GET_config": '503 {"error": "busy"}\n000\n200 {"ttl": 10}',
+    });
+    assert.equal(r.code, 0, r.out);
+    assert.match(r.out, /^GOT:\{"ttl": 10\}$/m);
+    assert.match(r.out, /GET \/config of Patroni: ok on try 3, after \d+ s \(before: /);
+    assert.equal(r.calls.filter((c) => c.startsWith("curl GET /config")).length, 3);
+  });
+
+  it("an answer no retry can change (401) is not retried: the call fails at once with it", () => {
+    const r = runLib("", 'pgc_retry 60 "PATCH /config of Patroni" pgc_curl_as patroni not-a-real-secret -sS --fail -X PATCH https://127.0.0.1:8008/config', {
+      "http/PATCH_config": "401 no auth header received",
+    });
+    assert.equal(r.code, 1, r.out);
+    assert.match(r.out, /PATCH \/config of Patroni: curl: \(22\) The requested URL returned error: 401 \(try 1; not retried\)/);
+    assert.equal(r.calls.filter((c) => c.startsWith("curl PATCH /config")).length, 1);
   });
 
   describe("switchover before a Patroni restart on the leader", () => {
