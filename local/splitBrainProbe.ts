@@ -9,7 +9,7 @@ import * as os from "os";
 import * as path from "path";
 import { Worker, isMainThread, parentPort, workerData } from "worker_threads";
 import { nodeInitPid } from "./hosts";
-import { PG_BIN } from "../roles/paths";
+import { PG_BIN } from "../model/identities";
 
 /**
  * writable: pg_is_in_recovery() = f. read-only: = t. not-serving: PostgreSQL refused the
