@@ -243,6 +243,12 @@ describe("host firewall (nftables)", () => {
         assert.doesNotMatch(no.out, /GUARD-PASSED/);
       });
 
+      it("admits a session that reaches sshd over loopback (a bastion hop ending on the host itself): the table always accepts lo", () => {
+        const r = runGuard(guard(ctx), conn("127.0.0.1"));
+        assert.equal(r.code, 0, r.out);
+        assert.match(r.out, /SSH from 127\.0\.0\.1 \(loopback\) stays admitted/);
+      });
+
       it("matches CIDR edges exactly, IPv4-mapped clients too; refuses IPv6 clients, another port, and an empty admin list", async () => {
         const spec = stackSpec("local");
         const wide: RoleContext = { ...ctx, spec: { ...spec, network: { ...spec.network, adminCidrs: ["10.213.0.200/30", "192.168.0.0/16"] } } };
