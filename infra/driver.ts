@@ -4,7 +4,8 @@
 // that presents another one ("ssh: host key mismatch") before anything is sent.
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
-import type { Plan, Step } from "../roles/types";
+import type { Plan, StepNode } from "../roles/types";
+import { stepScript } from "../roles/script";
 import { remoteCommand } from "../roles/transport";
 import { requireHostKey } from "../model/sshHostKey";
 
@@ -30,17 +31,17 @@ export function commandName(stepId: string): string {
 }
 
 /** A step's Command: its resource name and options (parent, aliases). */
-export type Placement = (step: Step) => { name: string; opts: pulumi.CustomResourceOptions };
+export type Placement = (step: StepNode) => { name: string; opts: pulumi.CustomResourceOptions };
 
 /**
- * `shape` is the plan compiled from placeholders (ids, hosts, order are known before any cloud
- * value); `plan` is the real one, an Output. Same compile(), so the two agree step for step.
+ * `graph` is the plan's graph in run order (planGraph: ids, hosts, order are known from the spec
+ * before any cloud value); `plan` is the compiled plan, an Output, with the same steps.
  * Keyed by step id.
  */
-export function applyPlan(shape: Plan, plan: pulumi.Output<Plan>, connections: Record<string, Connection>, place: Placement): Record<string, command.remote.Command> {
+export function applyPlan(graph: StepNode[], plan: pulumi.Output<Plan>, connections: Record<string, Connection>, place: Placement): Record<string, command.remote.Command> {
   // Every host's connection is checked before the first Command exists.
   const keys: Record<string, { hostKey: pulumi.Output<string>; proxyHostKey?: pulumi.Output<string> }> = {};
-  for (const step of shape.steps) {
+  for (const step of graph) {
     const conn = connections[step.host];
     if (!conn) throw new Error(`no connection for host ${step.host} (step ${step.id})`);
     keys[step.host] ??= {
@@ -49,7 +50,7 @@ export function applyPlan(shape: Plan, plan: pulumi.Output<Plan>, connections: R
     };
   }
   const cmds: Record<string, command.remote.Command> = {};
-  for (const step of shape.steps) {
+  for (const step of graph) {
     const conn = connections[step.host];
     const { hostKey, proxyHostKey } = keys[step.host];
     const real = plan.apply((p) => {
@@ -69,7 +70,7 @@ export function applyPlan(shape: Plan, plan: pulumi.Output<Plan>, connections: R
         ...(conn.proxy ? { proxy: { host: conn.proxy.host, user: conn.proxy.user, privateKey: pulumi.secret(conn.proxy.privateKey), hostKey: proxyHostKey } } : {}),
       },
       create: remoteCommand(conn.user),
-      stdin: pulumi.secret(real.script),
+      stdin: pulumi.secret(real.apply(stepScript)),
       triggers: [real.digest],
       // The scripts print only their own progress lines (check-mode diffs of secret files are
       // withheld), and the captured output is stored as a secret.

@@ -14,9 +14,9 @@ import { gcpHosts } from "./gcp";
 import { HostDrift } from "./hostDrift";
 import { HostKeyScan } from "./hostKeys";
 import { clusterPki } from "./pki";
-import { planShape } from "./planShape";
 import { clusterSecrets, type GivenSecrets } from "./secrets";
-import { compile } from "../roles/compile";
+import { compile, planGraph, topoOrder } from "../roles/compile";
+import { stepScript } from "../roles/script";
 import type { Host, Plan, Secrets } from "../roles/types";
 import { ports } from "../model/identities";
 
@@ -84,9 +84,9 @@ export class PgCluster extends pulumi.ComponentResource {
   readonly hosts: Record<string, PgClusterHost>;
 
   constructor(name: string, args: PgClusterArgs, opts?: pulumi.ComponentResourceOptions) {
-    // Checked, and the plan's shape compiled, before anything is registered.
+    // Checked, and the plan's graph known, before anything is registered.
     const given = checkArgs(name, args);
-    const shape = planShape(args.spec);
+    const graph = topoOrder(planGraph(args.spec));
     super(PGCLUSTER_TYPE, name, {}, opts);
     const { spec } = args;
     const c = new Children(name, this, args.adoptStackRootResources === true);
@@ -128,7 +128,7 @@ export class PgCluster extends pulumi.ComponentResource {
     const connections: Record<string, Connection> = Object.fromEntries(
       spec.hosts.map((h) => [h.name, { host: addresses[h.name], user: h.sshUser, port: h.sshPort, privateKey, hostKey: hostKeys[h.name], proxy }]),
     );
-    const commands = applyPlan(shape, pulumi.secret(plan), connections, (step) => ({
+    const commands = applyPlan(graph, pulumi.secret(plan), connections, (step) => ({
       name: c.name(`${label(step.host)}-${step.role}`),
       opts: c.opts(commandName(step.id), this.hosts[step.host]),
     }));
@@ -145,10 +145,10 @@ export class PgCluster extends pulumi.ComponentResource {
         hostKey: conn.hostKey,
         retrust: retrust[h.name],
         ...(conn.proxy ? { proxy: pulumi.secret(pulumi.output(conn.proxy)) as any } : {}),
-        steps: pulumi.secret(plan.apply((p) => p.steps.filter((s) => s.host === h.name).map(({ id, script }) => ({ id, script })))),
+        steps: pulumi.secret(plan.apply((p) => p.steps.filter((s) => s.host === h.name).map((s) => ({ id: s.id, script: stepScript(s) })))),
       }, {
         ...c.opts(`${h.name}-drift`, this.hosts[h.name]),
-        dependsOn: shape.steps.filter((s) => s.host === h.name).map((s) => commands[s.id]),
+        dependsOn: graph.filter((s) => s.host === h.name).map((s) => commands[s.id]),
       });
       this.hosts[h.name].done(drift);
     }

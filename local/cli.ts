@@ -30,7 +30,7 @@ async function main(): Promise<number> {
   const c = await loadCluster(stack);
   switch (cmd) {
     case "plan":
-      for (const s of topoOrder(c.plan)) log(`${s.id.padEnd(22)} after: ${s.after.join(", ") || "-"}  digest ${s.digest.slice(0, 12)}`);
+      for (const s of topoOrder(c.plan.steps)) log(`${s.id.padEnd(22)} after: ${s.after.join(", ") || "-"}  digest ${s.digest.slice(0, 12)}`);
       return 0;
     case "status":
       await printStatus(c);

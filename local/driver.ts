@@ -3,6 +3,7 @@
 // shows its host and last output lines (secrets redacted) and stops the steps that depend on it.
 import type { Plan, Step } from "../roles/types";
 import { remoteCommand, parseResult, type StepResult } from "../roles/transport";
+import { stepScript } from "../roles/script";
 import { ssh, explainSshFailure, type SshConfig, type SshTarget } from "./ssh";
 
 export type Outcome = "changed" | "ok" | "drift" | "failed" | "skipped";
@@ -57,7 +58,7 @@ export async function applyPlan(plan: Plan, targets: Record<string, SshTarget>, 
   const runStep = async (step: Step): Promise<void> => {
     const target = targets[step.host];
     const started = Date.now();
-    const r = await ssh(cfg, target, remoteCommand(target.user, opts.check), step.script, opts.stepTimeoutMs ?? 30 * 60_000);
+    const r = await ssh(cfg, target, remoteCommand(target.user, opts.check), stepScript(step), opts.stepTimeoutMs ?? 30 * 60_000);
     const seconds = (Date.now() - started) / 1000;
     const out = redact(r.out, opts.secrets);
     const result = parseResult(out);

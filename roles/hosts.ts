@@ -1,10 +1,11 @@
-import type { Host, Role, RoleContext } from "./types";
+import type { HostSpec, Role } from "../model/config";
 
-export function withRole(ctx: RoleContext, role: Role): Host[] {
-  return ctx.hosts.filter((h) => h.roles.includes(role));
+/** The hosts with `role`, in inventory order: of the spec (names, roles) or of a context (with addresses). */
+export function withRole<H extends HostSpec>(c: { hosts: H[] }, role: Role): H[] {
+  return c.hosts.filter((h) => h.roles.includes(role));
 }
 
 /** The member that bootstraps the cluster: the first database host in inventory order. */
-export function bootstrapHost(ctx: RoleContext): Host {
-  return withRole(ctx, "postgres")[0];
+export function bootstrapHost<H extends HostSpec>(c: { hosts: H[] }): H | undefined {
+  return withRole(c, "postgres")[0];
 }

@@ -1,9 +1,9 @@
 // Each service gets its own copy of the CA bundle and the node's certificate and key, owned by
 // the service's user (keys 0600), so a changed file notifies only that service's handler.
-import type { StepScript } from "./script";
+import type { Handler, StepBuilder } from "./step";
 import type { Host, RoleContext } from "./types";
 
-export function nodeTlsFiles(s: StepScript, ctx: RoleContext, host: Host, o: { dir: string; owner: string; notify: string[] }): void {
+export function nodeTlsFiles(s: StepBuilder, ctx: RoleContext, host: Host, o: { dir: string; owner: string; notify: Handler[] }): void {
   const node = ctx.pki.nodes[host.name];
   const own = { owner: o.owner, group: o.owner, notify: o.notify };
   s.dir(o.dir, o.owner, o.owner, "0700");

@@ -1,6 +1,7 @@
 // The plan is data: both drivers (Pulumi remote.Command, local SSH) only transport it.
 import type { ClusterSpec, HostSpec, Role, SecretName } from "../model/config";
 import type { SaltName } from "./scram";
+import type { Action } from "./step";
 
 export type { ClusterSpec, Role, SecretName };
 
@@ -30,13 +31,16 @@ export interface Step {
   id: string;
   host: string;
   role: string;
-  /** Complete bash program; may carry secrets, so drivers send it on stdin and keep it secret. */
-  script: string;
   /** Step ids that must have succeeded first. */
   after: string[];
-  /** sha256 of the script: changes exactly when what the step does changes. */
+  /** What the step does, in order; roles/script.ts makes the bash program of it. May hold secrets. */
+  actions: Action[];
+  /** sha256 of the step's script: changes exactly when what the step does changes. */
   digest: string;
 }
+
+/** A step's place in the plan, known from the spec alone (host names and roles). */
+export type StepNode = Pick<Step, "id" | "host" | "role" | "after">;
 
 export interface Plan {
   cluster: string;
@@ -48,14 +52,6 @@ export interface RoleContext {
   hosts: Host[];
   pki: Pki;
   secrets: Secrets;
-}
-
-/** What a role contributes for one host: its script body and the steps it waits for. */
-export interface RoleStep {
-  role: string;
-  host: Host;
-  body: string;
-  after: string[];
 }
 
 export function stepId(host: string, role: string): string {

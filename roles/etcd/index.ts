@@ -2,31 +2,49 @@
 // blocking, since its start only completes once a quorum of members is up (the next role waits
 // for it); a change to a running, healthy cluster restarts the members one at a time.
 import { tlsDir, ETCD_DATA, ports } from "../../model/identities";
-import { render } from "../render";
-import { StepScript } from "../script";
+import { run, shellFn, StepBuilder } from "../step";
+import { stepId } from "../types";
 import type { Host, RoleContext } from "../types";
+import type { RoleUnit } from "../role";
 import { withRole } from "../hosts";
 import { nodeTlsFiles } from "../tls";
+import { ROLE as COMMON } from "../common";
+import { ROLE as FIREWALL } from "../firewall";
+import { render } from "../render";
 
 export const ROLE = "etcd";
+
+/** Functions of the shell the steps carry: etcdctl.sh (any etcd client), etcd.sh (members). */
+export const shell = {
+  quorum: shellFn(`${ROLE}/etcdctl.sh`, "pgc_etcd_quorum"),
+  restart: shellFn(`${ROLE}/etcd.sh`, "pgc_etcd_restart"),
+};
 
 export function etcdEndpoints(ctx: RoleContext): string[] {
   return withRole(ctx, "etcd").map((h) => `https://${h.address}:${ports.etcdClient}`);
 }
 
-/** Shell functions to reach the etcd cluster from a node with its client certificate in `tls`. */
-export function etcdctlFunctions(ctx: RoleContext, tls: string): string {
-  return render(ROLE, "etcdctl.sh", { tls, endpoints: etcdEndpoints(ctx), count: withRole(ctx, "etcd").length });
+/** Adds the shell functions that reach the etcd cluster from a node with its client certificate in `tls`. */
+export function etcdClientShell(s: StepBuilder, ctx: RoleContext, tls: string): void {
+  s.shell(ROLE, "etcdctl.sh", { tls, endpoints: etcdEndpoints(ctx), count: withRole(ctx, "etcd").length });
 }
 
-export function etcdStep(ctx: RoleContext, host: Host): StepScript {
+export const etcd: RoleUnit = {
+  name: ROLE,
+  hosts: (spec) => withRole(spec, "etcd"),
+  // Every host's firewall admits this member before it talks to the others.
+  after: (spec, host) => [stepId(host.name, COMMON), ...spec.hosts.map((h) => stepId(h.name, FIREWALL))],
+  step: etcdStep,
+};
+
+function etcdStep(ctx: RoleContext, host: Host): StepBuilder {
   const tls = tlsDir.etcd;
   const members = withRole(ctx, "etcd");
-  const s = new StepScript(`${host.name}/${ROLE}`);
+  const s = new StepBuilder();
   s.packages("etcd-server", "etcd-client");
-  s.sh(etcdctlFunctions(ctx, tls));
-  s.sh(render(ROLE, "etcd.sh", { dataDir: ETCD_DATA, count: members.length, clientPort: ports.etcdClient }));
-  const restart = ["run:pgc_etcd_restart:etcd"];
+  etcdClientShell(s, ctx, tls);
+  s.shell(ROLE, "etcd.sh", { dataDir: ETCD_DATA, count: members.length, clientPort: ports.etcdClient });
+  const restart = [run(shell.restart, "etcd")];
   nodeTlsFiles(s, ctx, host, { dir: tls, owner: "etcd", notify: restart });
   s.file({
     path: "/etc/default/etcd",

@@ -5,8 +5,11 @@
 import { parseCidr } from "../../model/cidr";
 import { ports } from "../../model/identities";
 import { render } from "../render";
-import { StepScript } from "../script";
+import { daemonReload, handlerWord, run, shellFn, StepBuilder } from "../step";
+import { stepId } from "../types";
 import type { ClusterSpec, Host, Role, RoleContext } from "../types";
+import type { RoleUnit } from "../role";
+import { ROLE as COMMON } from "../common";
 import { withRole } from "../hosts";
 import { ipv4, ipv4Cidr } from "../quote";
 
@@ -14,8 +17,13 @@ export const ROLE = "firewall";
 export const RULESET_FILE = "/etc/pgcluster/firewall.nft";
 export const UNIT = "pgcluster-firewall";
 const UNIT_FILE = `/etc/systemd/system/${UNIT}.service`;
-/** The handler that loads the ruleset ("run:function:unit": a start of the unit makes it unnecessary). */
-const LOAD = `run:pgc_fw_load:${UNIT}`;
+export const shell = {
+  load: shellFn(`${ROLE}/load.sh`, "pgc_fw_load"),
+  loadedCheck: shellFn(`${ROLE}/load.sh`, "pgc_fw_loaded_check"),
+};
+/** The handler that loads the ruleset (a start of the unit makes it unnecessary). */
+const LOAD = run(shell.load, UNIT);
+const LOAD_WORD = handlerWord(LOAD);
 /**
  * On the first load on a running host, connections open now are tracked for this long before
  * the drop policy applies: conntrack then knows every one of them (one packet each way) and
@@ -183,27 +191,38 @@ export function renderRuleset(spec: ClusterSpec, fw: HostFirewall): string {
 
 /** Host-side check that the session applying the rules is one they admit (else: refuse, load nothing). */
 export function renderGuard(fw: HostFirewall): string {
-  return render(ROLE, "guard.sh", { sshPort: fw.sshPort, sshSources: fw.sshSources, sshSourceKey: fw.sshSourceKey, host: fw.host });
+  return render(ROLE, "guard.sh", guardContext(fw));
 }
 
-export function firewallStep(ctx: RoleContext, host: Host): StepScript {
-  const s = new StepScript(`${host.name}/${ROLE}`);
+function guardContext(fw: HostFirewall) {
+  return { sshPort: fw.sshPort, sshSources: fw.sshSources, sshSourceKey: fw.sshSourceKey, host: fw.host };
+}
+
+export const firewall: RoleUnit = {
+  name: ROLE,
+  hosts: (spec) => spec.hosts,
+  after: (_spec, host) => [stepId(host.name, COMMON)],
+  step: firewallStep,
+};
+
+function firewallStep(ctx: RoleContext, host: Host): StepBuilder {
+  const s = new StepBuilder();
   if (!ctx.spec.firewall.enabled) {
-    s.sh(render(ROLE, "off.sh", { unit: UNIT }));
+    s.shell(ROLE, "off.sh", { unit: UNIT });
     s.stopped(UNIT);
-    s.absent(UNIT_FILE, "daemon-reload");
+    s.absent(UNIT_FILE, daemonReload);
     s.absent(RULESET_FILE);
     return s;
   }
   const fw = hostFirewall(ctx, host);
   // First, before anything changes: a ruleset that would lock the applying session out is refused.
-  s.sh(renderGuard(fw));
+  s.shell(ROLE, "guard.sh", guardContext(fw));
   s.packages("nftables");
-  s.sh(render(ROLE, "load.sh", { rulesetFile: RULESET_FILE, unit: UNIT, load: LOAD, address: host.address, sshPort: host.sshPort, warmup: WARMUP_SECONDS }));
-  s.file({ path: UNIT_FILE, content: render(ROLE, "pgcluster-firewall.service", { rulesetFile: RULESET_FILE }), notify: ["daemon-reload"] });
+  s.shell(ROLE, "load.sh", { rulesetFile: RULESET_FILE, unit: UNIT, load: LOAD_WORD, address: host.address, sshPort: host.sshPort, warmup: WARMUP_SECONDS });
+  s.file({ path: UNIT_FILE, content: render(ROLE, "pgcluster-firewall.service", { rulesetFile: RULESET_FILE }), notify: [daemonReload] });
   s.dir("/etc/pgcluster");
   s.file({ path: RULESET_FILE, mode: "0640", content: renderRuleset(ctx.spec, fw), validate: "nft -c -f {}", notify: [LOAD] });
-  s.sh("pgc_fw_loaded_check");
+  s.call(shell.loadedCheck);
   s.handlers();
   s.service(UNIT);
   return s;

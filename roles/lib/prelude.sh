@@ -284,11 +284,11 @@ pgc_handlers() {
     case $h in
       daemon-reload) systemctl daemon-reload ;;
       restart:*) systemctl restart "${h#restart:}" ;;
-      restart-no-block:*) systemctl restart --no-block "${h#restart-no-block:}" ;;
       # A stopped service reads its files when it starts, and so does one restarted here.
       reload:*)
-        if [[ " ${ordered[*]} " == *" restart:${h#reload:} "* || " ${ordered[*]} " == *" restart-no-block:${h#reload:} "* ]] \
-          || ! systemctl is-active -q "${h#reload:}"; then continue; fi
+        if [[ " ${ordered[*]} " == *" restart:${h#reload:} "* ]] || ! systemctl is-active -q "${h#reload:}"; then
+          continue
+        fi
         systemctl reload "${h#reload:}" ;;
       run:*) fn=${h#run:}; "${fn%%:*}" ;;
     esac || pgc_fail "handler $h failed"

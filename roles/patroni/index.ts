@@ -1,15 +1,25 @@
 // patroni: runs PostgreSQL, elects the leader through etcd, serves health on its REST API.
 import { tlsDir, PATRONI_CONFIG, PG_BIN, PG_DATA, ports, users } from "../../model/identities";
 import { render } from "../render";
-import { q, StepScript } from "../script";
-import { hbaName, ipv4Cidr } from "../quote";
+import { daemonReload, reload, run, shellFn, StepBuilder } from "../step";
+import { hbaName, ipv4Cidr, postgresParameterName, postgresParameterValue } from "../quote";
+import { stepId } from "../types";
 import type { Host, RoleContext } from "../types";
-import { withRole } from "../hosts";
-import { etcdctlFunctions } from "../etcd";
+import type { RoleUnit } from "../role";
+import { bootstrapHost, withRole } from "../hosts";
+import { etcdClientShell, ROLE as ETCD, shell as etcdShell } from "../etcd";
+import { ROLE as POSTGRESQL } from "../postgresql";
 import { nodeTlsFiles } from "../tls";
 import { CLIENT_CERTS } from "../../model/identities";
 
 export const ROLE = "patroni";
+
+export const shell = {
+  health: shellFn(`${ROLE}/patroni.sh`, "pgc_patroni_health"),
+  reloadPostgres: shellFn(`${ROLE}/patroni.sh`, "pgc_reload_postgres"),
+  agentRestart: shellFn(`${ROLE}/patroni.sh`, "pgc_patroni_agent_restart"),
+  dcsSync: shellFn(`${ROLE}/dcs.sh`, "pgc_dcs_sync"),
+};
 
 /** The pg_ident map that admits pgBouncer's client certificate as the users it pools. */
 export const POOLER_MAP = "pooler";
@@ -38,7 +48,7 @@ export function pgHba(ctx: RoleContext): string[] {
   ];
 }
 
-/** Patroni's dynamic (DCS) configuration: bootstrap value and what the database step keeps live. */
+/** Patroni's dynamic (DCS) configuration: the bootstrap value, and what every apply keeps live. */
 export function dcsConfig(ctx: RoleContext): Record<string, unknown> {
   const p = ctx.spec.patroni;
   return {
@@ -65,23 +75,53 @@ export function dcsConfig(ctx: RoleContext): Record<string, unknown> {
   };
 }
 
-export function patroniStep(ctx: RoleContext, host: Host): StepScript {
+/**
+ * The DCS configuration as JSON. Patroni writes its parameters into postgresql.conf as
+ * `name = 'value'`, the name unquoted: a name that is not a parameter name, or a value with a
+ * line break, is refused here (the plan does not compile).
+ */
+function dcsJson(ctx: RoleContext): string {
+  const dcs = dcsConfig(ctx) as { postgresql: { parameters: Record<string, unknown> } };
+  for (const [k, v] of Object.entries(dcs.postgresql.parameters)) {
+    postgresParameterName(k, "a key of postgresql.parameters");
+    postgresParameterValue(v, `postgresql.parameters.${k}`);
+  }
+  return JSON.stringify(dcs);
+}
+
+export const patroni: RoleUnit = {
+  name: ROLE,
+  hosts: (spec) => withRole(spec, "postgres"),
+  after(spec, host) {
+    // Every etcd member configured before any Patroni starts; the bootstrap member before the
+    // replicas, so exactly one node runs initdb and the others clone it.
+    const first = bootstrapHost(spec);
+    return [
+      stepId(host.name, POSTGRESQL),
+      ...withRole(spec, "etcd").map((h) => stepId(h.name, ETCD)),
+      ...(first && first.name !== host.name ? [stepId(first.name, ROLE)] : []),
+    ];
+  },
+  step: patroniStep,
+};
+
+function patroniStep(ctx: RoleContext, host: Host): StepBuilder {
   const tls = tlsDir.patroni;
   const etcd = withRole(ctx, "etcd");
-  const s = new StepScript(`${host.name}/${ROLE}`);
+  const s = new StepBuilder();
   s.packages("patroni", "python3-psycopg2", "python3-etcd", "etcd-client");
   s.dir("/etc/patroni", "postgres", "postgres", "0750");
-  const certs = ["run:pgc_reload_postgres"];
+  const certs = [run(shell.reloadPostgres)];
   const own = { owner: "postgres", group: "postgres" };
   nodeTlsFiles(s, ctx, host, { dir: tls, owner: "postgres", notify: certs });
   s.file({ path: `${tls}/replication.crt`, content: ctx.pki.replication.cert, ...own, notify: certs });
   s.file({ path: `${tls}/replication.key`, content: ctx.pki.replication.key, ...own, mode: "0600", secret: true, notify: certs });
   const launcher = "/usr/local/lib/pgcluster/pgcluster-patroni";
-  s.file({ path: launcher, mode: "0755", content: render(ROLE, "pgcluster-patroni.py", {}), notify: ["run:pgc_patroni_agent_restart:patroni"] });
+  s.file({ path: launcher, mode: "0755", content: render(ROLE, "pgcluster-patroni.py", {}), notify: [run(shell.agentRestart, "patroni")] });
   s.file({
     path: "/etc/systemd/system/patroni.service.d/pgcluster.conf",
     content: render(ROLE, "patroni.service.conf", { launcher }),
-    notify: ["daemon-reload", "run:pgc_patroni_agent_restart:patroni"],
+    notify: [daemonReload, run(shell.agentRestart, "patroni")],
   });
   // Not validated on the host with `patroni --validate-config`: in 3.0.2 it probes the listen
   // ports and fails whenever Patroni is already running. The tests run it offline instead.
@@ -90,7 +130,7 @@ export function patroniStep(ctx: RoleContext, host: Host): StepScript {
     ...own,
     mode: "0600",
     secret: true,
-    notify: ["reload:patroni"],
+    notify: [reload("patroni")],
     content: render(ROLE, "config.yml", {
       scope: ctx.spec.clusterName,
       name: host.name,
@@ -112,14 +152,17 @@ export function patroniStep(ctx: RoleContext, host: Host): StepScript {
       watchdog: ctx.spec.patroni.watchdog,
     }),
   });
-  s.sh(etcdctlFunctions(ctx, tls));
-  s.sh(render(ROLE, "patroni.sh", {
+  etcdClientShell(s, ctx, tls);
+  s.shell(ROLE, "patroni.sh", {
     tls, ports, name: host.name, restApiUser: users.restApi, restApiPassword: ctx.secrets.restApiPassword,
-  }));
+  });
   s.handlers();
-  s.sh(`pgc_wait 120 "etcd quorum on ${etcd.length} members" pgc_etcd_quorum`);
+  s.wait(120, `etcd quorum on ${etcd.length} members`, etcdShell.quorum);
   s.service("patroni");
   // A new replica clones the primary first (pg_basebackup): allow for it.
-  s.sh(`pgc_wait 600 ${q(`PostgreSQL on ${host.name} running under Patroni`)} pgc_patroni_health`);
+  s.wait(600, `PostgreSQL on ${host.name} running under Patroni`, shell.health);
+  // The cluster's live settings (every node applies them; the first to run changes them).
+  s.shell(ROLE, "dcs.sh", { configFile: PATRONI_CONFIG, dcsJson: dcsJson(ctx) });
+  s.call(shell.dcsSync);
   return s;
 }

@@ -2,18 +2,32 @@
 // auth_query through a dedicated unprivileged user, server logins by client certificate.
 import { tlsDir, ports, users } from "../../model/identities";
 import { render } from "../render";
-import { StepScript } from "../script";
 import type { Host, RoleContext } from "../types";
+import { daemonReload, reload as reloadOf, restart, StepBuilder } from "../step";
+import { stepId } from "../types";
+import type { RoleUnit } from "../role";
+import { withRole } from "../hosts";
 import { nodeTlsFiles } from "../tls";
+import { ROLE as PATRONI } from "../patroni";
+import { ROLE as DATABASE } from "../database";
 
 export const ROLE = "pgbouncer";
 
-export function pgbouncerStep(ctx: RoleContext, host: Host): StepScript {
+export const pgbouncer: RoleUnit = {
+  name: ROLE,
+  hosts: (spec) => withRole(spec, "postgres"),
+  // After the database step on every node: its auth user, auth function and the pooled roles
+  // must exist before it serves, and a changed auth-user password is in PostgreSQL before its file.
+  after: (spec, host) => [stepId(host.name, PATRONI), ...withRole(spec, "postgres").map((d) => stepId(d.name, DATABASE))],
+  step: pgbouncerStep,
+};
+
+function pgbouncerStep(ctx: RoleContext, host: Host): StepBuilder {
   const tls = tlsDir.pgbouncer;
   const b = ctx.spec.pgbouncer;
-  const s = new StepScript(`${host.name}/${ROLE}`);
+  const s = new StepBuilder();
   s.packages("pgbouncer");
-  const reload = ["reload:pgbouncer"];
+  const reload = [reloadOf("pgbouncer")];
   const own = { owner: "postgres", group: "postgres" };
   nodeTlsFiles(s, ctx, host, { dir: tls, owner: "postgres", notify: reload });
   s.file({
@@ -21,7 +35,7 @@ export function pgbouncerStep(ctx: RoleContext, host: Host): StepScript {
     owner: "root",
     group: "postgres",
     mode: "0640",
-    notify: ["restart:pgbouncer"],
+    notify: [restart("pgbouncer")],
     content: render(ROLE, "listen.ini", { address: host.address, ports }),
   });
   s.file({
@@ -57,7 +71,7 @@ export function pgbouncerStep(ctx: RoleContext, host: Host): StepScript {
   s.file({
     path: "/etc/systemd/system/pgbouncer.service.d/pgcluster.conf",
     content: render(ROLE, "pgbouncer.service.conf", { nofile: Math.max(4096, 2 * b.maxClientConn + 1024) }),
-    notify: ["daemon-reload", "restart:pgbouncer"],
+    notify: [daemonReload, restart("pgbouncer")],
   });
   s.service("pgbouncer");
   return s;

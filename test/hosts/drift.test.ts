@@ -5,6 +5,7 @@ import { strict as assert } from "assert";
 import { spawnSync } from "child_process";
 import * as path from "path";
 import { requireHosts, settledCluster } from "../support/hostsLayer";
+import { stepScript } from "../../roles/script";
 import { apply } from "../../local/up";
 import { ssh } from "../../local/ssh";
 import { healthy } from "../../local/chaos";
@@ -62,7 +63,7 @@ describe("hosts layer: drift", function () {
   it("the Pulumi HostDrift provider's read() sees the same drift on its host, and diff() turns it into a change", async () => {
     const props = (host: string): HostDriftProps => ({
       host, address: c.targets[host].address, user: "root", port: 22, privateKey: fs.readFileSync(c.ssh.privateKeyFile, "utf8"), hostKey: hostKey(host),
-      steps: c.plan.steps.filter((s) => s.host === host).map(({ id, script }) => ({ id, script })),
+      steps: c.plan.steps.filter((s) => s.host === host).map((s) => ({ id: s.id, script: stepScript(s) })),
     });
     const read = await hostDriftProvider.read!("pg3", props("pg3"));
     const drift: string[] = read.props!.drift;

@@ -10,6 +10,7 @@ import * as os from "os";
 import * as path from "path";
 import { requireHosts, localCluster } from "../support/hostsLayer";
 import { ProbeNamespace, probeFromHere, CONNECT_TIMEOUT_MS, type ProbeResult } from "../support/netns";
+import { stepScript } from "../../roles/script";
 import { apply, type ApplyReport } from "../../local/up";
 import { ssh } from "../../local/ssh";
 import { healthy, ensureChaosTable, WriteLoad, CHAOS_TABLE } from "../../local/chaos";
@@ -115,7 +116,7 @@ describe("hosts layer: firewall", function () {
     const step = compile(spec, c.hosts, c.pki, c.secrets).steps.find((s) => s.id === "pg3/firewall")!;
     const state = () => on("pg3", "nft list table inet pgcluster; sha256sum /etc/pgcluster/firewall.nft; systemctl show -p ActiveEnterTimestampMonotonic pgcluster-firewall");
     const before = await state();
-    const r = await ssh(c.ssh, c.targets.pg3, remoteCommand("root"), step.script, 120_000);
+    const r = await ssh(c.ssh, c.targets.pg3, remoteCommand("root"), stepScript(step), 120_000);
     assert.equal(r.code, 1, r.out);
     assert.match(r.out, /FAILED: refusing to load the firewall on pg3: it admits SSH \(port 22\) only from 10\.213\.0\.200\/30 \(pgcluster:network\.adminCidrs\), not from 10\.213\.0\.1, the address this apply connects from.*Nothing was loaded\./);
     assert.equal(await state(), before, "the loaded table, the file and the unit are as they were");
@@ -175,7 +176,7 @@ describe("hosts layer: firewall", function () {
       await insert(1);
       // The standby's step alone, so that the next commit follows its load at once.
       const step = c.plan.steps.find((s) => s.id === `${sync}/firewall`)!;
-      const r = await ssh(c.ssh, c.targets[sync], remoteCommand("root"), step.script, 120_000);
+      const r = await ssh(c.ssh, c.targets[sync], remoteCommand("root"), stepScript(step), 120_000);
       assert.equal(r.code, 0, r.out);
       const ms = await insert(2);
       console.log(`      synchronous commit right after ${sync}'s first load: ${ms} ms`);

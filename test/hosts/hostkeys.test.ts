@@ -8,6 +8,7 @@ import * as os from "os";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import { requireHosts, localCluster } from "../support/hostsLayer";
+import { stepScript } from "../../roles/script";
 import { preflight } from "../../local/driver";
 import { apply } from "../../local/up";
 import { hostKey } from "../../local/hosts";
@@ -74,7 +75,7 @@ describe("hosts layer: SSH host keys", function () {
 
   const driftProps = (host: string, over: Partial<HostDriftProps> = {}): HostDriftProps => ({
     host, address: addr(host), user: "root", port: 22, privateKey: fs.readFileSync(c.ssh.privateKeyFile, "utf8"), hostKey: hostKey(host),
-    steps: c.plan.steps.filter((s) => s.host === host).map(({ id, script }) => ({ id, script })), ...over,
+    steps: c.plan.steps.filter((s) => s.host === host).map((s) => ({ id: s.id, script: stepScript(s) })), ...over,
   });
 
   it("HostDrift: checks the host against its pinned key, and refuses a wrong one naming the host", async () => {

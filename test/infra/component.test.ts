@@ -4,7 +4,7 @@ import { strict as assert } from "assert";
 import * as pulumi from "@pulumi/pulumi";
 import { withMocks, stackConfig, settle, isSecretValue, reveal, runProgram, STACK_PROGRAM, byUrn, ancestors, fakeHostKey, type Registered } from "../support/pulumiMocks";
 import { loadSpec } from "../../infra/pulumiConfig";
-import { planShape } from "../../infra/planShape";
+import { planGraph, topoOrder } from "../../roles/compile";
 import { PgCluster } from "../../infra/pgCluster";
 import { hostLabel } from "../../infra/children";
 import { parseComponentSpec, SECRET_VALUE } from "../../infra/componentSpec";
@@ -64,7 +64,7 @@ for (const stack of ["dev", "prod", "local"]) {
       }
       assert.match(out.caCert, /^-----BEGIN CERTIFICATE-----\n/);
       assert.match(out.haproxyStats, /^http:\/\/[\d.]+:8404\/$/);
-      assert.deepEqual(out.steps, planShape(spec).steps.map((s) => s.id));
+      assert.deepEqual(out.steps, topoOrder(planGraph(spec)).map((s) => s.id));
       assert.deepEqual(out.nodes.map((n: { name: string }) => n.name), spec.hosts.map((h) => h.name));
       for (const h of registered.filter((r) => r.type === "pgcluster:index:Host")) assert.deepEqual(h.outputs, { drift: [] }, h.name);
     });

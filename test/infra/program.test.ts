@@ -2,7 +2,7 @@ import { strict as assert } from "assert";
 import * as pulumi from "@pulumi/pulumi";
 import * as gcp from "@pulumi/gcp";
 import { withMocks, stackConfig, settle, isSecretValue, reveal, fakeHostKey, guestAttributes, mockInstanceName, runProgram, STACK_PROGRAM, byUrn, type Registered } from "../support/pulumiMocks";
-import { planShape } from "../../infra/planShape";
+import { planGraph, topoOrder } from "../../roles/compile";
 import { commandName, applyPlan } from "../../infra/driver";
 import { hostLabel } from "../../infra/children";
 import { ConfigError } from "../../model/config";
@@ -37,7 +37,7 @@ const hostChild = (spec: Spec, host: string, suffix?: string) => child(spec, hos
 const cmdName = (spec: Spec, stepId: string) => hostChild(spec, stepId.split("/")[0], stepId.split("/")[1]);
 /** The host each Command runs on, from the plan's shape. */
 function commandHosts(spec: Spec): Map<string, string> {
-  return new Map(planShape(spec).steps.map((s) => [cmdName(spec, s.id), s.host]));
+  return new Map(topoOrder(planGraph(spec)).map((s) => [cmdName(spec, s.id), s.host]));
 }
 /** The Host component a resource hangs under (its parent), by host name. */
 const parentHost = (rs: Registered[], r: Registered) => {
@@ -52,7 +52,7 @@ for (const stack of ["dev", "prod", "local"]) {
     before(async () => { ctx = await run(stack); });
 
     it("registers exactly one remote.Command per plan step, with the plan's dependencies", () => {
-      const shape = planShape(ctx.spec);
+      const shape = { steps: topoOrder(planGraph(ctx.spec)) };
       const cmds = ofType(ctx.registered, "command:remote:Command");
       assert.deepEqual(cmds.map((c) => c.name).sort(), shape.steps.map((s) => cmdName(ctx.spec, s.id)).sort());
       const urnToName = new Map(cmds.map((c) => [c.urn!, c.name]));
@@ -127,7 +127,7 @@ for (const stack of ["dev", "prod", "local"]) {
       assert.deepEqual(ds.map((d) => d.name).sort(), ctx.spec.hosts.map((h) => hostChild(ctx.spec, h.name, "drift")).sort());
       const cmds = ofType(ctx.registered, "command:remote:Command");
       const urnToName = new Map(cmds.map((c) => [c.urn!, c.name]));
-      const shape = planShape(ctx.spec);
+      const shape = { steps: topoOrder(planGraph(ctx.spec)) };
       for (const d of ds) {
         const host: string = d.inputs.host;
         assert.equal(d.name, hostChild(ctx.spec, host, "drift"));
@@ -299,12 +299,12 @@ for (const stack of ["dev", "prod", "local"]) {
     it("the driver registers no Command without a host key, for the host or its bastion, naming the host", async () => {
       const registered = await withMocks("local", stackConfig("local", KEY), ["pgcluster:sshPrivateKey"]);
       const spec = loadSpec();
-      const shape = planShape(spec);
+      const shape = { steps: topoOrder(planGraph(spec)) };
       const conn = (h: string) => ({ host: "10.213.0.11", user: "root", port: 22, privateKey: "k", hostKey: fakeHostKey(h) });
       const all = (over: (h: string) => object) => Object.fromEntries(spec.hosts.map((h) => [h.name, { ...conn(h.name), ...over(h.name) }])) as any;
       const place = (step: { id: string }) => ({ name: commandName(step.id), opts: {} });
-      assert.throws(() => applyPlan(shape, pulumi.output(shape), all((h) => (h === "pg2" ? { hostKey: undefined } : {})), place), /host pg2: no SSH host key/);
-      assert.throws(() => applyPlan(shape, pulumi.output(shape), all(() => ({ proxy: { host: "198.51.100.7", user: "root", privateKey: "k", hostKey: "" } })), place), /bastion of host \w+: no SSH host key/);
+      assert.throws(() => applyPlan(shape.steps, pulumi.output(shape) as any, all((h) => (h === "pg2" ? { hostKey: undefined } : {})), place), /host pg2: no SSH host key/);
+      assert.throws(() => applyPlan(shape.steps, pulumi.output(shape) as any, all(() => ({ proxy: { host: "198.51.100.7", user: "root", privateKey: "k", hostKey: "" } })), place), /bastion of host \w+: no SSH host key/);
       await new Promise((r) => setTimeout(r, 50));
       assert.equal(ofType(registered, "command:remote:Command").length, 0);
     });

@@ -3,7 +3,8 @@ import { readStackFile, specFromStackFile } from "../../model/stackFile";
 import type { ClusterSpec } from "../../model/config";
 import { SECRET_KEYS } from "../../model/config";
 import { ensurePki, toPki, type LocalPkiState } from "../../local/pki";
-import type { Host, Pki, Secrets } from "../../roles/types";
+import type { Host, Pki, Secrets, Step } from "../../roles/types";
+import type { FileAction } from "../../roles/step";
 import { ROLE_PASSWORDS, saltName } from "../../roles/scram";
 
 export function localSpec(): ClusterSpec {
@@ -27,12 +28,10 @@ export async function testPki(spec: ClusterSpec, hosts: Host[]): Promise<Pki> {
   return toPki(spec, await cached);
 }
 
-/** The content a step's script would write to `file` (from its pgc_file here-document). */
-export function fileIn(script: string, file: string): string {
-  const start = script.indexOf(`pgc_file '${file}' `);
-  if (start < 0) throw new Error(`script writes no ${file}`);
-  const header = script.slice(start, script.indexOf("\n", start));
-  const eof = /<<'([^']+)'$/.exec(header)![1];
-  const body = script.slice(start + header.length + 1);
-  return body.slice(0, body.indexOf(`${eof}\n`) >= 0 ? body.indexOf(`\n${eof}\n`) + 1 : undefined);
+/** The content a step installs at `file` (its file action, as the host gets it: ending in a line break). */
+export function fileOf(step: Step | undefined, file: string): string {
+  if (!step) throw new Error(`no such step (looking for ${file})`);
+  const f = step.actions.find((a): a is FileAction => a.kind === "file" && a.path === file);
+  if (!f) throw new Error(`step ${step.id} writes no ${file}`);
+  return f.content.endsWith("\n") ? f.content : f.content + "\n";
 }

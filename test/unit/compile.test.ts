@@ -2,7 +2,12 @@ import { strict as assert } from "assert";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { compile, topoOrder } from "../../roles/compile";
+import { spawnSync } from "child_process";
+import { stepScript } from "../../roles/script";
+import { compile, planGraph, ROLES, topoOrder } from "../../roles/compile";
+import { checkShellReferences, run as runHandler, shellFn, type Action, type FileAction, type ShellFn } from "../../roles/step";
+import { PRELUDE } from "../../roles/script";
+import { shell as etcdShell } from "../../roles/etcd";
 import type { Plan } from "../../roles/types";
 import { localSpec, hostsOf, testPki, TEST_SECRETS } from "../support/fixtures";
 import { run } from "../support/tools";
@@ -34,7 +39,7 @@ describe("compile()", () => {
   });
 
   it("orders cross-host work: all etcd members before any Patroni, the bootstrap member before replicas", () => {
-    const order = topoOrder(plan).map((s) => s.id);
+    const order = topoOrder(plan.steps).map((s) => s.id);
     const at = (id: string) => order.indexOf(id);
     for (const e of ["pg1/etcd", "pg2/etcd", "pg3/etcd"])
       for (const p of ["pg1/patroni", "pg2/patroni", "pg3/patroni"]) assert.ok(at(e) < at(p), `${e} before ${p}`);
@@ -49,7 +54,7 @@ describe("compile()", () => {
   it("depends only on steps that exist, without cycles", () => {
     const ids = new Set(plan.steps.map((s) => s.id));
     for (const s of plan.steps) for (const a of s.after) assert.ok(ids.has(a), `${s.id} -> ${a}`);
-    assert.equal(topoOrder(plan).length, plan.steps.length);
+    assert.equal(topoOrder(plan.steps).length, plan.steps.length);
   });
 
   it("changes only the affected steps when one setting changes", async () => {
@@ -63,15 +68,15 @@ describe("compile()", () => {
 
   it("ends every script with the handlers and the machine-readable result line", () => {
     for (const s of plan.steps) {
-      assert.match(s.script, /^#!\/bin\/bash\nset -euo pipefail\n/);
-      assert.match(s.script, /pgc_handlers\npgc_result\n\} <\/dev\/null\n$/);
-      assert.ok(s.script.includes(`PGC_STEP='${s.id}'`));
+      assert.match(stepScript(s), /^#!\/bin\/bash\nset -euo pipefail\n/);
+      assert.match(stepScript(s), /pgc_handlers\npgc_result\n\} <\/dev\/null\n$/);
+      assert.ok(stepScript(s).includes(`PGC_STEP='${s.id}'`));
     }
   });
 
   it("puts secrets only inside quoted here-documents or bash-quoted words, never in a command line", () => {
     for (const s of plan.steps) {
-      const lines = s.script.split("\n");
+      const lines = stepScript(s).split("\n");
       let inDoc: string | undefined;
       for (const line of lines) {
         if (inDoc) { if (line === inDoc) inDoc = undefined; continue; }
@@ -83,7 +88,7 @@ describe("compile()", () => {
           // (no process, no argv) whose printf builtin feeds curl's config on stdin
           if (line.includes(secret.slice(0, 10))) {
             assert.match(line, /^\s*pgc_curl_as '[^']*' '/, `${s.id}: secret on a command line: ${line}`);
-            const body = s.script.slice(s.script.indexOf("\npgc_curl_as() {"), s.script.indexOf("\n}\n", s.script.indexOf("\npgc_curl_as() {")));
+            const body = stepScript(s).slice(stepScript(s).indexOf("\npgc_curl_as() {"), stepScript(s).indexOf("\n}\n", stepScript(s).indexOf("\npgc_curl_as() {")));
             assert.ok(body.includes(`printf 'user = "%s:%s"\\n' "$user" "$password" | curl -K - "$@"`), body);
           }
         }
@@ -96,7 +101,7 @@ describe("compile()", () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pgc-plan-"));
     const files = plan.steps.map((s) => {
       const f = path.join(dir, s.id.replace("/", "_") + ".sh");
-      fs.writeFileSync(f, s.script);
+      fs.writeFileSync(f, stepScript(s));
       return f;
     });
     for (const f of files) {
@@ -106,5 +111,100 @@ describe("compile()", () => {
     const sc = run("shellcheck", ["--severity=warning", "--shell=bash", ...files]);
     assert.equal(sc.code, 0, sc.out);
     fs.rmSync(dir, { recursive: true });
+  });
+});
+
+describe("roles as typed units", () => {
+  it("the plan's graph comes from the spec alone and is the compiled plan's, step for step (local and GCP stacks)", () => {
+    for (const stack of ["local", "dev", "prod"]) {
+      const sf = readStackFile(stack);
+      const key = "-----BEGIN OPENSSH PRIVATE KEY-----\ntest\n-----END OPENSSH PRIVATE KEY-----\n";
+      const spec = stack === "local" ? localSpec() : parseClusterSpec({ ...sf.values, sshPrivateKey: key }, { stack, secretKeys: new Set(["sshPrivateKey"]), source: stack });
+      const graph = planGraph(spec); // no address, certificate or password exists yet
+      const hosts = hostsOf(spec);
+      const pair = { cert: "CERT", key: "KEY" };
+      const pki = { ca: "CA", caBundle: "CA", nodes: Object.fromEntries(hosts.map((h) => [h.name, pair])), replication: pair, pooler: pair };
+      const plan = compile(spec, hosts, pki, TEST_SECRETS);
+      assert.deepEqual(plan.steps.map(({ id, host, role, after }) => ({ id, host, role, after })), graph, stack);
+      assert.deepEqual(new Set(graph.map((s) => s.role)), new Set(ROLES.filter((r) => r.hosts(spec).length).map((r) => r.name)), stack);
+    }
+  });
+
+  it("handlers and waits are typed references: the script says exactly the functions the step carries", async () => {
+    const plan = await localPlan();
+    const etcd = plan.steps.find((s) => s.id === "pg1/etcd")!;
+    const restarts = etcd.actions.filter((a): a is FileAction => a.kind === "file").flatMap((f) => f.notify);
+    assert.ok(restarts.length > 0 && restarts.every((h) => h.kind === "run" && h.fn === etcdShell.restart && h.unit === "etcd"));
+    assert.match(stepScript(etcd), /--notify 'run:pgc_etcd_restart:etcd'/);
+    const patroni = plan.steps.find((s) => s.id === "pg2/patroni")!;
+    const waits = patroni.actions.filter((a) => a.kind === "wait").map((a) => (a as { check: ShellFn }).check.name);
+    assert.deepEqual(waits, ["pgc_etcd_quorum", "pgc_patroni_health"]);
+  });
+
+  it("a reference to a function its template does not define, or to a template the step does not carry, fails the compile naming both", () => {
+    const fn = shellFn("etcd/etcd.sh", "pgc_etcd_restart");
+    const shell = (template: string, source: string): Action => ({ kind: "shell", template, source });
+    const file = (notify: ShellFn): Action => ({ kind: "file", path: "/x", content: "x", owner: "root", group: "root", mode: "0644", secret: false, notify: [runHandler(notify)] });
+    assert.doesNotThrow(() => checkShellReferences("pg1/etcd", [shell("etcd/etcd.sh", "pgc_etcd_restart() {\n  :\n}"), file(fn)], PRELUDE));
+    assert.throws(() => checkShellReferences("pg1/etcd", [shell("etcd/etcd.sh", "pgc_etcd_restart_v2() {\n  :\n}"), file(fn)], PRELUDE),
+      /step pg1\/etcd:\n  - file refers to pgc_etcd_restart, which etcd\/etcd.sh does not define/);
+    assert.throws(() => checkShellReferences("pg1/etcd", [file(fn)], PRELUDE), /file refers to pgc_etcd_restart of etcd\/etcd.sh, but the step does not carry etcd\/etcd.sh/);
+    assert.throws(() => checkShellReferences("pg1/x", [shell("x/y.sh", "pgc_wait 5 'x' pgc_nowhere")], PRELUDE), /its shell runs pgc_nowhere, which no shell of the step defines/);
+    assert.doesNotThrow(() => checkShellReferences("pg1/x", [shell("x/y.sh", 'while read -r pgc_v; do echo "$pgc_v ${pgc_v}"; done; pgc_w=1')], PRELUDE), "variables are not functions");
+  });
+
+  describe("renaming a shell function in a template fails compile(), not a run on a host", function () {
+    this.timeout(120_000);
+    const root = path.join(__dirname, "..", "..");
+    let tree: string;
+    before(() => {
+      // A copy of the code with its own templates/: the real compile() reads that copy's templates.
+      tree = fs.mkdtempSync(path.join(os.tmpdir(), "pgc-rename-"));
+      for (const d of ["model", "roles", "templates", "local", "test"]) fs.cpSync(path.join(root, d), path.join(tree, d), { recursive: true });
+      for (const f of ["package.json", "tsconfig.json", "Pulumi.local.yaml"]) fs.copyFileSync(path.join(root, f), path.join(tree, f));
+      fs.symlinkSync(path.join(root, "node_modules"), path.join(tree, "node_modules"));
+    });
+    after(() => fs.rmSync(tree, { recursive: true, force: true }));
+
+    const compileIn = (template: string, from: string, to: string) => {
+      const file = path.join(tree, "templates", template + ".hbs");
+      const original = fs.readFileSync(file, "utf8");
+      assert.ok(original.includes(from), `${template} has no ${from}`);
+      fs.writeFileSync(file, original.split(from).join(to));
+      try {
+        const code = `const fx = require("./test/support/fixtures"); const { compile } = require("./roles/compile");
+          const spec = fx.localSpec(); const hosts = fx.hostsOf(spec); const pair = { cert: "C", key: "K" };
+          compile(spec, hosts, { ca: "C", caBundle: "C", nodes: Object.fromEntries(hosts.map((h) => [h.name, pair])), replication: pair, pooler: pair }, fx.TEST_SECRETS);
+          console.log("COMPILED");`;
+        const r = spawnSync(path.join(root, "node_modules", ".bin", "tsx"), ["-e", code], { cwd: tree, encoding: "utf8" });
+        return { code: r.status ?? -1, out: `${r.stdout}${r.stderr}` };
+      } finally {
+        fs.writeFileSync(file, original);
+      }
+    };
+
+    it("the copy compiles as it is (the check below is not a broken copy)", () => {
+      const r = compileIn("etcd/etcd.sh", "pgc_etcd_restart()", "pgc_etcd_restart()");
+      assert.equal(r.code, 0, r.out);
+      assert.match(r.out, /COMPILED/);
+    });
+
+    it("a handler's function (pgc_etcd_restart, notified by etcd's files)", () => {
+      const r = compileIn("etcd/etcd.sh", "pgc_etcd_restart()", "pgc_etcd_restart_renamed()");
+      assert.notEqual(r.code, 0);
+      assert.match(r.out, /step pg1\/etcd:\n\s+- file refers to pgc_etcd_restart, which etcd\/etcd.sh does not define/);
+    });
+
+    it("a wait's function (pgc_patroni_health)", () => {
+      const r = compileIn("patroni/patroni.sh", "pgc_patroni_health()", "pgc_patroni_healthy()");
+      assert.notEqual(r.code, 0);
+      assert.match(r.out, /step pg1\/patroni:[^]*wait refers to pgc_patroni_health, which patroni\/patroni.sh does not define/);
+    });
+
+    it("a function only the shell itself calls (pgc_etcdctl_at, in etcdctl.sh)", () => {
+      const r = compileIn("etcd/etcdctl.sh", "pgc_etcdctl_at()", "pgc_etcdctl_on()");
+      assert.notEqual(r.code, 0);
+      assert.match(r.out, /its shell runs pgc_etcdctl_at, which no shell of the step defines/);
+    });
   });
 });

@@ -7,13 +7,13 @@ import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { hostsOf, testPki, TEST_SECRETS, fileIn } from "../support/fixtures";
+import { hostsOf, testPki, TEST_SECRETS, fileOf } from "../support/fixtures";
 import { readStackFile } from "../../model/stackFile";
 import { ipToInt, parseCidr } from "../../model/cidr";
 import { parseClusterSpec, type ClusterSpec } from "../../model/config";
 import { compile } from "../../roles/compile";
 import { hostFirewall, minimalCidrs, renderGuard, renderRuleset, RULESET_FILE } from "../../roles/firewall";
-import { StepScript } from "../../roles/script";
+import { stepScript } from "../../roles/script";
 import type { Host, RoleContext } from "../../roles/types";
 
 type Range = [number, number];
@@ -210,22 +210,23 @@ describe("host firewall (nftables)", () => {
     });
 
     it("guards first, validates the file with nft -c, loads it with a unit of ours that also loads it at boot", () => {
-      const s = step(ctx, "pg1/firewall").script;
+      const st = step(ctx, "pg1/firewall");
+      const s = stepScript(st);
       const at = (needle: string) => { const i = s.indexOf(needle); assert.ok(i >= 0, needle); return i; };
       assert.ok(at("\npgc_fw_guard 22 'pgcluster:network.adminCidrs' '10.213.0.1/32'\n") < at("pgc_packages 'nftables'"));
       assert.ok(at("pgc_packages 'nftables'") < at(`pgc_file '${RULESET_FILE}'`));
       assert.match(s, /pgc_file '\/etc\/pgcluster\/firewall\.nft' 'root' 'root' '0640' --notify 'run:pgc_fw_load:pgcluster-firewall' --validate 'nft -c -f \{\}'/);
-      const unit = fileIn(s, "/etc/systemd/system/pgcluster-firewall.service");
+      const unit = fileOf(st, "/etc/systemd/system/pgcluster-firewall.service");
       for (const line of ["Type=oneshot", "RemainAfterExit=yes", `ExecStart=/usr/sbin/nft -f ${RULESET_FILE}`, "Before=network-pre.target shutdown.target", "WantedBy=sysinit.target", "DefaultDependencies=no"])
         assert.ok(unit.split("\n").includes(line), line);
       assert.doesNotMatch(unit, /^ExecStop/m, "stopping the unit never opens the host");
-      const nft = fileIn(s, RULESET_FILE);
+      const nft = fileOf(st, RULESET_FILE);
       assert.match(nft, /^table inet pgcluster\ndelete table inet pgcluster\ntable inet pgcluster \{$/m, "replaces our table only, atomically");
       assert.doesNotMatch(nft, /flush ruleset/);
     });
 
     describe("SSH lock-out guard (bash, as the host runs it)", () => {
-      const guard = (c: RoleContext, host = "pg1") => new StepScript(`${host}/firewall`).sh(renderGuard(hostFirewall(c, c.hosts.find((h) => h.name === host)!))).sh('echo "GUARD-PASSED"').build();
+      const guard = (c: RoleContext, host = "pg1") => stepScript({ id: `${host}/firewall`, actions: [{ kind: "shell", template: "firewall/guard.sh", source: renderGuard(hostFirewall(c, c.hosts.find((h) => h.name === host)!)) }, { kind: "shell", template: "test", source: 'echo "GUARD-PASSED"' }] });
       const runGuard = (script: string, env: Record<string, string>, wrap: string[] = []) => {
         const r = spawnSync(wrap[0] ?? "bash", [...wrap.slice(1), ...(wrap.length ? ["bash", "-s"] : ["-s"])], { input: script, encoding: "utf8", env: { PATH: process.env.PATH!, ...env } });
         return { code: r.status, out: `${r.stdout}${r.stderr}` };
@@ -283,7 +284,7 @@ describe("host firewall (nftables)", () => {
 
     it("firewall.enabled false: removes our table (drift only where it is), keeps every other table", () => {
       const off: RoleContext = { ...ctx, spec: { ...ctx.spec, firewall: { enabled: false } } };
-      const s = step(off, "pg1/firewall").script;
+      const s = stepScript(step(off, "pg1/firewall"));
       assert.doesNotMatch(s, /pgc_fw_guard|firewall\.nft' 'root'/);
       const table = (name: string, policy: string) => `table inet ${name} {\n\tchain input {\n\t\ttype filter hook input priority filter; policy ${policy};\n\t}\n}`;
       // In a scratch namespace (and directory): check mode with our table, apply, check mode again.

@@ -12,14 +12,15 @@ import * as os from "os";
 import * as path from "path";
 import YAML from "yaml";
 import { compile } from "../../roles/compile";
-import { databaseStep } from "../../roles/database";
+import { database } from "../../roles/database";
 import { render } from "../../roles/render";
 import { shq, sqlLiteral } from "../../roles/quote";
-import { StepScript } from "../../roles/script";
+import { stepScript } from "../../roles/script";
+import { StepBuilder } from "../../roles/step";
 import type { ClusterSpec, Pki, Plan, RoleContext, Secrets } from "../../roles/types";
 import { ensurePki } from "../../local/pki";
 import { writeEnvFile, type LocalCluster } from "../../local/cluster";
-import { localSpec, hostsOf, testPki, TEST_SECRETS, fileIn } from "../support/fixtures";
+import { localSpec, hostsOf, testPki, TEST_SECRETS, fileOf } from "../support/fixtures";
 import { run } from "../support/tools";
 
 const PRELUDE = fs.readFileSync(path.join(__dirname, "../../roles/lib/prelude.sh"), "utf8");
@@ -145,7 +146,7 @@ describe("an unvalidated config value stays inert where it is used", function ()
       fs.symlinkSync(blockDev, device);
       const spec = clone(base);
       spec.hosts.find((h) => h.name === "pg1")!.dataDevice = device;
-      const script = compileWith(spec, pki).steps.find((s) => s.id === "pg1/postgresql")!.script;
+      const script = stepScript(compileWith(spec, pki).steps.find((s) => s.id === "pg1/postgresql")!);
       const start = script.indexOf("# Data disk:");
       const end = script.indexOf("\npgc_packages ", start);
       assert.ok(start > 0 && end > start, "data-disk fragment not found");
@@ -181,7 +182,7 @@ describe("an unvalidated config value stays inert where it is used", function ()
       fs.symlinkSync(fs.readlinkSync(device), issue);
       const spec = clone(base);
       spec.hosts.find((h) => h.name === "pg1")!.dataDevice = issue;
-      const script = compileWith(spec, pki).steps.find((s) => s.id === "pg1/postgresql")!.script;
+      const script = stepScript(compileWith(spec, pki).steps.find((s) => s.id === "pg1/postgresql")!);
       const start = script.indexOf("# Data disk:");
       const r = runIn(sb, harness(script.slice(start, script.indexOf("\npgc_packages ", start))), { PGCLUSTER_CHECK: "1" });
       assert.equal(r.code, 0, r.out);
@@ -193,7 +194,7 @@ describe("an unvalidated config value stays inert where it is used", function ()
       const spec = clone(base);
       const missing = `/dev/sdz${hostile("nodisk", `${sb.dir}/`)}`;
       spec.hosts.find((h) => h.name === "pg1")!.dataDevice = missing;
-      const script = compileWith(spec, pki).steps.find((s) => s.id === "pg1/postgresql")!.script;
+      const script = stepScript(compileWith(spec, pki).steps.find((s) => s.id === "pg1/postgresql")!);
       const start = script.indexOf("# Data disk:");
       const r = runIn(sb, harness(script.slice(start, script.indexOf("\npgc_packages ", start))), { PGCLUSTER_CHECK: "1" });
       assert.equal(r.code, 1);
@@ -206,7 +207,7 @@ describe("an unvalidated config value stays inert where it is used", function ()
     let sb: Sandbox;
     let ctx: RoleContext;
     let names: { database: string; appUser: string; cluster: string; param: string };
-    const step = (c: RoleContext) => databaseStep(c, c.hosts.find((h) => h.name === "pg1")!).build();
+    const step = (c: RoleContext) => stepScript({ id: "pg1/database", actions: database.step(c, c.hosts.find((h) => h.name === "pg1")!).actions });
     before(() => {
       sb = box();
       const d = `${sb.dir}/`;
@@ -310,12 +311,12 @@ describe("an unvalidated config value stays inert where it is used", function ()
   it("pg_hba / pg_ident: an appUser that is a keyword or holds blanks stays one quoted name", () => {
     const spec = clone(base);
     spec.postgresql.appUser = "all 0.0.0.0/0 trust #";
-    const cfg = YAML.parse(fileIn(compileWith(spec, pki).steps.find((s) => s.id === "pg1/patroni")!.script, "/etc/patroni/config.yml"));
+    const cfg = YAML.parse(fileOf(compileWith(spec, pki).steps.find((s) => s.id === "pg1/patroni"), "/etc/patroni/config.yml"));
     const line = (cfg.postgresql.pg_hba as string[]).find((l) => l.includes("map=pooler"))!;
     assert.equal(line, 'hostssl all "all 0.0.0.0/0 trust #",pgbouncer_auth 127.0.0.1/32 cert map=pooler');
     assert.ok((cfg.postgresql.pg_ident as string[]).includes('pooler pgbouncer "all 0.0.0.0/0 trust #"'));
     spec.postgresql.appUser = "all";
-    const cfg2 = YAML.parse(fileIn(compileWith(spec, pki).steps.find((s) => s.id === "pg1/patroni")!.script, "/etc/patroni/config.yml"));
+    const cfg2 = YAML.parse(fileOf(compileWith(spec, pki).steps.find((s) => s.id === "pg1/patroni"), "/etc/patroni/config.yml"));
     assert.ok((cfg2.postgresql.pg_hba as string[]).includes('hostssl all "all",pgbouncer_auth 127.0.0.1/32 cert map=pooler'), "a quoted keyword is a name");
   });
 
@@ -365,7 +366,7 @@ describe("an unvalidated config value stays inert where it is used", function ()
     const d = `${sb.dir}/`;
     const target = path.join(sb.dir, "out.txt");
     const content = `PGC_EOF_0123456789abcdef\n${hostile("doc", d)}\nPGC_EOF_\n'PGC_EOF'\n$HOME \\$(x)\n`;
-    const script = new StepScript("test/file").file({ path: target, content, owner: os.userInfo().username, group: spawnSync("id", ["-gn"], { encoding: "utf8" }).stdout.trim(), mode: "0600" }).build();
+    const script = stepScript({ id: "test/file", actions: new StepBuilder().file({ path: target, content, owner: os.userInfo().username, group: spawnSync("id", ["-gn"], { encoding: "utf8" }).stdout.trim(), mode: "0600" }).actions });
     fs.symlinkSync(which("cmp"), path.join(sb.bin, "cmp"));
     fs.symlinkSync(which("install"), path.join(sb.bin, "install"));
     for (const t of ["mv", "dirname"]) fs.symlinkSync(which(t), path.join(sb.bin, t));

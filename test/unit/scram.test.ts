@@ -3,6 +3,7 @@ import * as crypto from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import { stepScript } from "../../roles/script";
 import { compile } from "../../roles/compile";
 import { ROLE_PASSWORDS, saltName, scramVerifier } from "../../roles/scram";
 import type { Secrets } from "../../roles/types";
@@ -14,7 +15,7 @@ async function verifiers(secrets: Secrets): Promise<Record<string, string>> {
   const spec = localSpec();
   const hosts = hostsOf(spec);
   const plan = compile(spec, hosts, await testPki(spec, hosts), secrets);
-  const script = plan.steps.find((s) => s.id === "pg1/database")!.script;
+  const script = stepScript(plan.steps.find((s) => s.id === "pg1/database")!);
   const out: Record<string, string> = {};
   for (const m of script.matchAll(/pg_temp\.ensure_role\('([^']+)', \w+, \w+, \w+, '(SCRAM-SHA-256[^']+)'\)/g)) out[m[1]] = m[2];
   assert.deepEqual(Object.keys(out).sort(), ["app", "pgbouncer_auth", "postgres", "replicator", "rewind"]);

@@ -46,6 +46,17 @@ case "$*" in
   *pg_stat_wal_receiver*) cat "$FAKE/wal_receiver" ;;
   *pg_stat_replication*) cat "$FAKE/replication" ;;
 esac`,
+  // patronictl: show-config prints $FAKE/live_config; edit-config --replace - keeps what it was
+  // given in $FAKE/replaced, or fails as on a concurrent change while $FAKE/edit says so.
+  patronictl: `#!/bin/bash
+${POP}
+echo "patronictl $*" >>"$FAKE/calls"
+case " $* " in
+  *" show-config "*) cat "$FAKE/live_config" ;;
+  *" edit-config "*)
+    if [[ -f $FAKE/edit && $(pop edit) == conflict ]]; then cat >/dev/null; echo "Error: Config modification aborted due to concurrent changes" >&2; exit 1; fi
+    cat >"$FAKE/replaced" ;;
+esac`,
   // curl: the answer for METHOD path from $FAKE/http/METHOD_path ("CODE BODY"), -o, -w, --fail, -K -.
   curl: `#!/bin/bash
 ${POP}
@@ -73,7 +84,7 @@ if ((fail && code >= 400)); then echo "curl: (22) The requested URL returned err
 exit 0`,
 };
 
-interface Run { code: number; out: string; calls: string[]; seconds: number }
+interface Run { code: number; out: string; calls: string[]; seconds: number; replaced?: string }
 
 /** Runs BODY after the step library (prelude + etcdctl functions + `lib`) with the fakes first on PATH. */
 function runLib(lib: string, body: string, answers: Record<string, string>): Run {
@@ -88,7 +99,11 @@ function runLib(lib: string, body: string, answers: Record<string, string>): Run
   const script = ["#!/bin/bash", "set -euo pipefail", "PGC_STEP='pgx/steplib-test'", "{", PRELUDE, etcdctl, lib, body, "} </dev/null", ""].join("\n");
   const t = Date.now();
   const r = spawnSync("bash", ["-c", script], { encoding: "utf8", timeout: 150_000, env: { ...process.env, FAKE: dir, PATH: `${bin}:${process.env.PATH}` } });
-  const res = { code: r.status ?? -1, out: `${r.stdout}${r.stderr}`, calls: fs.readFileSync(path.join(dir, "calls"), "utf8").trim().split("\n"), seconds: (Date.now() - t) / 1000 };
+  const replaced = path.join(dir, "replaced");
+  const res = {
+    code: r.status ?? -1, out: `${r.stdout}${r.stderr}`, calls: fs.readFileSync(path.join(dir, "calls"), "utf8").trim().split("\n"), seconds: (Date.now() - t) / 1000,
+    replaced: fs.existsSync(replaced) ? fs.readFileSync(replaced, "utf8") : undefined,
+  };
   fs.rmSync(dir, { recursive: true, force: true });
   return res;
 }
@@ -199,6 +214,49 @@ describe("step library: etcd and Patroni calls meet transient errors", function 
       assert.match(r.out, /switchover from pg1 to pg3 refused: HTTP 401: no auth header received; Patroni here not restarted \(the restart stays pending\)/);
       assert.ok(!r.calls.includes("systemctl restart patroni"));
     });
+  });
+});
+
+describe("patroni step: the live DCS configuration follows the stack (patronictl)", function () {
+  this.timeout(60_000);
+  const want = { ttl: 10, loop_wait: 2, synchronous_mode: true, postgresql: { use_pg_rewind: true, parameters: { max_connections: 200, wal_keep_size: "1GB" } } };
+  const dcsLib = () => render("patroni", "dcs.sh", { configFile: "/etc/patroni/config.yml", dcsJson: JSON.stringify(want) });
+  // patronictl show-config prints YAML; PyYAML quotes strings that would read as other types.
+  const LIVE = ["loop_wait: 2", "pause: true", "postgresql:", "  parameters:", "    max_connections: 100", "    wal_keep_size: 1GB", "    work_mem: 64MB", "  use_pg_rewind: true", "synchronous_mode: true", "ttl: 10"].join("\n");
+  const changed = (out: string) => [...out.matchAll(/(?:changed|DRIFT) patroni-dcs:(.*)/g)].map((m) => m[1]).sort();
+
+  it("replaces it with the stack's: a changed setting set, a setting no longer in the stack removed, Patroni's pause kept; each difference one item", () => {
+    const r = runLib(dcsLib(), "pgc_dcs_sync; pgc_result", { live_config: LIVE });
+    assert.equal(r.code, 0, r.out);
+    assert.deepEqual(changed(r.out), ['postgresql.parameters.max_connections=200', 'postgresql.parameters.work_mem="64MB" (removed)']);
+    assert.ok(r.replaced, "patronictl edit-config was not given the new configuration");
+    const sent = JSON.parse(r.replaced!);
+    assert.deepEqual(sent, { ...want, pause: true });
+    assert.ok(r.calls.some((c) => /^patronictl -c \/etc\/patroni\/config.yml edit-config --replace - --force --quiet$/.test(c)), r.calls.join("\n"));
+  });
+
+  it("check mode reports the same items and changes nothing", () => {
+    const r = runLib(dcsLib(), "PGC_CHECK=1; pgc_dcs_sync; pgc_result", { live_config: LIVE });
+    assert.equal(r.code, 0, r.out);
+    assert.deepEqual(changed(r.out), ['postgresql.parameters.max_connections=200', 'postgresql.parameters.work_mem="64MB" (removed)']);
+    assert.equal(r.replaced, undefined);
+    assert.ok(!r.calls.some((c) => c.includes("edit-config")), r.calls.join("\n"));
+  });
+
+  it("a live configuration equal to the stack's is left alone (types as YAML gives them back)", () => {
+    const same = ["loop_wait: 2", "postgresql:", "  parameters:", "    max_connections: 200", "    wal_keep_size: 1GB", "  use_pg_rewind: true", "synchronous_mode: true", "ttl: 10"].join("\n");
+    const r = runLib(dcsLib(), "pgc_dcs_sync; pgc_result", { live_config: same });
+    assert.equal(r.code, 0, r.out);
+    assert.deepEqual(changed(r.out), []);
+    assert.ok(!r.calls.some((c) => c.includes("edit-config")), r.calls.join("\n"));
+  });
+
+  it("a concurrent change (another node replacing it first) is tried again", () => {
+    const r = runLib(dcsLib(), "pgc_dcs_sync; pgc_result", { live_config: LIVE, edit: "conflict\nok" });
+    assert.equal(r.code, 0, r.out);
+    assert.equal(r.calls.filter((c) => c.startsWith("patronictl") && c.includes("edit-config")).length, 2, r.calls.join("\n"));
+    assert.match(r.out, /ok on try 2/);
+    assert.ok(r.replaced);
   });
 });
 

@@ -7,14 +7,14 @@ import * as ini from "ini";
 import { compile } from "../../roles/compile";
 import { render } from "../../roles/render";
 import type { Pki, Plan } from "../../roles/types";
-import { localSpec, hostsOf, testPki, TEST_SECRETS, fileIn } from "../support/fixtures";
+import { localSpec, hostsOf, testPki, TEST_SECRETS, fileOf } from "../support/fixtures";
 import { run } from "../support/tools";
 
 describe("rendered configuration files", () => {
   let plan: Plan;
   let pki: Pki;
   let tmp: string;
-  const script = (id: string) => plan.steps.find((s) => s.id === id)!.script;
+  const step = (id: string) => plan.steps.find((s) => s.id === id);
   before(async () => {
     const spec = localSpec();
     const hosts = hostsOf(spec);
@@ -33,7 +33,7 @@ describe("rendered configuration files", () => {
   describe("patroni.yml", () => {
     let cfg: any;
     let text: string;
-    before(() => { text = fileIn(script("pg2/patroni"), "/etc/patroni/config.yml"); cfg = YAML.parse(text); });
+    before(() => { text = fileOf(step("pg2/patroni"), "/etc/patroni/config.yml"); cfg = YAML.parse(text); });
 
     it("parses as YAML with the node's identity, etcd3 over TLS and the REST API over TLS with auth", () => {
       assert.equal(cfg.name, "pg2");
@@ -100,7 +100,7 @@ print("valid")
 
   it("Patroni launcher: on 3.0.2 it patches the leader-key update to compare-and-swap and retries etcd's transport errors", () => {
     const file = path.join(tmp, "pgcluster-patroni.py");
-    fs.writeFileSync(file, fileIn(script("pg1/patroni"), "/usr/local/lib/pgcluster/pgcluster-patroni"));
+    fs.writeFileSync(file, fileOf(step("pg1/patroni"), "/usr/local/lib/pgcluster/pgcluster-patroni"));
     const py = `
 import importlib.util, sys
 from patroni.dcs import etcd3
@@ -122,9 +122,9 @@ for error, code in [("OK: HTTP status code 200; transport: missing content-type 
   });
 
   it("pgbouncer.ini: TLS both ways, scram, auth_query through the dedicated user, pools from config", () => {
-    const cfg = ini.parse(fileIn(script("pg1/pgbouncer"), "/etc/pgbouncer/pgbouncer.ini"));
+    const cfg = ini.parse(fileOf(step("pg1/pgbouncer"), "/etc/pgbouncer/pgbouncer.ini"));
     const b = cfg.pgbouncer;
-    const listen = ini.parse(fileIn(script("pg1/pgbouncer"), "/etc/pgbouncer/listen.ini"));
+    const listen = ini.parse(fileOf(step("pg1/pgbouncer"), "/etc/pgbouncer/listen.ini"));
     assert.equal(listen.listen_port, "6432");
     assert.equal(listen.listen_addr, "10.213.0.11,127.0.0.1");
     assert.equal(b.auth_type, "scram-sha-256");
@@ -135,18 +135,18 @@ for error, code in [("OK: HTTP status code 200; transport: missing content-type 
     assert.equal(b.default_pool_size, "20");
     assert.match(b.auth_query, /pgbouncer\.get_auth\(\$1\)/);
     assert.match(cfg.databases["*"], /host=127\.0\.0\.1 port=5432/);
-    const userlist = fileIn(script("pg1/pgbouncer"), "/etc/pgbouncer/userlist.txt");
+    const userlist = fileOf(step("pg1/pgbouncer"), "/etc/pgbouncer/userlist.txt");
     // only the auth user: application passwords stay in PostgreSQL
     assert.equal(userlist, `"pgbouncer_auth" "${TEST_SECRETS.pgbouncerAuthPassword.replace(/"/g, '""')}"\n`);
     // server logins by client certificate, never by a password
     assert.equal(b.server_tls_cert_file, "/etc/pgbouncer/pki/pooler.crt");
     assert.equal(b.server_tls_key_file, "/etc/pgbouncer/pki/pooler.key");
-    assert.equal(fileIn(script("pg1/pgbouncer"), "/etc/pgbouncer/pki/pooler.crt"), pki.pooler.cert);
+    assert.equal(fileOf(step("pg1/pgbouncer"), "/etc/pgbouncer/pki/pooler.crt"), pki.pooler.cert);
   });
 
   it("etcd env: https on both ports, client-cert auth, the full initial cluster", () => {
     const env = Object.fromEntries(
-      fileIn(script("pg3/etcd"), "/etc/default/etcd").split("\n").filter((l) => l && !l.startsWith("#")).map((l) => l.split(/=(.*)/s).slice(0, 2)),
+      fileOf(step("pg3/etcd"), "/etc/default/etcd").split("\n").filter((l) => l && !l.startsWith("#")).map((l) => l.split(/=(.*)/s).slice(0, 2)),
     );
     assert.equal(env.ETCD_NAME, "pg3");
     assert.equal(env.ETCD_LISTEN_PEER_URLS, "https://10.213.0.13:2380");
@@ -157,7 +157,7 @@ for error, code in [("OK: HTTP status code 200; transport: missing content-type 
   });
 
   it("haproxy.cfg: 5000/5001/5002/8404, https checks of /primary and /replica?lag=, passes haproxy -c", () => {
-    const text = fileIn(script("lb1/haproxy"), "/etc/haproxy/haproxy.cfg");
+    const text = fileOf(step("lb1/haproxy"), "/etc/haproxy/haproxy.cfg");
     for (const p of ["5000", "5001", "5002", "8404"]) assert.match(text, new RegExp(`bind 10\\.213\\.0\\.10:${p}\\b`));
     assert.match(text, /option httpchk OPTIONS \/primary/);
     assert.match(text, /option httpchk OPTIONS \/replica\?lag=16777216/);
@@ -166,7 +166,7 @@ for error, code in [("OK: HTTP status code 200; transport: missing content-type 
     assert.equal((text.match(/server pg\d 10\.213\.0\.1\d:6432 check port 8008/g) ?? []).length, 9);
     // Validate with the real binary, its CA path pointed at a real CA file.
     const ca = path.join(tmp, "ca.crt");
-    fs.writeFileSync(ca, fileIn(script("lb1/haproxy"), "/etc/haproxy/pki/ca.crt"));
+    fs.writeFileSync(ca, fileOf(step("lb1/haproxy"), "/etc/haproxy/pki/ca.crt"));
     const cfg = path.join(tmp, "haproxy.cfg");
     fs.writeFileSync(cfg, text.replace(/\/etc\/haproxy\/pki\/ca\.crt/g, ca));
     const r = run("haproxy", ["-c", "-f", cfg]);
