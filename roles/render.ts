@@ -5,7 +5,10 @@ import * as path from "path";
 import Handlebars from "handlebars";
 import { aptString, configInt, configWord, identifier, ipv4, pgbouncerQuoted, shq, sqlLiteral } from "./quote";
 
+/** Files installed on hosts: templates/<role>/<file>.hbs. */
 export const TEMPLATE_DIR = path.join(__dirname, "..", "templates");
+/** Step logic (host-side shell) lives with its role: roles/<role>/<file>.sh.hbs. */
+export const ROLES_DIR = __dirname;
 
 const hb = Handlebars.create();
 // Every value from the stack config or the inventory goes through one of these (roles/quote.ts):
@@ -47,18 +50,26 @@ purposeHelper("pgbq", pgbouncerQuoted);
 
 const cache = new Map<string, HandlebarsTemplateDelegate>();
 
-/** Render templates/<role>/<file>.hbs. Templates are read once, at first use. */
-export function render(role: string, file: string, context: object): string {
-  const key = `${role}/${file}`;
-  let tpl = cache.get(key);
+function renderFile(file: string, name: string, context: object): string {
+  let tpl = cache.get(file);
   if (!tpl) {
-    const src = fs.readFileSync(path.join(TEMPLATE_DIR, role, `${file}.hbs`), "utf8");
-    tpl = hb.compile(src, { strict: true, noEscape: true });
-    cache.set(key, tpl);
+    tpl = hb.compile(fs.readFileSync(file, "utf8"), { strict: true, noEscape: true });
+    cache.set(file, tpl);
   }
   try {
     return tpl(context);
   } catch (e) {
-    throw new Error(`template ${key}.hbs: ${(e as Error).message}`);
+    throw new Error(`template ${name}.hbs: ${(e as Error).message}`);
   }
+}
+
+/** Render templates/<role>/<file>.hbs (a file a host gets). Templates are read once, at first use. */
+export function render(role: string, file: string, context: object): string {
+  return renderFile(path.join(TEMPLATE_DIR, role, `${file}.hbs`), `${role}/${file}`, context);
+}
+
+/** Render roles/<role>/<file>.sh.hbs, the role's host-side shell. */
+export function renderShell(role: string, file: string, context: object): string {
+  if (!file.endsWith(".sh")) throw new Error(`renderShell: ${file} is not a shell template (<name>.sh)`);
+  return renderFile(path.join(ROLES_DIR, role, `${file}.hbs`), `roles/${role}/${file}`, context);
 }

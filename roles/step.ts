@@ -2,9 +2,9 @@
 // becomes a bash program only when a driver sends it (roles/script.ts); tests and tools read the
 // actions. Shell functions a step relies on (handlers, waits, calls) are typed references
 // (ShellFn), checked against the shell the step really carries when the plan compiles.
-import { render } from "./render";
+import { renderShell } from "./render";
 
-/** A function defined by a role's host-side shell template (templates/<role>/<file>.hbs). */
+/** A function defined by a role's host-side shell (roles/<role>/<file>.hbs). */
 export interface ShellFn {
   readonly name: string;
   /** "<role>/<file>" of the template that defines it, or "prelude" (roles/lib/prelude.sh). */
@@ -111,9 +111,9 @@ export class StepBuilder {
     return this;
   }
 
-  /** The shell of templates/<role>/<file>.hbs, rendered with `context`. */
+  /** The role's shell roles/<role>/<file>.hbs, rendered with `context`. */
   shell(role: string, file: string, context: object): this {
-    this.actions.push({ kind: "shell", template: `${role}/${file}`, source: render(role, file, context).trimEnd() });
+    this.actions.push({ kind: "shell", template: `${role}/${file}`, source: renderShell(role, file, context).trimEnd() });
     return this;
   }
 

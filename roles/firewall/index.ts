@@ -4,7 +4,7 @@
 // so other tables (Docker's, the distribution's) are never flushed.
 import { parseCidr } from "../../model/cidr";
 import { ports } from "../../model/identities";
-import { render } from "../render";
+import { render, renderShell } from "../render";
 import { daemonReload, handlerWord, run, shellFn, StepBuilder } from "../step";
 import { stepId } from "../types";
 import type { ClusterSpec, Host, Role, RoleContext } from "../types";
@@ -191,7 +191,7 @@ export function renderRuleset(spec: ClusterSpec, fw: HostFirewall): string {
 
 /** Host-side check that the session applying the rules is one they admit (else: refuse, load nothing). */
 export function renderGuard(fw: HostFirewall): string {
-  return render(ROLE, "guard.sh", guardContext(fw));
+  return renderShell(ROLE, "guard.sh", guardContext(fw));
 }
 
 function guardContext(fw: HostFirewall) {

@@ -31,19 +31,22 @@ describe("the npm package (npm pack; builds dist/ through prepack)", function ()
     assert.match(pkg.scripts.prepack, /build:lib/);
   });
 
-  it("holds the built JS with a declaration for each module, the templates where roles/render looks, the prelude where roles/script looks, README", () => {
+  it("holds the built JS with a declaration for each module, the templates and the roles' shell where roles/render looks, the prelude where roles/script looks, README", () => {
     const js = files.filter((f) => f.endsWith(".js"));
     assert.ok(js.includes("dist/infra/pgCluster.js") && js.includes("dist/roles/compile.js"));
     for (const f of js) assert.ok(files.includes(f.replace(/\.js$/, ".d.ts")), `${f}: no declaration`);
-    // render.ts: path.join(__dirname, "..", "templates"); script.ts: path.join(__dirname, "lib", "prelude.sh").
+    // render.ts: path.join(__dirname, "..", "templates") and __dirname/<role>; script.ts: path.join(__dirname, "lib", "prelude.sh").
     for (const t of filesUnder("templates")) assert.ok(files.includes(`dist/${t}`), `dist/${t} missing`);
+    const shell = filesUnder("roles").filter((f) => f.endsWith(".sh.hbs"));
+    assert.ok(shell.length >= 10, "the roles' shell templates");
+    for (const t of shell) assert.ok(files.includes(`dist/${t}`), `dist/${t} missing`);
     assert.ok(files.includes("dist/roles/lib/prelude.sh"));
     assert.ok(files.includes("README.md") && files.includes("package.json"));
   });
 
   it("holds nothing else: no sources, tests, bench, local driver, examples, stack files, state or node_modules", () => {
     const allowed = (f: string) => f === "README.md" || f === "package.json" || f === "LICENSE"
-      || /^dist\/(model|infra|roles)\/.+\.(js|d\.ts)$/.test(f) || /^dist\/templates\/.+\.hbs$/.test(f) || f === "dist/roles/lib/prelude.sh";
+      || /^dist\/(model|infra|roles)\/.+\.(js|d\.ts)$/.test(f) || /^dist\/templates\/.+\.hbs$/.test(f) || /^dist\/roles\/[a-z]+\/[a-z-]+\.sh\.hbs$/.test(f) || f === "dist/roles/lib/prelude.sh";
     assert.deepEqual(files.filter((f) => !allowed(f)), []);
     for (const bad of [/^test\//, /^bench\//, /^local\//, /^examples\//, /^\.pgcluster/, /node_modules/, /Pulumi\..*yaml$/, /^dist\/(test|bench|local)\//, /\.tsbuildinfo$/])
       assert.deepEqual(files.filter((f) => bad.test(f)), [], String(bad));

@@ -153,12 +153,12 @@ describe("roles as typed units", () => {
     assert.doesNotThrow(() => checkShellReferences("pg1/x", [shell("x/y.sh", 'while read -r pgc_v; do echo "$pgc_v ${pgc_v}"; done; pgc_w=1')], PRELUDE), "variables are not functions");
   });
 
-  describe("renaming a shell function in a template fails compile(), not a run on a host", function () {
+  describe("renaming a shell function in a role's shell fails compile(), not a run on a host", function () {
     this.timeout(120_000);
     const root = path.join(__dirname, "..", "..");
     let tree: string;
     before(() => {
-      // A copy of the code with its own templates/: the real compile() reads that copy's templates.
+      // A copy of the code: the real compile() reads that copy's role shell.
       tree = fs.mkdtempSync(path.join(os.tmpdir(), "pgc-rename-"));
       for (const d of ["model", "roles", "templates", "local", "test"]) fs.cpSync(path.join(root, d), path.join(tree, d), { recursive: true });
       for (const f of ["package.json", "tsconfig.json", "Pulumi.local.yaml"]) fs.copyFileSync(path.join(root, f), path.join(tree, f));
@@ -167,7 +167,7 @@ describe("roles as typed units", () => {
     after(() => fs.rmSync(tree, { recursive: true, force: true }));
 
     const compileIn = (template: string, from: string, to: string) => {
-      const file = path.join(tree, "templates", template + ".hbs");
+      const file = path.join(tree, "roles", template + ".hbs");
       const original = fs.readFileSync(file, "utf8");
       assert.ok(original.includes(from), `${template} has no ${from}`);
       fs.writeFileSync(file, original.split(from).join(to));

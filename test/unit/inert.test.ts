@@ -219,7 +219,7 @@ describe("an unvalidated config value stays inert where it is used", function ()
       spec.postgresql.parameters = { application_name: names.param };
       ctx = { spec, hosts: hostsOf(spec), pki, secrets: TEST_SECRETS };
       stub(sb, "runuser", 'case "$*" in *pg_is_in_recovery*) echo f ;; esac');
-      stub(sb, "curl", 'case "$*" in */cluster*) echo \'"role": "leader"\' ;; *-X\\ PATCH*) ;; */config*) echo "{}" ;; esac');
+      stub(sb, "curl", 'case "$*" in */cluster*) echo \'"role": "leader"\' ;; esac');
     });
 
     it("the values appear only in their quoted forms (the script is the benign one with the quoted value swapped in)", () => {
@@ -231,10 +231,7 @@ describe("an unvalidated config value stays inert where it is used", function ()
         text = text.split(shq(v)).join(shq(b));
         if (!v.includes("\n")) text = text.split(sqlLiteral(v)).join(sqlLiteral(b));
       }
-      // The parameter travels inside the DCS JSON, one bash word (the runs below read it back).
-      const dcsWord = /printf '%s' ('[^']*'(?:\\''[^']*')*) >/;
-      text = text.replace(dcsWord, "printf '%s' DCS >");
-      const expected = step({ ...ctx, spec: benign }).replace(dcsWord, "printf '%s' DCS >");
+      const expected = step({ ...ctx, spec: benign });
       const at = [...text].findIndex((ch, i) => ch !== expected[i]);
       assert.equal(at, -1, `differs at: ${JSON.stringify(text.slice(at - 40, at + 40))} vs ${JSON.stringify(expected.slice(at - 40, at + 40))}`);
       assert.equal(text.length, expected.length);
@@ -254,12 +251,33 @@ describe("an unvalidated config value stays inert where it is used", function ()
           const main = psql.find((c) => c.stdin.includes("ensure_role"))!.stdin;
           assert.ok(main.includes(`WHERE datname = ${sqlLiteral(names.database)}`));
           assert.ok(main.includes(`pg_temp.ensure_role(${sqlLiteral(names.appUser)},`));
-          const patch = r.calls.find((c) => c.cmd === "curl" && c.args.includes("PATCH"))!;
-          assert.equal(JSON.parse(patch.files[0]).postgresql.parameters.application_name, names.param, "the parameter reached Patroni as its JSON value");
         } else {
           assert.ok(psql.some((c) => c.args.includes(`db=${names.database}`) && c.stdin === "select 1 from pg_database where datname = :'db'\n"),
             "check mode looks the database up through a psql variable");
         }
+      });
+    }
+  });
+
+  describe("postgresql.parameters in the patroni step's DCS sync (JSON in one bash word, to patronictl on stdin)", () => {
+    for (const check of ["0", "1"]) {
+      it(`runs nothing from the value (${check === "1" ? "check" : "apply"} mode); the value reaches patronictl as its JSON value`, () => {
+        const sb = box();
+        const param = hostile("param", `${sb.dir}/`).replace(/\n/g, "");
+        const spec = clone(base);
+        spec.postgresql.parameters = { application_name: param };
+        const dcs = compileWith(spec, pki).steps.find((s) => s.id === "pg1/patroni")!.actions.find((a) => a.kind === "shell" && a.template === "patroni/dcs.sh");
+        assert.ok(dcs && dcs.kind === "shell", "the patroni step carries the DCS shell");
+        // runuser -u postgres -- CMD: runs CMD with its stdin (not a recording stub, which reads stdin).
+        fs.writeFileSync(path.join(sb.bin, "runuser"), '#!/bin/bash\nwhile [[ $1 != -- ]]; do shift; done; shift; exec "$@"\n', { mode: 0o755 });
+        stub(sb, "patronictl", 'case "$*" in *show-config*) echo "ttl: 10" ;; esac');
+        const r = runIn(sb, harness(`${dcs.source}\npgc_dcs_sync`), { PGCLUSTER_CHECK: check });
+        assert.equal(r.code, 0, r.out);
+        assert.deepEqual(markers(sb.dir), []);
+        assert.ok(r.out.includes(`patroni-dcs:postgresql.parameters.application_name=${JSON.stringify(param)}`), `the difference is reported with the value as JSON: ${r.out}`);
+        const edit = r.calls.find((c) => c.cmd === "patronictl" && c.args.includes("edit-config"));
+        if (check === "1") assert.equal(edit, undefined, "check mode changed the DCS");
+        else assert.equal(JSON.parse(edit!.stdin).postgresql.parameters.application_name, param, "the parameter reached patronictl as its JSON value");
       });
     }
   });

@@ -7,7 +7,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { spawnSync } from "child_process";
-import { render } from "../../roles/render";
+import { renderShell } from "../../roles/render";
 import { ports } from "../../model/identities";
 
 const PRELUDE = fs.readFileSync(path.join(__dirname, "../../roles/lib/prelude.sh"), "utf8");
@@ -95,7 +95,7 @@ function runLib(lib: string, body: string, answers: Record<string, string>): Run
   for (const [name, text] of Object.entries(FAKES)) fs.writeFileSync(path.join(bin, name), text + "\n", { mode: 0o755 });
   for (const [name, text] of Object.entries(answers)) fs.writeFileSync(path.join(dir, name), text.endsWith("\n") ? text : text + "\n");
   fs.writeFileSync(path.join(dir, "calls"), "");
-  const etcdctl = render("etcd", "etcdctl.sh", { tls: "/nonexistent/pki", endpoints: ENDPOINTS, count: 3 });
+  const etcdctl = renderShell("etcd", "etcdctl.sh", { tls: "/nonexistent/pki", endpoints: ENDPOINTS, count: 3 });
   const script = ["#!/bin/bash", "set -euo pipefail", "PGC_STEP='pgx/steplib-test'", "{", PRELUDE, etcdctl, lib, body, "} </dev/null", ""].join("\n");
   const t = Date.now();
   const r = spawnSync("bash", ["-c", script], { encoding: "utf8", timeout: 150_000, env: { ...process.env, FAKE: dir, PATH: `${bin}:${process.env.PATH}` } });
@@ -108,8 +108,8 @@ function runLib(lib: string, body: string, answers: Record<string, string>): Run
   return res;
 }
 
-const etcdLib = () => render("etcd", "etcd.sh", { dataDir: "/nonexistent/etcd", count: 3, clientPort: ports.etcdClient });
-const patroniLib = () => render("patroni", "patroni.sh", { tls: "/nonexistent/pki", ports, name: "pg1", restApiUser: "patroni", restApiPassword: "not-a-real-secret" });
+const etcdLib = () => renderShell("etcd", "etcd.sh", { dataDir: "/nonexistent/etcd", count: 3, clientPort: ports.etcdClient });
+const patroniLib = () => renderShell("patroni", "patroni.sh", { tls: "/nonexistent/pki", ports, name: "pg1", restApiUser: "patroni", restApiPassword: "not-a-real-secret" });
 
 describe("step library: etcd and Patroni calls meet transient errors", function () {
   this.timeout(180_000);
@@ -220,7 +220,7 @@ describe("step library: etcd and Patroni calls meet transient errors", function 
 describe("patroni step: the live DCS configuration follows the stack (patronictl)", function () {
   this.timeout(60_000);
   const want = { ttl: 10, loop_wait: 2, synchronous_mode: true, postgresql: { use_pg_rewind: true, parameters: { max_connections: 200, wal_keep_size: "1GB" } } };
-  const dcsLib = () => render("patroni", "dcs.sh", { configFile: "/etc/patroni/config.yml", dcsJson: JSON.stringify(want) });
+  const dcsLib = () => renderShell("patroni", "dcs.sh", { configFile: "/etc/patroni/config.yml", dcsJson: JSON.stringify(want) });
   // patronictl show-config prints YAML; PyYAML quotes strings that would read as other types.
   const LIVE = ["loop_wait: 2", "pause: true", "postgresql:", "  parameters:", "    max_connections: 100", "    wal_keep_size: 1GB", "    work_mem: 64MB", "  use_pg_rewind: true", "synchronous_mode: true", "ttl: 10"].join("\n");
   const changed = (out: string) => [...out.matchAll(/(?:changed|DRIFT) patroni-dcs:(.*)/g)].map((m) => m[1]).sort();
