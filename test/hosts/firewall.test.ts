@@ -8,7 +8,7 @@ import { strict as assert } from "assert";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { requireHosts, localCluster } from "../support/hostsLayer";
+import { requireHosts, settledCluster } from "../support/hostsLayer";
 import { ProbeNamespace, probeFromHere, CONNECT_TIMEOUT_MS, type ProbeResult } from "../support/netns";
 import { stepScript } from "../../roles/script";
 import { apply, type ApplyReport } from "../../local/up";
@@ -52,11 +52,9 @@ describe("hosts layer: firewall", function () {
 
   before(async function () {
     requireHosts(this);
-    c = await localCluster();
+    c = await settledCluster("firewall");
     caFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "pgc-fw-ca-")), "ca.crt");
     fs.writeFileSync(caFile, c.pki.ca);
-    await healthy(c);
-    await applied(c);
     allowed.create();
     denied.create();
   });
@@ -154,16 +152,29 @@ describe("hosts layer: firewall", function () {
   it("switched on again on the running cluster: a replication stream opened while it was off carries the next synchronous commit at once, and under a write load no write fails", async () => {
     await ensureChaosTable(c);
     await healthy(c);
-    // A stream conntrack never saw: the sync standby's WAL receiver reconnects while the firewall is off.
-    const sync = (await patroniCluster(c)).find((m) => m.role === "sync_standby")!.name;
-    const walReceiver = async () => (await on(sync, `cd / && runuser -u postgres -- psql -XAtqc "select pid from pg_stat_wal_receiver where status = 'streaming'"`)).trim();
-    const old = await walReceiver();
-    assert.match(old, /^\d+$/, `${sync} streams`);
-    await on(sync, `kill -TERM ${old}`);
+    // A stream conntrack never saw: the replicas' WAL receivers reconnect while the firewall is
+    // off (both: Patroni may make either one the synchronous standby once they are back).
+    const replicas = (await patroniCluster(c)).filter((m) => m.role !== "leader").map((m) => m.name);
+    const walReceiver = async (node: string) => (await on(node, `cd / && runuser -u postgres -- psql -XAtqc "select pid from pg_stat_wal_receiver where status = 'streaming'"`)).trim();
+    const old: Record<string, string> = {};
+    for (const r of replicas) {
+      old[r] = await walReceiver(r);
+      assert.match(old[r], /^\d+$/, `${r} streams`);
+    }
+    for (const r of replicas) await on(r, `kill -TERM ${old[r]}`);
     await healthy(c);
-    assert.equal((await patroniCluster(c)).find((m) => m.role === "sync_standby")?.name, sync, "the same node is the synchronous standby again");
-    const fresh = await walReceiver();
-    assert.ok(/^\d+$/.test(fresh) && fresh !== old, `a new WAL receiver on ${sync} (${old} -> ${fresh})`);
+    // Bounded wait for a synchronous standby that streams over a new connection (the receiver
+    // restarts after wal_retrieve_retry_interval, then Patroni names the standby in its next loop).
+    let sync: string | undefined;
+    let seen = "";
+    for (const deadline = Date.now() + 30_000; !sync; await new Promise((r) => setTimeout(r, 500))) {
+      const members = await patroniCluster(c);
+      const standby = members.find((m) => m.role === "sync_standby")?.name;
+      const fresh = standby ? await walReceiver(standby) : "";
+      seen = `${members.map((m) => `${m.name} ${m.role} ${m.state}`).join(", ")}; receiver ${standby ?? "-"}: ${fresh || "none"}`;
+      if (standby && /^\d+$/.test(fresh) && fresh !== old[standby]) sync = standby;
+      else if (Date.now() > deadline) assert.fail(`no synchronous standby streaming over a new connection within 30 s (${seen})`);
+    }
 
     const run = `firewall-first-load-${Date.now()}`;
     const cl = new Client({

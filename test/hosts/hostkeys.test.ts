@@ -7,7 +7,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
-import { requireHosts, localCluster } from "../support/hostsLayer";
+import { requireHosts, settledCluster } from "../support/hostsLayer";
 import { stepScript } from "../../roles/script";
 import { preflight } from "../../local/driver";
 import { apply } from "../../local/up";
@@ -25,7 +25,8 @@ describe("hosts layer: SSH host keys", function () {
 
   before(async function () {
     requireHosts(this);
-    c = await localCluster();
+    // Settled first: what an earlier suite left (a firewall switched off) is not this suite's failure.
+    c = await settledCluster("SSH host keys");
     dir = fs.mkdtempSync(path.join(os.tmpdir(), "pgc-hostkeys-"));
     const r = spawnSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "", "-f", path.join(dir, "impostor")], { encoding: "utf8" });
     assert.equal(r.status, 0, r.stderr);
