@@ -9,6 +9,7 @@ import { killNode, nodeExec, poweroffNode, setNodeLink, startNode, nodeRunning }
 import { SplitBrainProbe, type NodeState, type ProbeReport } from "./splitBrainProbe";
 import { ssh } from "./ssh";
 import { apply } from "./up";
+import { redact } from "./driver";
 import { ports } from "../model/identities";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -32,6 +33,8 @@ export const CHAOS_TABLE = "pgc_chaos";
 export class WriteLoad {
   readonly acked: { id: number; at: number }[] = [];
   failures = 0;
+  /** Every failed attempt with its error text (secrets redacted), for the reports that print them. */
+  readonly errors: { id: number; at: number; message: string }[] = [];
   private next = 1;
   private stopped = false;
   private loop?: Promise<void>;
@@ -62,8 +65,9 @@ export class WriteLoad {
           }
           await this.client.query(`insert into ${CHAOS_TABLE}(run, id) values ($1, $2)`, [this.run, id]);
           this.acked.push({ id, at: Date.now() });
-        } catch {
+        } catch (e) {
           this.failures++;
+          this.errors.push({ id, at: Date.now(), message: redact(e instanceof Error ? e.message : String(e), Object.values(this.c.secrets)) });
           const old = this.client;
           this.client = undefined;
           old?.end().catch(() => {});
@@ -160,7 +164,7 @@ async function missingOn(node: string, run: string, acked: number[]): Promise<nu
 }
 
 /** Acked rows missing on the worst node, once replicas had a bounded time to catch up. */
-async function lostRows(c: LocalCluster, run: string, acked: number[]): Promise<number> {
+export async function lostRows(c: LocalCluster, run: string, acked: number[]): Promise<number> {
   let worst = 0;
   for (const n of dbNodes(c)) {
     let missing = await missingOn(n, run, acked);
