@@ -10,7 +10,8 @@ import { apply } from "../../local/up";
 import { ssh } from "../../local/ssh";
 import { healthy } from "../../local/chaos";
 import { hostKey } from "../../local/hosts";
-import type { LocalCluster } from "../../local/cluster";
+import { loadSpec, type LocalCluster } from "../../local/cluster";
+import { compile } from "../../roles/compile";
 import { PROJECT_ROOT } from "../../model/stackFile";
 import { hostDriftProvider, type HostDriftProps } from "../../infra/hostDrift";
 import * as fs from "fs";
@@ -80,5 +81,41 @@ describe("hosts layer: drift", function () {
     assert.equal(r.code, 0);
     assert.deepEqual(await drift(), { code: 0, steps: [] });
     await healthy(c);
+  });
+
+  it("Patroni's live settings follow the stack: a parameter added reaches every node; removed from the stack, it leaves the DCS and the nodes", async () => {
+    const out = async (node: string, cmd: string) => {
+      const r = await ssh(c.ssh, c.targets[node], cmd, "", 120_000);
+      assert.equal(r.code, 0, `${node}: ${cmd}: ${r.out}`);
+      return r.out.trim();
+    };
+    const nodes = c.hosts.filter((h) => h.roles.includes("postgres")).map((h) => h.name);
+    const workMem = (node: string) => out(node, "cd / && runuser -u postgres -- psql -XAtqc 'show work_mem'");
+    const dcs = () => out("pg1", "cd / && runuser -u postgres -- patronictl -c /etc/patroni/config.yml show-config");
+    const everyNode = async (want: string) => {
+      let seen: string[] = [];
+      for (const deadline = Date.now() + 30_000; ; await new Promise((r) => setTimeout(r, 500))) {
+        seen = await Promise.all(nodes.map(workMem));
+        if (seen.every((v) => v === want)) return;
+        if (Date.now() > deadline) assert.fail(`work_mem on ${nodes.join(", ")} after 30 s: ${seen.join(", ")} (want ${want} everywhere)`);
+      }
+    };
+    const dcsDrift = async (cluster: LocalCluster) =>
+      (await apply(cluster, () => {}, true)).outcomes.flatMap((o) => (o.result?.changed ?? []).filter((x) => x.startsWith("patroni-dcs:")).map((x) => `${o.step.id} ${x}`));
+    assert.equal(await workMem("pg1"), "4MB", "the default before the test");
+
+    const spec = loadSpec("local", { postgresql: { parameters: { ...c.spec.postgresql.parameters, work_mem: "8MB" } } });
+    const withParam: LocalCluster = { ...c, spec, plan: compile(spec, c.hosts, c.pki, c.secrets) };
+    assert.deepEqual(await dcsDrift(withParam), nodes.map((n) => `${n}/patroni patroni-dcs:postgresql.parameters.work_mem="8MB"`));
+    assert.equal((await apply(withParam, () => {})).code, 0);
+    assert.match(await dcs(), /work_mem: 8MB/);
+    await everyNode("8MB");
+
+    // The stack without it again: removed from the DCS, every node back to the default.
+    assert.deepEqual(await dcsDrift(c), nodes.map((n) => `${n}/patroni patroni-dcs:postgresql.parameters.work_mem="8MB" (removed)`));
+    assert.equal((await apply(c, () => {})).code, 0);
+    assert.doesNotMatch(await dcs(), /work_mem/);
+    await everyNode("4MB");
+    assert.deepEqual(await dcsDrift(c), []);
   });
 });
