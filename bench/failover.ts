@@ -14,6 +14,7 @@ const TARGETS: Record<string, string> = {
   "switchover": "<= 3 s",
   "etcd-quorum-loss": "-",
   "patroni-upgrade": "<= 6 s (switchovers, no failover)",
+  "pending-restart": "<= 3 s (one switchover per rolling restart)",
   "full-restart": "-",
 };
 

@@ -4,7 +4,8 @@
 // switch over, lose etcd members, restart everything) and check what survived.
 import { Client } from "pg";
 import type { LocalCluster } from "./cluster";
-import { patroniCluster, type Member } from "./cluster";
+import { loadSpec, patroniCluster, type Member } from "./cluster";
+import { compile } from "../roles/compile";
 import { killNode, nodeExec, poweroffNode, setNodeLink, startNode, nodeRunning } from "./hosts";
 import { SplitBrainProbe, type NodeState, type ProbeReport } from "./splitBrainProbe";
 import { ssh } from "./ssh";
@@ -260,6 +261,17 @@ export async function settle(c: LocalCluster, log: (l: string) => void = () => {
   await healthy(c, 180);
 }
 
+/** The stack's spec with one PostgreSQL parameter set. */
+function withParameter(c: LocalCluster, name: string, value: string) {
+  return loadSpec(c.spec.stack, { postgresql: { parameters: { ...c.spec.postgresql.parameters, [name]: value } } });
+}
+
+async function psqlOn(c: LocalCluster, node: string, sql: string): Promise<string> {
+  const r = await ssh(c.ssh, c.targets[node], `cd / && runuser -u postgres -- psql -XAtqc ${JSON.stringify(sql)}`, "", 30_000);
+  if (r.code !== 0) throw new Error(`${node}: ${sql}: ${r.out}`);
+  return r.out.trim();
+}
+
 function failedSteps(r: Awaited<ReturnType<typeof apply>>): string {
   return r.outcomes.filter((o) => o.outcome === "failed").map((o) => `${o.step.id}: ${o.tail?.join(" | ")}`).join("; ") || `exit ${r.code}`;
 }
@@ -330,6 +342,31 @@ export const SCENARIOS: Record<string, (c: LocalCluster) => Promise<ScenarioResu
     const after = await pids();
     const restarted = dbNodes(c2).filter((n) => after[n] && after[n] !== before[n]);
     notes.push(`Patroni restarted on ${restarted.join(", ") || "no node"}`);
+  }),
+  /**
+   * A setting PostgreSQL takes only on a restart (shared_buffers) changed in the stack: the apply
+   * restarts the nodes one at a time, the leader last after a switchover to its synchronous
+   * standby. The clean-up applies the stack as it was (a second rolling restart).
+   */
+  "pending-restart": (c) => scenario(c, "pending-restart", async (c2, l, notes) => {
+    const spec = withParameter(c2, "shared_buffers", "256MB");
+    const starts = async () => Object.fromEntries(await Promise.all(dbNodes(c2).map(async (n) => [n, await psqlOn(c2, n, "select pg_postmaster_start_time()")] as const)));
+    const before = await starts();
+    const r = await apply({ ...c2, spec, plan: compile(spec, c2.hosts, c2.pki, c2.secrets) }, () => {});
+    if (r.code !== 0) throw new Error(`apply with shared_buffers 256MB failed: ${failedSteps(r)}`);
+    const after = await starts();
+    const order = dbNodes(c2).filter((n) => after[n] !== before[n]).sort((a, b) => Date.parse(after[a]) - Date.parse(after[b]));
+    notes.push(`restarted in order: ${order.join(", ") || "none"} (leader before: ${l})`);
+    const values = await Promise.all(dbNodes(c2).map(async (n) => `${n} ${await psqlOn(c2, n, "show shared_buffers")}`));
+    notes.push(`shared_buffers: ${values.join(", ")}`);
+    const reported = r.outcomes.filter((o) => o.result?.changed.some((x) => x.startsWith("postgresql:restart pending"))).map((o) => o.step.id).sort();
+    notes.push(`restart reported by: ${reported.join(", ") || "none"}`);
+  }, {
+    settleMs: 2000,
+    cleanup: async (c2) => {
+      const r = await apply(c2, () => {});
+      if (r.code !== 0) throw new Error(`apply of the stack as it was failed: ${failedSteps(r)}`);
+    },
   }),
   /** 5: one etcd member lost (quorum kept), then a second (quorum lost): failsafe_mode keeps the primary. */
   "etcd-quorum-loss": (c) => scenario(c, "etcd-quorum-loss", async (c2, l, notes) => {

@@ -223,6 +223,12 @@ const spec = z.strictObject({
     failsafeMode: z.boolean().default(true),
     maximumLagOnFailover: int(0, 2 ** 40, " (bytes)").default(1048576),
     watchdog: z.enum(["off", "automatic", "required"]).default("automatic"),
+    /**
+     * A setting that needs a PostgreSQL restart (shared_buffers, max_connections, …): `rolling`
+     * restarts the nodes one at a time, the leader last after a switchover; `defer` leaves them
+     * pending, warns, and reports it as drift until an apply with `rolling`.
+     */
+    pendingRestart: z.enum(["rolling", "defer"]).default("rolling"),
   }).prefault({}),
   postgresql: z.strictObject({
     database: name.default("app"),

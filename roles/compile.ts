@@ -14,6 +14,7 @@ import { patroni } from "./patroni";
 import { pgbouncer } from "./pgbouncer";
 import { database } from "./database";
 import { haproxy } from "./haproxy";
+import { restart } from "./restart";
 
 /**
  * The roles, in plan order. Every host's firewall comes before any host starts talking to the
@@ -21,7 +22,7 @@ import { haproxy } from "./haproxy";
  * before it joins. postgresql is listed before etcd so that the plan's order stays the order the
  * steps run in.
  */
-export const ROLES: readonly RoleUnit[] = [common, firewall, postgresql, etcd, patroni, database, pgbouncer, haproxy];
+export const ROLES: readonly RoleUnit[] = [common, firewall, postgresql, etcd, patroni, database, restart, pgbouncer, haproxy];
 
 /**
  * The plan's graph (step ids, hosts, what each waits for) from the spec alone: a driver learns it

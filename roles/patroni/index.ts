@@ -80,13 +80,21 @@ export function dcsConfig(ctx: RoleContext): Record<string, unknown> {
  * `name = 'value'`, the name unquoted: a name that is not a parameter name, or a value with a
  * line break, is refused here (the plan does not compile).
  */
-function dcsJson(ctx: RoleContext): string {
+export function dcsJson(ctx: RoleContext): string {
   const dcs = dcsConfig(ctx) as { postgresql: { parameters: Record<string, unknown> } };
   for (const [k, v] of Object.entries(dcs.postgresql.parameters)) {
     postgresParameterName(k, "a key of postgresql.parameters");
     postgresParameterValue(v, `postgresql.parameters.${k}`);
   }
   return JSON.stringify(dcs);
+}
+
+/** The shell a step needs to check, restart or hand over this node's Patroni (and the etcd lock it takes). */
+export function patroniFunctions(s: StepBuilder, ctx: RoleContext, host: Host): void {
+  etcdClientShell(s, ctx, tlsDir.patroni);
+  s.shell(ROLE, "patroni.sh", {
+    tls: tlsDir.patroni, ports, name: host.name, restApiUser: users.restApi, restApiPassword: ctx.secrets.restApiPassword,
+  });
 }
 
 export const patroni: RoleUnit = {
@@ -152,10 +160,7 @@ function patroniStep(ctx: RoleContext, host: Host): StepBuilder {
       watchdog: ctx.spec.patroni.watchdog,
     }),
   });
-  etcdClientShell(s, ctx, tls);
-  s.shell(ROLE, "patroni.sh", {
-    tls, ports, name: host.name, restApiUser: users.restApi, restApiPassword: ctx.secrets.restApiPassword,
-  });
+  patroniFunctions(s, ctx, host);
   s.handlers();
   s.wait(120, `etcd quorum on ${etcd.length} members`, etcdShell.quorum);
   s.service("patroni");

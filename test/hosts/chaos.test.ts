@@ -71,6 +71,20 @@ describe("hosts layer: chaos (faults under write load)", function () {
     assert.notEqual(r.leaderAfter, r.leaderBefore);
   });
 
+  it("8: a setting that needs a restart (shared_buffers): the apply restarts every node, one at a time, the leader last after a switchover; nothing acknowledged is lost", async () => {
+    const r = await SCENARIOS["pending-restart"](c);
+    check(r);
+    const note = (prefix: string) => r.notes.find((n) => n.startsWith(prefix)) ?? "";
+    const order = /^restarted in order: (.*) \(leader before: (\w+)\)$/.exec(note("restarted in order:"));
+    assert.ok(order, r.notes.join("; "));
+    const nodes = order![1].split(", ");
+    assert.equal(nodes.length, 3, `every database node restarted once: ${order![1]}`);
+    assert.equal(nodes[2], r.leaderBefore, `the leader restarted last: ${order![1]}`);
+    assert.notEqual(r.leaderAfter, r.leaderBefore, "the leader handed over before its restart");
+    assert.match(note("shared_buffers:"), /^shared_buffers: pg1 256MB, pg2 256MB, pg3 256MB$/);
+    assert.equal(note("restart reported by:"), "restart reported by: pg1/restart, pg2/restart, pg3/restart");
+  });
+
   it("5: losing one etcd member, then quorum: failsafe_mode keeps the primary serving (no demotion, writes continue), no split brain", async () => {
     const r = await SCENARIOS["etcd-quorum-loss"](c);
     check(r);

@@ -21,7 +21,7 @@ const key = (type: string, name: string) => `${type} ${name}`;
 const named = (r: Registered) => r.aliases.filter((a) => a.urn || a.name);
 
 /** Roles added after the fixture was recorded: their Commands are new resources. */
-const NEW_ROLES = ["firewall"];
+const NEW_ROLES = ["firewall", "restart"];
 /**
  * Inputs that carry the step scripts: every pgcluster version changes some script, which runs
  * that step again (an update of the Command, a new check for HostDrift); nothing is replaced on

@@ -260,6 +260,53 @@ describe("patroni step: the live DCS configuration follows the stack (patronictl
   });
 });
 
+describe("restart step: settings that need a PostgreSQL restart", function () {
+  this.timeout(60_000);
+  const want = { ttl: 10, postgresql: { parameters: { shared_buffers: "256MB" } } };
+  // Each body starts and ends with no handler pending (the prelude keeps them in
+  // /var/lib/pgcluster/pending-handlers/<step> between runs).
+  const lib = (defer: boolean, cacheFile: string) => renderShell("restart", "restart.sh", {
+    tls: "/nonexistent/pki", ports, cacheFile, dcsJson: JSON.stringify(want), defer, restartHandler: "run:pgc_patroni_agent_restart:patroni",
+  });
+  const withCache = (content: string) => { const f = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "pgc-cache-")), "patroni.dynamic.json"); fs.writeFileSync(f, content); return f; };
+  const pending = { "http/GET_patroni": '200 {"state": "running", "role": "replica", "pending_restart": true}' };
+  const notPending = { "http/GET_patroni": '200 {"state": "running", "role": "replica"}' };
+
+  it("Patroni has applied the cluster's settings only once its saved configuration is the stack's (its pause aside)", () => {
+    const older = withCache(JSON.stringify({ ttl: 10, postgresql: { parameters: { shared_buffers: "128MB" } } }));
+    const same = withCache(JSON.stringify({ ...want, pause: true }));
+    const r1 = runLib(lib(false, older), "pgc_patroni_settings_applied", {});
+    assert.notEqual(r1.code, 0);
+    assert.match(r1.out, /not applied the cluster settings yet/);
+    const r2 = runLib(lib(false, same), "pgc_patroni_settings_applied", {});
+    assert.equal(r2.code, 0, r2.out);
+    const r3 = runLib(lib(false, "/nonexistent/patroni.dynamic.json"), "pgc_patroni_settings_applied", {});
+    assert.match(r3.out, /no applied configuration yet/);
+  });
+
+  it("rolling: a pending restart notifies the agent restart handler (one node at a time, the leader last) and is reported", () => {
+    const r = runLib(lib(false, "/x"), 'PGC_HANDLERS=(); pgc_pending_restart; printf "HANDLERS %s\\n" "${PGC_HANDLERS[*]}"; PGC_HANDLERS=(); pgc_save_handlers', pending);
+    assert.equal(r.code, 0, r.out);
+    assert.match(r.out, /changed postgresql:restart pending/);
+    assert.match(r.out, /HANDLERS run:pgc_patroni_agent_restart:patroni/);
+  });
+
+  it("nothing pending: nothing reported, no handler", () => {
+    const r = runLib(lib(false, "/x"), 'PGC_HANDLERS=(); pgc_pending_restart; printf "HANDLERS %s.\\n" "${PGC_HANDLERS[*]}"; PGC_HANDLERS=(); pgc_save_handlers', notPending);
+    assert.equal(r.code, 0, r.out);
+    assert.doesNotMatch(r.out, /restart pending/);
+    assert.match(r.out, /HANDLERS \./);
+  });
+
+  it("defer: warns loudly and reports it, restarts nothing", () => {
+    const r = runLib(lib(true, "/x"), 'PGC_NODE=pg1; PGC_HANDLERS=(); pgc_pending_restart; printf "HANDLERS %s.\\n" "${PGC_HANDLERS[*]}"; PGC_HANDLERS=(); pgc_save_handlers', pending);
+    assert.equal(r.code, 0, r.out);
+    assert.match(r.out, /changed postgresql:restart pending \(deferred: patroni.pendingRestart is defer\)/);
+    assert.match(r.out, /WARNING: PostgreSQL on .* needs a restart/);
+    assert.match(r.out, /HANDLERS \./);
+  });
+});
+
 describe("step library: the result line", () => {
   it("stays valid JSON whatever a changed item holds (quotes, backslashes, line breaks, control characters)", () => {
     const prelude = fs.readFileSync(path.join(__dirname, "..", "..", "roles", "lib", "prelude.sh"), "utf8");
