@@ -477,8 +477,8 @@ describe("stack config validation", () => {
     const gcp = problemsOf(gcpConfig({ dbNodes: 12, zones: ["europe-west1-a"], sshSourceRanges: ["0.0.0.0/1", "128.0.0.0/1"], bastionCidr: "10.1.0.0/28" }));
     for (const key of ["pgcluster:gcp.dbNodes: ", "pgcluster:gcp.zones[0]: ", "pgcluster:gcp.sshSourceRanges: ", "pgcluster:gcp.bastionCidr: "])
       assert.ok(gcp.some((p) => p.startsWith(key)), `${key}\n${gcp.join("\n")}`);
-    const patroni = problemsOf(staticConfig({ patroni: { ttl: 10, loopWait: 2, retryTimeout: 4, watchdog: "sometimes" }, tls: { rotation: "a b", certValidityHours: 100, earlyRenewalHours: 200 } }));
-    for (const key of ["pgcluster:patroni.watchdog: ", "pgcluster:patroni: loopWait", "pgcluster:tls.rotation: ", "pgcluster:tls.earlyRenewalHours: "])
+    const patroni = problemsOf(staticConfig({ patroni: { ttl: 10, loopWait: 2, retryTimeout: 4, watchdog: "sometimes", pendingRestart: "now" }, tls: { rotation: "a b", certValidityHours: 100, earlyRenewalHours: 200 } }));
+    for (const key of ["pgcluster:patroni.watchdog: ", "pgcluster:patroni.pendingRestart: ", "pgcluster:patroni: loopWait", "pgcluster:tls.rotation: ", "pgcluster:tls.earlyRenewalHours: "])
       assert.ok(patroni.some((p) => p.startsWith(key)), `${key}\n${patroni.join("\n")}`);
   });
 
