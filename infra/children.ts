@@ -38,4 +38,9 @@ export class Children {
       ...(this.adoptStackRoot ? { aliases: [{ name: rootName, parent: pulumi.rootStackResource }] } : {}),
     };
   }
+
+  /** Options for a child that only PgCluster ever created (no stack-root name): never an alias. */
+  optsNew(parent: pulumi.Resource = this.parent): pulumi.CustomResourceOptions {
+    return { parent };
+  }
 }

@@ -1,14 +1,17 @@
 // GCP hosts: a VPC with a private subnet for the cluster and a small one for the bastion, Cloud
 // NAT for package downloads, firewall rules per port and source, one instance per node spread
-// over the zones, a pd-ssd data disk per database node, no public IP except the bastion's.
+// over the zones, a pd-ssd data disk per database node, no public IP except the bastion's, and
+// an internal load balancer in front of the balancers (gcpLoadBalancer.ts).
 // Resource names start with the component's name; GCP-level ids that must be unique in a project
 // (the service account) derive from clusterName, as before PgCluster, so they do not change.
 import * as pulumi from "@pulumi/pulumi";
 import * as gcp from "@pulumi/gcp";
 import type { ClusterSpec, HostSpec } from "../model/config";
 import { ports } from "../model/identities";
+import { GCP_HEALTH_CHECK_RANGES } from "../model/gcpHealthChecks";
 import { guestAttributeHostKey } from "./hostKeys";
 import { hostLabel, type Children } from "./children";
+import { ilbNameSuffixes, internalLoadBalancer } from "./gcpLoadBalancer";
 
 export interface GcpHosts {
   addresses: Record<string, pulumi.Output<string>>;
@@ -16,6 +19,24 @@ export interface GcpHosts {
   hostKeys: Record<string, pulumi.Output<string>>;
   bastion: { address: pulumi.Output<string>; hostKey: pulumi.Output<string> };
   instances: Record<string, gcp.compute.Instance>;
+  /** The internal load balancer in front of the balancers: its address is what clients dial. */
+  loadBalancer: { address: pulumi.Output<string> };
+}
+
+/** Firewall rules, by name suffix (see gceNameSuffixes). */
+const RULES = ["etcd-peers", "db-replication", "lb-to-db", "clients-to-lb", "admin-to-stats", "ssh-to-bastion", "bastion-to-nodes", "lb-health-checks"] as const;
+type RuleName = (typeof RULES)[number];
+
+/**
+ * Every GCE name Pulumi chooses for a child is "<component>-<suffix>-<7 characters>", and GCE
+ * allows 63: the suffixes, so PgCluster can check the component's name before creating anything.
+ */
+export function gceNameSuffixes(spec: ClusterSpec): string[] {
+  return [
+    "vpc", "nodes", "bastion", "router", "nat", ...RULES,
+    ...spec.hosts.map((h) => `${hostLabel(spec, h.name)}${h.kind === "db" ? "-data" : ""}`),
+    ...ilbNameSuffixes(spec),
+  ];
 }
 
 const TAG = { db: "pgcluster-db", witness: "pgcluster-etcd", balancer: "pgcluster-lb", bastion: "pgcluster-bastion" } as const;
@@ -46,14 +67,15 @@ export function gcpHosts(spec: ClusterSpec, c: Children): GcpHosts {
   }, opts(`${n}-nat`));
 
   // One rule per (ports, source): each says who may reach what, nothing wider.
-  const rule = (name: string, p: number[], source: { sourceTags?: string[]; sourceRanges?: string[] }, targetTags: string[]) =>
+  // `isNew`: a rule that came after PgCluster, so it has no stack-root name to be adopted from.
+  const rule = (name: RuleName, p: number[], source: { sourceTags?: string[]; sourceRanges?: string[] }, targetTags: string[], isNew = false) =>
     new gcp.compute.Firewall(c.name(name), {
       network: network.id,
       direction: "INGRESS",
       allows: [{ protocol: "tcp", ports: p.map(String) }],
       ...source,
       targetTags,
-    }, opts(`${n}-${name}`));
+    }, isNew ? { ...c.optsNew(), provider } : opts(`${n}-${name}`));
   rule("etcd-peers", [ports.etcdClient, ports.etcdPeer], { sourceTags: [TAG.db, TAG.witness] }, [TAG.db, TAG.witness]);
   rule("db-replication", [ports.postgres, ports.patroni], { sourceTags: [TAG.db] }, [TAG.db]);
   rule("lb-to-db", [ports.postgres, ports.pgbouncer, ports.patroni], { sourceTags: [TAG.balancer] }, [TAG.db]);
@@ -61,6 +83,9 @@ export function gcpHosts(spec: ClusterSpec, c: Children): GcpHosts {
   if (spec.network.adminCidrs.length) rule("admin-to-stats", [ports.stats], { sourceRanges: spec.network.adminCidrs }, [TAG.balancer]);
   rule("ssh-to-bastion", [22], { sourceRanges: g.sshSourceRanges }, [TAG.bastion]);
   rule("bastion-to-nodes", [22], { sourceTags: [TAG.bastion] }, [TAG.db, TAG.witness, TAG.balancer]);
+  // The internal load balancer's health checks come from Google's ranges, to HAProxy's own health
+  // answer only (the balancers' nftables admit the same).
+  rule("lb-health-checks", [ports.balancerHealth], { sourceRanges: [...GCP_HEALTH_CHECK_RANGES] }, [TAG.balancer], true);
 
   // Least privilege: the nodes may write logs and metrics, nothing else.
   // The account id is unique per project: it derives from clusterName (two clusters in one
@@ -117,5 +142,7 @@ export function gcpHosts(spec: ClusterSpec, c: Children): GcpHosts {
     allowStoppingForUpdate: true,
   }, opts(`${n}-bastion`));
   const bastionIp = bastion.networkInterfaces.apply((ni) => ni[0].accessConfigs?.[0]?.natIp ?? "");
-  return { addresses, hostKeys, bastion: { address: bastionIp, hostKey: guestAttributeHostKey(bastion, g.project, provider, `${n}-bastion`) }, instances };
+  const balancers = Object.fromEntries(spec.hosts.filter((h) => h.kind === "balancer").map((h) => [h.name, instances[h.name]]));
+  const loadBalancer = internalLoadBalancer({ spec, c, provider, network, subnet, balancers });
+  return { addresses, hostKeys, bastion: { address: bastionIp, hostKey: guestAttributeHostKey(bastion, g.project, provider, `${n}-bastion`) }, instances, loadBalancer };
 }

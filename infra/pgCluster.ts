@@ -10,7 +10,7 @@ import { splitCerts } from "../model/certs";
 import { Children, hostLabel } from "./children";
 import { SECRET_VALUE } from "./componentSpec";
 import { applyPlan, commandName, type Connection } from "./driver";
-import { gcpHosts } from "./gcp";
+import { gceNameSuffixes, gcpHosts } from "./gcp";
 import { HostDrift } from "./hostDrift";
 import { HostKeyScan } from "./hostKeys";
 import { clusterPki } from "./pki";
@@ -67,11 +67,14 @@ export class PgClusterHost extends pulumi.ComponentResource {
 }
 
 export class PgCluster extends pulumi.ComponentResource {
-  /** postgresql://… to the primary through pgBouncer (balancer port 5000). Secret: it holds the app password. */
+  /**
+   * postgresql://… to the primary through pgBouncer (port 5000), at the internal load balancer's
+   * address on GCP, the first balancer's on a static inventory. Secret: it holds the app password.
+   */
   readonly primaryUrl: pulumi.Output<string>;
-  /** postgresql://… to the replicas through pgBouncer (balancer port 5001). Secret. */
+  /** postgresql://… to the replicas through pgBouncer (port 5001), at the same address. Secret. */
   readonly replicaUrl: pulumi.Output<string>;
-  /** postgresql://… to the primary without the pooler (balancer port 5002). Secret. */
+  /** postgresql://… to the primary without the pooler (port 5002), at the same address. Secret. */
   readonly primaryDirectUrl: pulumi.Output<string>;
   /** HAProxy's stats page (port 8404; reachable from network.adminCidrs). */
   readonly haproxyStats: pulumi.Output<string>;
@@ -100,8 +103,13 @@ export class PgCluster extends pulumi.ComponentResource {
     let hostKeys: Record<string, pulumi.Input<string>>;
     let retrust: Record<string, pulumi.Input<string>>;
     let proxy: Connection["proxy"];
+    // The address clients dial in front of the balancers, when there is one (GCP: the internal
+    // load balancer). A static inventory has none yet (issue #12 item 1 will put a floating
+    // address here): its clients dial the first balancer, as before.
+    let entryAddress: pulumi.Output<string> | undefined;
     if (spec.provider === "gcp") {
       const g = gcpHosts(spec, c);
+      entryAddress = g.loadBalancer.address;
       addresses = g.addresses;
       hostKeys = g.hostKeys;
       const why = "The key is the one the instance published in its guest attributes, so a mismatch means something else answers at its address: investigate before anything else (a replaced instance publishes its new key by itself)";
@@ -114,15 +122,15 @@ export class PgCluster extends pulumi.ComponentResource {
       retrust = Object.fromEntries(known.map(([n, k]) => [n, k.retrust]));
     }
 
-    const pki = clusterPki(spec, (h) => addresses[h], c);
+    const pki = clusterPki(spec, (h) => addresses[h], c, entryAddress ? [entryAddress] : []);
     const secrets = clusterSecrets(spec, given, c);
 
     const addressesOut = pulumi.output(addresses) as pulumi.Output<Record<string, string>>;
     const certsOut = pulumi.output(pki.certs) as unknown as pulumi.Output<Record<string, { cert: string; key: string }>>;
     const secretsOut = pulumi.output(secrets) as unknown as pulumi.Output<Secrets>;
-    const plan: pulumi.Output<Plan> = pulumi.all([addressesOut, pki.ca, pki.caBundle, certsOut, secretsOut]).apply(([addr, ca, caBundle, certs, sec]) => {
+    const plan: pulumi.Output<Plan> = pulumi.all([addressesOut, pki.ca, pki.caBundle, certsOut, secretsOut, entryAddress]).apply(([addr, ca, caBundle, certs, sec, entry]) => {
       const hosts: Host[] = spec.hosts.map((h) => ({ ...h, address: addr[h.name] }));
-      return compile(spec, hosts, { ca, caBundle, ...splitCerts(certs) }, sec);
+      return compile(spec, hosts, { ca, caBundle, ...splitCerts(certs) }, sec, entry);
     });
 
     const connections: Record<string, Connection> = Object.fromEntries(
@@ -155,11 +163,13 @@ export class PgCluster extends pulumi.ComponentResource {
 
     const balancer = spec.hosts.find((h) => h.roles.includes("balancer"))!;
     const lb = addresses[balancer.name];
+    const clientHost = entryAddress ?? lb;
     const app = spec.postgresql;
     const appPassword = secrets.appPassword;
-    this.primaryUrl = connectionUrl(app.appUser, appPassword, lb, ports.writer, app.database);
-    this.replicaUrl = connectionUrl(app.appUser, appPassword, lb, ports.readers, app.database);
-    this.primaryDirectUrl = connectionUrl(app.appUser, appPassword, lb, ports.writerDirect, app.database);
+    this.primaryUrl = connectionUrl(app.appUser, appPassword, clientHost, ports.writer, app.database);
+    this.replicaUrl = connectionUrl(app.appUser, appPassword, clientHost, ports.readers, app.database);
+    this.primaryDirectUrl = connectionUrl(app.appUser, appPassword, clientHost, ports.writerDirect, app.database);
+    // The stats page is per balancer (the load balancer forwards 5000-5002 only): the first one's.
     this.haproxyStats = pulumi.interpolate`http://${lb}:${ports.stats}/`;
     this.caCert = pki.caBundle;
     this.nodes = addressesOut.apply((a) => spec.hosts.map((h) => ({ name: h.name, address: a[h.name], roles: h.roles, zone: h.zone ?? null })));
@@ -206,10 +216,11 @@ function checkArgs(name: string, args: PgClusterArgs): GivenSecrets {
     else if (typeof given[k as SecretName] === "string" && !SECRET_VALUE.test(given[k as SecretName] as string)) problems.push(valueProblem(k));
   }
   if (spec.provider === "gcp") {
-    // Pulumi names an instance or disk "<resource name>-<7 characters>"; GCE allows 63, lower case.
+    // Pulumi names a GCE resource "<resource name>-<7 characters>"; GCE allows 63, lower case.
     if (!/^[a-z][a-z0-9-]*$/.test(name)) problems.push(`name: with provider gcp, it starts GCE instance and disk names: lower-case letters, digits and '-', starting with a letter`);
-    const longest = Math.max(...spec.hosts.map((h) => `${name}-${hostLabel(spec, h.name)}${h.kind === "db" ? "-data" : ""}`.length));
-    if (longest + 8 > 63) problems.push(`name: with provider gcp, instance and disk names are "${name}-<host>-<7 characters>" and GCE allows 63 characters: shorten the component's name by ${longest + 8 - 63}`);
+    const suffix = gceNameSuffixes(spec).reduce((a, b) => (b.length > a.length ? b : a));
+    const longest = `${name}-${suffix}`.length;
+    if (longest + 8 > 63) problems.push(`name: with provider gcp, instance and disk names (and every other GCE name, the longest "${name}-${suffix}-<7 characters>") must fit GCE's 63 characters: shorten the component's name by ${longest + 8 - 63}`);
   }
   for (const k of SECRET_KEYS) {
     if (given[k] !== undefined) continue;

@@ -1,6 +1,7 @@
 // The cluster's PKI with @pulumi/tls: one CA, a certificate per node (SANs: its IP and name,
-// localhost, the balancers' IPs), a client certificate for replication. Private keys live only
-// in Pulumi's encrypted state; validity and early renewal come from the stack config.
+// localhost, the balancers' IPs and the address in front of them), a client certificate for
+// replication. Private keys live only in Pulumi's encrypted state; validity and early renewal
+// come from the stack config.
 import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
 import type { ClusterSpec } from "../model/config";
@@ -16,7 +17,8 @@ export interface PkiOutputs {
 }
 
 /** `c`: names and parents the resources (children.ts); `${clusterName}-…` are their stack-root names before PgCluster. */
-export function clusterPki(spec: ClusterSpec, address: (host: string) => pulumi.Input<string>, c: Children): PkiOutputs {
+/** `entryAddresses`: what clients dial in front of the balancers (GCP: the internal load balancer); node certificates carry them. */
+export function clusterPki(spec: ClusterSpec, address: (host: string) => pulumi.Input<string>, c: Children, entryAddresses: pulumi.Input<string>[] = []): PkiOutputs {
   const n = spec.clusterName;
   const keyArgs = { algorithm: KEY_ALGORITHM.algorithm, ecdsaCurve: KEY_ALGORITHM.curve };
   // One CA per trusted generation; a generation dropped from the list is deleted with it.
@@ -39,7 +41,7 @@ export function clusterPki(spec: ClusterSpec, address: (host: string) => pulumi.
   }));
   const { key: caKey, cert: ca } = cas[signingGeneration(spec)];
   const certs: PkiOutputs["certs"] = {};
-  for (const req of certRequests(spec, address)) {
+  for (const req of certRequests(spec, address, entryAddresses)) {
     const id = hostLabel(spec, req.id);
     const key = new tls.PrivateKey(c.name(`${id}-key`), keyArgs, c.opts(`${n}-${req.id}-key`));
     const csr = new tls.CertRequest(c.name(`${id}-csr`), {

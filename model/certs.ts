@@ -29,8 +29,10 @@ export function signingGeneration(spec: ClusterSpec): string {
 /**
  * Hosts that need a node certificate: everything that serves TLS (etcd and database nodes).
  * `address` gives a host's IP: a string locally, a Pulumi Output for GCP instances.
+ * `entryAddresses`: what clients dial in front of the balancers, when that is not a balancer's
+ * own address (GCP: the internal load balancer's; none for a static inventory today).
  */
-export function certRequests<A>(spec: ClusterSpec, address: (host: string) => A | string): CertRequest<A | string>[] {
+export function certRequests<A>(spec: ClusterSpec, address: (host: string) => A | string, entryAddresses: readonly (A | string)[] = []): CertRequest<A | string>[] {
   const generation = `ca-${signingGeneration(spec)}.r-${spec.tls.rotation}`;
   const balancers = spec.hosts.filter((h) => h.roles.includes("balancer")).map((h) => address(h.name));
   const nodes = spec.hosts
@@ -40,9 +42,10 @@ export function certRequests<A>(spec: ClusterSpec, address: (host: string) => A 
       commonName: h.name,
       generation,
       // 127.0.0.1/localhost: pgBouncer and the health checks on the node itself verify too.
-      // The balancers' addresses: HAProxy passes TLS through, so a client that dialled the
-      // balancer meets this certificate and must be able to verify it (sslmode=verify-full).
-      ipAddresses: [address(h.name), "127.0.0.1", ...balancers],
+      // The balancers' addresses, and the entry address in front of them: HAProxy passes TLS
+      // through, so a client that dialled either meets this certificate and must be able to
+      // verify it (sslmode=verify-full).
+      ipAddresses: [address(h.name), "127.0.0.1", ...balancers, ...entryAddresses],
       dnsNames: [h.name, "localhost"],
       usages: ["digital_signature", "key_encipherment", "server_auth", "client_auth"],
     }));

@@ -71,3 +71,14 @@ export function reservedAddresses(cidr: string): string[] {
   if (!c || c.prefix > 30) return [];
   return [intToIp(c.network), intToIp(c.network + c.size - 1)];
 }
+
+/**
+ * The four addresses GCP reserves in every subnet's primary range: network, default gateway,
+ * second-to-last and broadcast (https://cloud.google.com/vpc/docs/subnets#unusable-ip-addresses-in-every-subnet).
+ */
+export function gcpReservedAddresses(cidr: string): string[] {
+  const c = parseCidr(cidr);
+  if (!c || c.prefix > 29) return [];
+  const last = c.network + c.size - 1;
+  return [c.network, c.network + 1, last - 1, last].map(intToIp);
+}

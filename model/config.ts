@@ -5,7 +5,7 @@
 // subject has a strict grammar here (the renderers quote it as well: defence in depth). Each
 // top-level key is parsed on its own, so one type error does not hide the other problems.
 import { z } from "zod";
-import { cidrsCoverEverything, cidrsOverlap, ipInCidr, isIPv4, isPrivateCidr, parseCidr, reservedAddresses } from "./cidr";
+import { cidrsCoverEverything, cidrsOverlap, gcpReservedAddresses, ipInCidr, isIPv4, isPrivateCidr, parseCidr, reservedAddresses } from "./cidr";
 import { CLIENT_CERTS, MANAGED_ROLES } from "./identities";
 import { parseHostKey } from "./sshHostKey";
 import { GCP_REGIONS, GCP_ZONES, GCP_ZONES_TAKEN } from "./gcpZones";
@@ -182,6 +182,11 @@ const gcpSchema = z.strictObject({
   dataDiskType: z.enum(["pd-ssd", "pd-balanced", "pd-standard"]).default("pd-ssd"),
   bastionCidr: cidr.default("10.250.0.0/28"),
   sshSourceRanges: z.array(cidr).min(1),
+  /**
+   * The internal load balancer's address in network.cidr (clients dial it); absent: GCP picks a
+   * free one when the address is reserved, and keeps it for as long as the resource lives.
+   */
+  loadBalancerAddress: z.string().refine(isIPv4, "is not an IPv4 address").optional(),
 });
 
 const seconds = " (seconds)";
@@ -555,6 +560,16 @@ export function parseClusterSpec(raw: Record<string, unknown>, ctx: ParseContext
       });
     }
     if (zones && new Set(zones).size !== zones.length) fail(["gcp", "zones"], `lists a zone twice`);
+    // Balancers go round-robin over the zones like every node: with one zone, a zone outage
+    // would take every balancer, and the internal load balancer in front of them with it.
+    const balancerNodes = field("gcp", "balancerNodes");
+    if (zones && balancerNodes !== undefined && balancerNodes >= 2 && new Set(zones).size < 2)
+      fail(["gcp", "zones"], `lists one zone, so the ${balancerNodes} balancers (gcp.balancerNodes) would all be in it and one zone outage would take every one: list at least two zones of the region, or set gcp.balancerNodes: 1`);
+    const lbAddress = field("gcp", "loadBalancerAddress");
+    if (lbAddress !== undefined && networkCidr !== undefined) {
+      if (!ipInCidr(lbAddress, networkCidr)) fail(["gcp", "loadBalancerAddress"], `${lbAddress} is outside network.cidr ${networkCidr}: the internal load balancer's address is reserved in the nodes' subnet`);
+      else if (gcpReservedAddresses(networkCidr).includes(lbAddress)) fail(["gcp", "loadBalancerAddress"], `${lbAddress} is one of the four addresses GCP reserves in network.cidr ${networkCidr} (${gcpReservedAddresses(networkCidr).join(", ")}: network, gateway, second-to-last, broadcast); pick another`);
+    }
     if (networkCidr !== undefined && bastionCidr !== undefined && cidrsOverlap(networkCidr, bastionCidr))
       fail(["gcp", "bastionCidr"], `${bastionCidr} overlaps network.cidr ${networkCidr}; pick a separate range`);
     sourceRanges(["gcp", "sshSourceRanges"], field("gcp", "sshSourceRanges"), "SSH", "use your office/VPN range or IAP's 35.235.240.0/20");

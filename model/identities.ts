@@ -25,7 +25,15 @@ export const ports = {
   readers: 5001,
   writerDirect: 5002,
   stats: 8404,
+  /**
+   * HAProxy's own health answer (HTTP GET /health, 200 while HAProxy serves), for a load balancer
+   * in front of the balancers: GCP's internal load balancer asks it (infra/gcp.ts).
+   */
+  balancerHealth: 8405,
 } as const;
+
+/** The path HAProxy answers on ports.balancerHealth (its monitor-uri). */
+export const BALANCER_HEALTH_PATH = "/health";
 
 export const users = {
   superuser: "postgres",

@@ -1,4 +1,4 @@
-// compile(spec, hosts, pki, secrets) -> Plan. Pure: no I/O, no Pulumi, no clock; the same inputs
+// compile(spec, hosts, pki, secrets[, entryAddress]) -> Plan. Pure: no I/O, no Pulumi, no clock; the same inputs
 // give the same bytes. Both drivers (Pulumi, local SSH) run exactly this plan.
 import type { ClusterSpec } from "../model/config";
 import type { Host, Pki, Plan, RoleContext, Secrets, Step, StepNode } from "./types";
@@ -38,8 +38,11 @@ export function planGraph(spec: ClusterSpec): StepNode[] {
   return nodes;
 }
 
-export function compile(spec: ClusterSpec, hosts: Host[], pki: Pki, secrets: Secrets): Plan {
-  const ctx: RoleContext = { spec, hosts, pki, secrets };
+/** `entryAddress`: see RoleContext (GCP: the internal load balancer's address, required). */
+export function compile(spec: ClusterSpec, hosts: Host[], pki: Pki, secrets: Secrets, entryAddress?: string): Plan {
+  if (spec.provider === "gcp" && !entryAddress)
+    throw new Error(`a GCP plan needs the internal load balancer's address: the balancers bind it and answer its health checks`);
+  const ctx: RoleContext = { spec, hosts, pki, secrets, ...(entryAddress ? { entryAddress } : {}) };
   const byName = new Map(hosts.map((h) => [h.name, h]));
   for (const h of spec.hosts) if (!byName.has(h.name)) throw new Error(`host ${h.name} has no address`);
   for (const h of hosts) {

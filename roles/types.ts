@@ -52,6 +52,12 @@ export interface RoleContext {
   hosts: Host[];
   pki: Pki;
   secrets: Secrets;
+  /**
+   * The address clients dial in front of the balancers, when it is not a balancer's own: on GCP
+   * the internal load balancer's (required there). Every balancer binds it as well and answers
+   * its health checks. Absent for a static inventory: clients dial the first balancer.
+   */
+  entryAddress?: string;
 }
 
 export function stepId(host: string, role: string): string {

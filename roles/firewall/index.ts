@@ -4,6 +4,7 @@
 // so other tables (Docker's, the distribution's) are never flushed.
 import { parseCidr } from "../../model/cidr";
 import { ports } from "../../model/identities";
+import { GCP_HEALTH_CHECK_RANGES } from "../../model/gcpHealthChecks";
 import { render, renderShell } from "../render";
 import { daemonReload, handlerWord, run, shellFn, StepBuilder } from "../step";
 import { stepId } from "../types";
@@ -67,6 +68,7 @@ const WHO = {
   db: "database nodes",
   balancers: "balancers",
   self: "this host",
+  healthChecks: "Google's health checkers (the internal load balancer)",
 };
 
 // The shared per-format guards (roles/quote.ts): a value that is not an address never reaches nft.
@@ -129,6 +131,8 @@ export function hostFirewall(ctx: RoleContext, host: Host): HostFirewall {
     admit([ports.writer, ports.readers, ports.writerDirect], spec.network.clientCidrs, WHO.clients);
     admit([ports.stats], admin, WHO.admin);
     service.push(ports.writer, ports.readers, ports.writerDirect, ports.stats);
+    // GCP's internal load balancer asks HAProxy's health answer, as the VPC rule admits it.
+    if (gcp) admit([ports.balancerHealth], [...GCP_HEALTH_CHECK_RANGES], WHO.healthChecks);
   }
   if (!gcp) admit(service, admin, WHO.admin);
 
@@ -159,6 +163,7 @@ const SERVICE: Record<number, string> = {
   [ports.etcdClient]: "etcd client", [ports.etcdPeer]: "etcd peers", [ports.postgres]: "PostgreSQL",
   [ports.pgbouncer]: "pgBouncer", [ports.patroni]: "Patroni REST", [ports.writer]: "writer",
   [ports.readers]: "readers", [ports.writerDirect]: "writer direct", [ports.stats]: "HAProxy stats",
+  [ports.balancerHealth]: "balancer health",
 };
 
 /** nft syntax: 10.0.0.5 for a host, 5000-5002 for consecutive ports. */

@@ -1,5 +1,5 @@
 // haproxy: the entry points on the balancer host(s); routes by Patroni's REST health over https.
-import { tlsDir, ports } from "../../model/identities";
+import { tlsDir, ports, BALANCER_HEALTH_PATH } from "../../model/identities";
 import { render } from "../render";
 import { daemonReload, reload, shellFn, StepBuilder } from "../step";
 import { stepId } from "../types";
@@ -25,6 +25,12 @@ export const haproxy: RoleUnit = {
     const s = new StepBuilder();
     s.packages("haproxy", "socat");
     const stateFile = "/var/lib/haproxy/server-state";
+    // Where the entry points listen: the balancer's own address, and the entry address in front
+    // of the balancers when there is one. That one is bound "transparent" (IP_TRANSPARENT, else
+    // IP_FREEBIND): on GCP it is no interface address but a local route the guest agent adds once
+    // the load balancer's forwarding rule exists, so HAProxy binds it whether or not it is there yet.
+    const entry = ctx.entryAddress;
+    const binds = [{ address: host.address, foreign: false }, ...(entry ? [{ address: entry, foreign: true }] : [])];
     s.file({
       path: "/etc/systemd/system/haproxy.service.d/pgcluster.conf",
       content: render(ROLE, "haproxy.service.conf", { stateFile }),
@@ -42,6 +48,10 @@ export const haproxy: RoleUnit = {
       content: render(ROLE, "haproxy.cfg", {
         cluster: ctx.spec.clusterName,
         address: host.address,
+        binds,
+        // HAProxy's own health answer, for the load balancer in front (haproxy.cfg says why).
+        health: entry !== undefined,
+        healthPath: BALANCER_HEALTH_PATH,
         ports,
         tls,
         stateFile,

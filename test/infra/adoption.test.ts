@@ -23,6 +23,16 @@ const named = (r: Registered) => r.aliases.filter((a) => a.urn || a.name);
 /** Roles added after the fixture was recorded: their Commands are new resources. */
 const NEW_ROLES = ["firewall", "restart"];
 /**
+ * GCP resources added after the fixture was recorded (the internal load balancer and its
+ * health-check firewall rule): created on the next up, registered without any alias (they had
+ * no stack-root name to be adopted from).
+ */
+const NEW_GCP_TYPES = [
+  "gcp:compute/address:Address", "gcp:compute/instanceGroup:InstanceGroup", "gcp:compute/regionHealthCheck:RegionHealthCheck",
+  "gcp:compute/regionBackendService:RegionBackendService", "gcp:compute/forwardingRule:ForwardingRule",
+];
+const isNewGcpResource = (r: Registered) => NEW_GCP_TYPES.includes(r.type) || (r.type === "gcp:compute/firewall:Firewall" && r.name.endsWith("-lb-health-checks"));
+/**
  * Inputs that carry the step scripts: every pgcluster version changes some script, which runs
  * that step again (an update of the Command, a new check for HostDrift); nothing is replaced on
  * the hosts by it. Every other input (instances, disks, PKI, passwords, connections) must match.
@@ -56,7 +66,13 @@ for (const [stack, old] of Object.entries(FIXTURE.stacks)) {
     });
 
     it("every resource the old program registered is claimed by exactly one child, through an alias to its old name at the stack root, same type", () => {
-      const custom = registered.filter((r) => r.custom);
+      const fresh = registered.filter((r) => r.custom && isNewGcpResource(r));
+      // address, health check, backend service, forwarding rule, firewall rule, and a group per zone with balancers
+      const groups = registered.filter((r) => r.type === "gcp:compute/instanceGroup:InstanceGroup").length;
+      assert.equal(fresh.length, stack === "local" ? 0 : 5 + groups, fresh.map((r) => r.name).join(", "));
+      if (stack !== "local") assert.ok(groups >= 1);
+      for (const r of fresh) assert.deepEqual(named(r), [], `${r.type} ${r.name}: new, so no alias`);
+      const custom = registered.filter((r) => r.custom && !isNewGcpResource(r));
       for (const r of custom) {
         assert.equal(named(r).length, 1, `${r.type} ${r.name}: ${JSON.stringify(r.aliases)}`);
         const [a] = named(r);
@@ -82,7 +98,7 @@ for (const [stack, old] of Object.entries(FIXTURE.stacks)) {
       assert.deepEqual(top.map((c) => [c.name, c.parent]), [[old.config["pgcluster:clusterName"], ""]]);
     });
 
-    it("every adopted resource keeps its inputs (so nothing is replaced), but the drift records of trust-on-first-use hosts, whose re-trust hint names the scan's new URN", () => {
+    it("every adopted resource keeps its inputs (so nothing is replaced), but the drift records of trust-on-first-use hosts, whose re-trust hint names the scan's new URN, and on GCP the node certificate requests, which gain the load balancer's address", () => {
       assert.equal(claimed.size, old.resources.length, "every old resource claimed");
       const differences: string[] = [];
       for (const [r, o] of claimed) {
@@ -91,7 +107,11 @@ for (const [stack, old] of Object.entries(FIXTURE.stacks)) {
           if (now[k] !== o.inputs[k] && !(SCRIPT_INPUTS[r.type] ?? []).includes(k)) differences.push(`${o.name}.${k}`);
       }
       const tofu = old.resources.filter((r) => r.name.endsWith("-hostkey")).map((r) => `${r.name.replace(/-hostkey$/, "")}-drift.retrust`);
-      assert.deepEqual(differences.sort(), tofu.sort());
+      // GCP: the node certificates gain the internal load balancer's address as a SAN, so their
+      // requests (and then the certificates) are issued anew on the next up.
+      const sans = stack === "local" ? [] : old.resources.filter((r) => r.type === "tls:index/certRequest:CertRequest" && /-db-\d+-csr$/.test(r.name)).map((r) => `${r.name}.ipAddresses`);
+      if (stack !== "local") assert.ok(sans.length >= 3, "every database node's certificate request");
+      assert.deepEqual(differences.sort(), [...tofu, ...sans].sort());
       if (stack === "local") assert.equal(tofu.length, 4, "the local stack trusts its hosts on first use");
     });
   });

@@ -125,21 +125,25 @@ describe("PgCluster arguments (mocks)", function () {
     assert.equal(registered.length, 0);
   });
 
-  it("GCP: the component's name starts instance and disk names, so it must fit GCE's grammar and 63 characters with the host and Pulumi's suffix", async () => {
+  it("GCP: the component's name starts every GCE name (instances, disks, firewall rules, the load balancer's parts), so it must fit GCE's grammar and 63 characters with the suffix and Pulumi's 7 characters", async () => {
     const c = stackConfig("dev");
     const raw: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(c)) if (k.startsWith("pgcluster:")) raw[k.slice(10)] = v.startsWith("{") || v.startsWith("[") ? JSON.parse(v) : v;
     const spec = parseComponentSpec(raw, { stack: "dev" });
     const registered = await withMocks("dev", {}, []);
-    // Longest: "<name>-db-1-data-<7>" = name + 18 characters.
-    assert.throws(() => new PgCluster("n".repeat(46), { spec, sshPrivateKey: PEM_KEY }), /name: with provider gcp, instance and disk names .* shorten the component's name by 1$/m);
+    // Longest: the firewall rules "<name>-bastion-to-nodes-<7>" and "<name>-lb-health-checks-<7>" = name + 25 characters.
+    assert.throws(() => new PgCluster("n".repeat(39), { spec, sshPrivateKey: PEM_KEY }), /name: with provider gcp, instance and disk names \(and every other GCE name, the longest "n{39}-(bastion-to-nodes|lb-health-checks)-<7 characters>"\) must fit GCE's 63 characters: shorten the component's name by 1$/m);
     assert.throws(() => new PgCluster("Orders", { spec, sshPrivateKey: PEM_KEY }), /name: with provider gcp, it starts GCE instance and disk names: lower-case/);
     await settleAll();
     assert.equal(registered.length, 0);
-    new PgCluster("n".repeat(45), { spec, sshPrivateKey: PEM_KEY });
+    new PgCluster("n".repeat(38), { spec, sshPrivateKey: PEM_KEY });
     await settleAll();
-    const disks = registered.filter((r) => r.type === "gcp:compute/disk:Disk").map((d) => d.name.length);
-    assert.equal(Math.max(...disks) + 8, 63);
+    // Every GCE resource Pulumi names ("<resource name>-<7>") fits, and the longest just does:
+    // the check knows every suffix the component uses.
+    const gce = registered.filter((r) => r.type.startsWith("gcp:compute/") && r.inputs.name === undefined).map((r) => r.name.length + 8);
+    assert.ok(gce.length > 15, `${gce.length} GCE resources`);
+    assert.ok(gce.every((n) => n <= 63));
+    assert.equal(Math.max(...gce), 63);
   });
 
   it("a password given as an Output is checked when known, without showing it", async () => {

@@ -1,7 +1,7 @@
 // Shared test inputs: a stack's spec with a real (in-process) PKI and fixed secrets.
 import { readStackFile, specFromStackFile } from "../../model/stackFile";
 import type { ClusterSpec } from "../../model/config";
-import { SECRET_KEYS } from "../../model/config";
+import { SECRET_KEYS, parseClusterSpec } from "../../model/config";
 import { ensurePki, toPki, type LocalPkiState } from "../../local/pki";
 import type { Host, Pki, Secrets, Step } from "../../roles/types";
 import type { FileAction } from "../../roles/step";
@@ -9,6 +9,12 @@ import { ROLE_PASSWORDS, saltName } from "../../roles/scram";
 
 export function localSpec(): ClusterSpec {
   return specFromStackFile(readStackFile("local"));
+}
+
+/** A GCP stack's spec (dev, prod), with a placeholder SSH key (the stack file has none). */
+export function gcpStackSpec(stack: string): ClusterSpec {
+  const sf = readStackFile(stack);
+  return parseClusterSpec({ sshPrivateKey: "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n", ...sf.values }, { stack, secretKeys: new Set(["sshPrivateKey"]), source: `Pulumi.${stack}.yaml` });
 }
 
 export function hostsOf(spec: ClusterSpec, addr: (i: number) => string = (i) => `10.99.0.${10 + i}`): Host[] {

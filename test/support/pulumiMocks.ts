@@ -70,11 +70,20 @@ export function mockInstanceName(logical: string): string {
   return `${logical}-${crypto.createHash("sha256").update(logical).digest("hex").slice(0, 7)}`;
 }
 
+/** An internal address GCP picks when none is asked for (mock): outside the instances' 10.9.0.10… */
+export const MOCK_INTERNAL_ADDRESS = "10.9.0.200";
+
+/** A GCE resource's selfLink, as the API returns it. */
+export function mockSelfLink(kind: string, where: string, name: string): string {
+  return `https://www.googleapis.com/compute/v1/projects/mock-project/${where}/${kind}/${name}`;
+}
+
 /** Instance addresses are numbered in registration order from 10.9.0.10, anew for each program run. */
 let fakeIp = 10;
 const computed: Record<string, (inputs: any, name: string) => Record<string, unknown>> = {
   "gcp:compute/instance:Instance": (inputs, name) => ({
     name: mockInstanceName(name),
+    selfLink: mockSelfLink("instances", `zones/${inputs.zone}`, mockInstanceName(name)),
     networkInterfaces: (inputs.networkInterfaces ?? []).map((ni: any) => ({
       ...ni,
       networkIp: `10.9.0.${fakeIp++}`,
@@ -82,6 +91,8 @@ const computed: Record<string, (inputs: any, name: string) => Record<string, unk
     })),
   }),
   "gcp:serviceaccount/account:Account": (inputs) => ({ email: `${inputs.accountId}@example.iam.gserviceaccount.com` }),
+  "gcp:compute/address:Address": (inputs) => ({ address: inputs.address ?? MOCK_INTERNAL_ADDRESS }),
+  "gcp:compute/instanceGroup:InstanceGroup": (inputs, name) => ({ selfLink: mockSelfLink("instanceGroups", `zones/${inputs.zone}`, name) }),
   "tls:index/privateKey:PrivateKey": (_i, name) => ({ privateKeyPem: `-----BEGIN PRIVATE KEY-----\n${name}\n-----END PRIVATE KEY-----\n`, publicKeyOpenssh: "ssh-ed25519 AAAA" }),
   "tls:index/selfSignedCert:SelfSignedCert": (_i, name) => ({ certPem: `-----BEGIN CERTIFICATE-----\n${name}\n-----END CERTIFICATE-----\n` }),
   "tls:index/certRequest:CertRequest": (_i, name) => ({ certRequestPem: `csr ${name}` }),

@@ -124,7 +124,8 @@ describe("roles as typed units", () => {
       const hosts = hostsOf(spec);
       const pair = { cert: "CERT", key: "KEY" };
       const pki = { ca: "CA", caBundle: "CA", nodes: Object.fromEntries(hosts.map((h) => [h.name, pair])), replication: pair, pooler: pair };
-      const plan = compile(spec, hosts, pki, TEST_SECRETS);
+      // GCP: the internal load balancer's address, known only once it is reserved.
+      const plan = compile(spec, hosts, pki, TEST_SECRETS, spec.provider === "gcp" ? "10.99.0.200" : undefined);
       assert.deepEqual(plan.steps.map(({ id, host, role, after }) => ({ id, host, role, after })), graph, stack);
       assert.deepEqual(new Set(graph.map((s) => s.role)), new Set(ROLES.filter((r) => r.hosts(spec).length).map((r) => r.name)), stack);
     }

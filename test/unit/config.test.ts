@@ -257,6 +257,32 @@ describe("stack config validation", () => {
     for (const env of ["staging", "preprod", "products", "dev"]) assert.equal(parseClusterSpec(gcpConfig({}, { environment: env }), ctx).environment, env);
   });
 
+  it("gcp: two or more balancers need two zones, and land in two (the internal load balancer's backends)", () => {
+    rejects(gcpConfig({ zones: ["europe-west1-b"], balancerNodes: 2 }), "pgcluster:gcp.zones", /lists one zone, so the 2 balancers .* would all be in it .*at least two zones .*or set gcp.balancerNodes: 1/);
+    // one balancer in one zone is allowed, as before
+    parseClusterSpec(gcpConfig({ zones: ["europe-west1-b"], balancerNodes: 1 }), ctx);
+    const two = parseClusterSpec(gcpConfig({ zones: ["europe-west1-b", "europe-west1-c"], balancerNodes: 2 }), ctx);
+    const zones = two.hosts.filter((h) => h.roles.includes("balancer")).map((h) => h.zone);
+    assert.deepEqual(zones, ["europe-west1-b", "europe-west1-c"]);
+    const three = parseClusterSpec(gcpConfig({ balancerNodes: 3 }), ctx);
+    assert.equal(new Set(three.hosts.filter((h) => h.kind === "balancer").map((h) => h.zone)).size, 3);
+  });
+
+  it("gcp.loadBalancerAddress: an IPv4 address inside network.cidr that GCP does not reserve", () => {
+    assert.equal(parseClusterSpec(gcpConfig({ loadBalancerAddress: "10.1.0.100" }), ctx).gcp!.loadBalancerAddress, "10.1.0.100");
+    assert.equal(parseClusterSpec(gcpConfig(), ctx).gcp!.loadBalancerAddress, undefined, "absent: GCP picks one");
+    rejects(gcpConfig({ loadBalancerAddress: "10.1.1.5" }), "pgcluster:gcp.loadBalancerAddress", /10\.1\.1\.5 is outside network.cidr 10\.1\.0\.0\/24/);
+    // network 10.1.0.0/24: .0 network, .1 gateway, .254 second-to-last, .255 broadcast
+    for (const a of ["10.1.0.0", "10.1.0.1", "10.1.0.254", "10.1.0.255"])
+      rejects(gcpConfig({ loadBalancerAddress: a }), "pgcluster:gcp.loadBalancerAddress", /is one of the four addresses GCP reserves in network.cidr 10\.1\.0\.0\/24 \(10\.1\.0\.0, 10\.1\.0\.1, 10\.1\.0\.254, 10\.1\.0\.255/);
+    parseClusterSpec(gcpConfig({ loadBalancerAddress: "10.1.0.2" }), ctx);
+    parseClusterSpec(gcpConfig({ loadBalancerAddress: "10.1.0.253" }), ctx);
+    for (const bad of ["10.1.0", "10.1.0.300", "10.1.0.5/32", " 10.1.0.5", "10.1.0.5; rm -rf /", 17])
+      rejects(gcpConfig({ loadBalancerAddress: bad }), "pgcluster:gcp.loadBalancerAddress", /is not an IPv4 address|expected string/);
+    // for provider gcp only: a static stack has no gcp object at all
+    rejects(staticConfig({ gcp: { loadBalancerAddress: "10.1.0.100" } }), "pgcluster:gcp", /is only for provider gcp/);
+  });
+
   it("gcp: clusterName keeps every derived id valid (service account id ≤ 30 characters)", () => {
     assert.equal(GCP_MAX_CLUSTER_NAME, 24);
     const long = "a".repeat(25);

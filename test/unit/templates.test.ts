@@ -7,8 +7,9 @@ import * as ini from "ini";
 import { compile } from "../../roles/compile";
 import { render } from "../../roles/render";
 import type { Pki, Plan } from "../../roles/types";
-import { localSpec, hostsOf, testPki, TEST_SECRETS, fileOf } from "../support/fixtures";
+import { localSpec, gcpStackSpec, hostsOf, testPki, TEST_SECRETS, fileOf } from "../support/fixtures";
 import { run } from "../support/tools";
+import { spawnSync } from "child_process";
 
 describe("rendered configuration files", () => {
   let plan: Plan;
@@ -171,5 +172,80 @@ for error, code in [("OK: HTTP status code 200; transport: missing content-type 
     fs.writeFileSync(cfg, text.replace(/\/etc\/haproxy\/pki\/ca\.crt/g, ca));
     const r = run("haproxy", ["-c", "-f", cfg]);
     assert.equal(r.code, 0, r.out);
+    // A static inventory has no address in front of its balancers: no other bind, no health answer.
+    assert.doesNotMatch(text, /transparent|8405|monitor-uri/);
+  });
+
+  describe("haproxy.cfg behind GCP's internal load balancer (prod: two balancers)", () => {
+    const ENTRY = "10.30.0.100";
+    let gcpPlan: Plan;
+    let text: string;
+    let lb: string;
+    before(async () => {
+      const spec = gcpStackSpec("prod");
+      const hosts = hostsOf(spec, (i) => `10.30.0.${10 + i}`);
+      // Node certificates do not matter to haproxy.cfg: the nodes' names are the local PKI's.
+      const pair = { cert: "C", key: "K" };
+      gcpPlan = compile(spec, hosts, { ...pki, nodes: Object.fromEntries(hosts.map((h) => [h.name, pair])) }, TEST_SECRETS, ENTRY);
+      lb = hosts.find((h) => h.roles.includes("balancer"))!.address;
+      text = fileOf(gcpPlan.steps.find((s) => s.id === "pgprod-lb-1/haproxy"), "/etc/haproxy/haproxy.cfg");
+    });
+
+    it("a GCP plan without the load balancer's address is refused at compile", () => {
+      const spec = gcpStackSpec("prod");
+      assert.throws(() => compile(spec, hostsOf(spec), pki, TEST_SECRETS), /a GCP plan needs the internal load balancer's address/);
+    });
+
+    it("binds the balancer's address and the load balancer's (transparent) on 5000-5002 and 8405; /health on 8405; passes haproxy -c", () => {
+      for (const p of ["5000", "5001", "5002", "8405"]) {
+        assert.match(text, new RegExp(`^    bind ${lb.replace(/\./g, "\\.")}:${p}$`, "m"), `${lb}:${p}`);
+        assert.match(text, new RegExp(`^    bind 10\\.30\\.0\\.100:${p} transparent$`, "m"), `${ENTRY}:${p}`);
+      }
+      assert.match(text, /^    bind [\d.]+:8404$/m, "stats on the balancer's own address only");
+      assert.doesNotMatch(text, /10\.30\.0\.100:8404/, "the stats page is not bound to the load balancer's address");
+      assert.match(text, /^frontend balancer_health\n    mode http\n(.*\n)*?    monitor-uri \/health\n    http-request deny\n/m);
+      const ca = path.join(tmp, "gcp-ca.crt");
+      fs.writeFileSync(ca, pki.caBundle);
+      const cfg = path.join(tmp, "gcp-haproxy.cfg");
+      fs.writeFileSync(cfg, text.replace(/\/etc\/haproxy\/pki\/ca\.crt/g, ca));
+      const r = run("haproxy", ["-c", "-f", cfg]);
+      assert.equal(r.code, 0, r.out);
+      assert.doesNotMatch(r.out, /ALERT|balancer_health|transparent/, r.out);
+    });
+
+    it("run in a scratch network namespace: binds the load balancer's address before it is local; once the local route exists (as GCP's guest agent adds it) /health answers 200 there, other paths 403", () => {
+      // Paths HAProxy would use on a host point into a scratch directory; the user stays root
+      // (no haproxy user inside an unprivileged namespace). Nothing outside the namespace is touched.
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pgc-hap-"));
+      fs.writeFileSync(path.join(dir, "ca.crt"), pki.caBundle);
+      const cfg = text
+        .replace(/\/etc\/haproxy\/pki\/ca\.crt/g, path.join(dir, "ca.crt"))
+        .replace(/^\s*(user|group|daemon|log) .*$|^\s*daemon$/gm, "")
+        .replace(/stats socket \S+/, `stats socket ${path.join(dir, "admin.sock")}`)
+        .replace(/server-state-file \S+/, `server-state-file ${path.join(dir, "state")}`);
+      fs.writeFileSync(path.join(dir, "haproxy.cfg"), cfg);
+      const script = `
+        set -u
+        ip link set lo up && ip addr add "$2/32" dev lo || exit 2
+        haproxy -db -f "$1/haproxy.cfg" >"$1/haproxy.log" 2>&1 & pid=$!
+        for _ in $(seq 50); do curl -s -o /dev/null "http://$2:8405/health" && break; sleep 0.1; done
+        code() { curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$1"; }
+        echo "before-route $(code "http://$3:8405/health")"
+        ip route add local "$3/32" dev lo table local proto 66 || exit 3
+        echo "own $(code "http://$2:8405/health")"
+        echo "entry $(code "http://$3:8405/health")"
+        echo "other $(code "http://$3:8405/stats")"
+        kill "$pid"; wait "$pid" 2>/dev/null
+        cat "$1/haproxy.log" >&2`;
+      const unshare = process.getuid?.() === 0 ? ["-n"] : ["-r", "-n"];
+      const r = spawnSync("unshare", [...unshare, "bash", "-c", script, "bash", dir, lb, ENTRY], { encoding: "utf8", timeout: 30_000 });
+      fs.rmSync(dir, { recursive: true, force: true });
+      assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
+      assert.match(r.stdout, /^before-route 000$/m, "not reachable before the route: the bind did not need it");
+      assert.match(r.stdout, /^own 200$/m, r.stdout + r.stderr);
+      assert.match(r.stdout, /^entry 200$/m, r.stdout + r.stderr);
+      assert.match(r.stdout, /^other 403$/m, r.stdout + r.stderr);
+      assert.doesNotMatch(r.stderr, /cannot bind|balancer_health'? .*(error|fail)/i, r.stderr);
+    });
   });
 });
