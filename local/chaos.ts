@@ -355,6 +355,7 @@ export const SCENARIOS: Record<string, (c: LocalCluster) => Promise<ScenarioResu
     const r = await apply({ ...c2, spec, plan: compile(spec, c2.hosts, c2.pki, c2.secrets) }, () => {});
     if (r.code !== 0) throw new Error(`apply with shared_buffers 256MB failed: ${failedSteps(r)}`);
     const after = await starts();
+    notes.push(`leader after the apply: ${await leader(c2)}`);
     const order = dbNodes(c2).filter((n) => after[n] !== before[n]).sort((a, b) => Date.parse(after[a]) - Date.parse(after[b]));
     notes.push(`restarted in order: ${order.join(", ") || "none"} (leader before: ${l})`);
     const values = await Promise.all(dbNodes(c2).map(async (n) => `${n} ${await psqlOn(c2, n, "show shared_buffers")}`));
