@@ -87,7 +87,7 @@ for (const stack of ["dev", "prod", "local"]) {
 
     it("keeps passwords secret: generated ones from @pulumi/random with rotation keepers, outputs secret", async () => {
       const pws = ofType(ctx.registered, "random:index/randomPassword:RandomPassword");
-      assert.equal(pws.length, 6);
+      assert.equal(pws.length, 7);
       for (const p of pws) assert.deepEqual(p.inputs.keepers, { rotation: "0", rotate: "" });
       for (const k of ["DATABASE_URL_PRIMARY", "DATABASE_URL_REPLICA"] as const)
         assert.equal(await (ctx.out[k] as any).isSecret, true, k);
@@ -352,7 +352,7 @@ for (const stack of ["dev", "prod", "local"]) {
       const url = await settle(out.DATABASE_URL_PRIMARY);
       assert.match(url, /^postgresql:\/\/app:s3cret-app-password-16@/);
       assert.equal(await (out.DATABASE_URL_PRIMARY as any).isSecret, true);
-      assert.equal(ofType(registered, "random:index/randomPassword:RandomPassword").length, 5);
+      assert.equal(ofType(registered, "random:index/randomPassword:RandomPassword").length, 6);
     });
 
     it("rotation: the rotation value is a keeper of every generated password", async () => {
