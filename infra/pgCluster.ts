@@ -104,8 +104,8 @@ export class PgCluster extends pulumi.ComponentResource {
     let retrust: Record<string, pulumi.Input<string>>;
     let proxy: Connection["proxy"];
     // The address clients dial in front of the balancers, when there is one (GCP: the internal
-    // load balancer). A static inventory has none yet (issue #12 item 1 will put a floating
-    // address here): its clients dial the first balancer, as before.
+    // load balancer). A static inventory's is network.floatingAddress (keepalived), which
+    // compile() and the certificates take from the spec; without one, the first balancer.
     let entryAddress: pulumi.Output<string> | undefined;
     if (spec.provider === "gcp") {
       const g = gcpHosts(spec, c);
@@ -163,7 +163,7 @@ export class PgCluster extends pulumi.ComponentResource {
 
     const balancer = spec.hosts.find((h) => h.roles.includes("balancer"))!;
     const lb = addresses[balancer.name];
-    const clientHost = entryAddress ?? lb;
+    const clientHost = entryAddress ?? spec.network.floatingAddress ?? lb;
     const app = spec.postgresql;
     const appPassword = secrets.appPassword;
     this.primaryUrl = connectionUrl(app.appUser, appPassword, clientHost, ports.writer, app.database);

@@ -4,7 +4,7 @@
 // switch over, lose etcd members, restart everything) and check what survived.
 import { Client } from "pg";
 import type { LocalCluster } from "./cluster";
-import { loadSpec, patroniCluster, type Member } from "./cluster";
+import { clientAddress, loadSpec, patroniCluster, type Member } from "./cluster";
 import { compile } from "../roles/compile";
 import { killNode, nodeExec, poweroffNode, setNodeLink, startNode, nodeRunning } from "./hosts";
 import { SplitBrainProbe, type NodeState, type ProbeReport } from "./splitBrainProbe";
@@ -44,9 +44,8 @@ export class WriteLoad {
   constructor(private readonly c: LocalCluster, readonly run: string, private readonly intervalMs = 50, private readonly port: number = ports.writer) {}
 
   private connect(): Client {
-    const lb = this.c.hosts.find((h) => h.roles.includes("balancer"))!;
     return new Client({
-      host: lb.address, port: this.port, user: this.c.spec.postgresql.appUser, password: this.c.secrets.appPassword,
+      host: clientAddress(this.c), port: this.port, user: this.c.spec.postgresql.appUser, password: this.c.secrets.appPassword,
       database: this.c.spec.postgresql.database, ssl: { ca: this.c.pki.ca, rejectUnauthorized: true },
       connectionTimeoutMillis: 1000, query_timeout: 3000,
     });

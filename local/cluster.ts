@@ -73,13 +73,18 @@ export async function loadCluster(stack: string, overrides: Record<string, unkno
   };
 }
 
+/** What clients dial: the balancers' floating address, or the first balancer when there is none. */
+export function clientAddress(c: Pick<LocalCluster, "spec" | "hosts">): string {
+  return c.spec.network.floatingAddress ?? c.hosts.find((h) => h.roles.includes("balancer"))!.address;
+}
+
 export function connectionUrls(c: LocalCluster, mask = true): Record<string, string> {
-  const lb = c.hosts.find((h) => h.roles.includes("balancer"))!;
+  const entry = clientAddress(c);
   const pw = mask ? "****" : encodeURIComponent(c.secrets.appPassword);
   const { appUser, database } = c.spec.postgresql;
   const ca = path.join(c.stateDir, "ca.crt");
   // Every part a URL cannot hold literally is encoded (names are validated too, but a URL is its own format).
-  const url = (port: number) => `postgresql://${encodeURIComponent(appUser)}:${pw}@${lb.address}:${port}/${encodeURIComponent(database)}?sslmode=verify-full&sslrootcert=${ca.split("/").map(encodeURIComponent).join("/")}`;
+  const url = (port: number) => `postgresql://${encodeURIComponent(appUser)}:${pw}@${entry}:${port}/${encodeURIComponent(database)}?sslmode=verify-full&sslrootcert=${ca.split("/").map(encodeURIComponent).join("/")}`;
   return { DATABASE_URL_PRIMARY: url(ports.writer), DATABASE_URL_REPLICA: url(ports.readers), DATABASE_URL_PRIMARY_DIRECT: url(ports.writerDirect) };
 }
 
