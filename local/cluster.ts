@@ -10,7 +10,7 @@ import type { Host, Pki, Plan, Secrets } from "../roles/types";
 import { ports, users } from "../model/identities";
 import { shq } from "../roles/quote";
 import { ensureSecrets, ensureLocalPki, ensureSshKey, stateDir } from "./state";
-import { mergeKnownHosts, writeKnownHosts, type SshConfig, type SshTarget } from "./ssh";
+import { mergeKnownHosts, ssh, writeKnownHosts, type SshConfig, type SshTarget } from "./ssh";
 
 export interface LocalCluster {
   spec: ClusterSpec;
@@ -123,4 +123,23 @@ export async function patroniCluster(c: LocalCluster): Promise<Member[]> {
     } catch { /* next member */ }
   }
   throw new Error("no Patroni member answered on :8008");
+}
+
+/** Runs a command on a host and gives its exit code and output. */
+export type HostReader = (host: string, argv: string[]) => Promise<{ code: number; out: string }>;
+
+/**
+ * Which balancers carry the floating address now: "holds", "free", or "unknown" for one that
+ * could not be asked (never counted as not holding it). `read` runs on a balancer (default: SSH).
+ */
+export async function floatingAddressHolders(c: Pick<LocalCluster, "spec" | "hosts" | "ssh" | "targets">, read?: HostReader): Promise<Record<string, "holds" | "free" | "unknown">> {
+  const floating = c.spec.network.floatingAddress;
+  if (!floating) throw new Error(`stack ${c.spec.stack} has no network.floatingAddress`);
+  const viaSsh: HostReader = (h, argv) => ssh(c.ssh, c.targets[h], argv.map((a) => shq(a)).join(" "), "", 10_000, 3);
+  const balancers = c.hosts.filter((h) => h.roles.includes("balancer")).map((h) => h.name);
+  const states = await Promise.all(balancers.map(async (b) => {
+    const r = await (read ?? viaSsh)(b, ["ip", "-o", "-4", "addr", "show", "to", `${floating}/32`]);
+    return [b, r.code !== 0 ? "unknown" : r.out.includes(` ${floating}/32 `) ? "holds" : "free"] as const;
+  }));
+  return Object.fromEntries(states);
 }

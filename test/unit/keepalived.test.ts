@@ -46,7 +46,7 @@ describe("balancer pair (keepalived, static inventories)", () => {
       const conf = fileOf(step(`${me}/keepalived`), CONFIG_FILE);
       const own = hosts.find((h) => h.name === me)!.address;
       for (const line of [
-        `router_id ${me}`, "state BACKUP", "nopreempt", "virtual_router_id 51", "priority 100", "advert_int 1",
+        `router_id ${me}`, "state BACKUP", "nopreempt", "virtual_router_id 51", "priority 250", "advert_int 1",
         `unicast_src_ip ${own}`, "auth_type PASS", `auth_pass ${TEST_SECRETS.vrrpPassword.slice(0, VRRP_PASSWORD_LENGTH)}`,
         "10.213.0.5/32", `include ${INTERFACE_FILE}`, "enable_script_security", "script_user nobody nogroup",
         `script "/usr/bin/curl -fs -o /dev/null --max-time 1 http://${own}:8405/health"`,
