@@ -16,6 +16,8 @@ const TARGETS: Record<string, string> = {
   "patroni-upgrade": "<= 6 s (switchovers, no failover)",
   "pending-restart": "<= 3 s (one switchover per rolling restart)",
   "full-restart": "-",
+  "kill-active-balancer": "<= 3 s, the address moved once (issue #12)",
+  "kill-haproxy": "<= 3 s, the address moved at most once (issue #12)",
 };
 
 const unobserved = (r: ScenarioResult) => Math.max(...Object.values(r.probe.longestUnobserved).map((g) => g.ms));

@@ -83,7 +83,7 @@ export class PgCluster extends pulumi.ComponentResource {
   readonly replicaDirectUrl: pulumi.Output<string>;
   /**
    * HAProxy's stats pages (port 8404): the entry address's first when there is one (GCP: the
-   * internal load balancer's), then every balancer's. Reachable from network.adminCidrs only,
+   * internal load balancer's; static: network.floatingAddress), then every balancer's. Reachable from network.adminCidrs only,
    * user "stats", password the secret statsPassword.
    */
   readonly haproxyStats: pulumi.Output<string[]>;
@@ -115,8 +115,8 @@ export class PgCluster extends pulumi.ComponentResource {
     let retrust: Record<string, pulumi.Input<string>>;
     let proxy: Connection["proxy"];
     // The address clients dial in front of the balancers, when there is one (GCP: the internal
-    // load balancer). A static inventory has none yet (issue #12 item 1 will put a floating
-    // address here): its clients dial the first balancer, as before.
+    // load balancer). A static inventory's is network.floatingAddress (keepalived), which
+    // compile() and the certificates take from the spec; without one, the first balancer.
     let entryAddress: pulumi.Output<string> | undefined;
     if (spec.provider === "gcp") {
       const g = gcpHosts(spec, c);
@@ -174,7 +174,7 @@ export class PgCluster extends pulumi.ComponentResource {
 
     const balancers = spec.hosts.filter((h) => h.roles.includes("balancer"));
     const lb = addresses[balancers[0].name];
-    const clientHost = entryAddress ?? lb;
+    const clientHost = entryAddress ?? spec.network.floatingAddress ?? lb;
     const app = spec.postgresql;
     const appPassword = secrets.appPassword;
     this.primaryUrl = connectionUrl(app.appUser, appPassword, clientHost, ports.writer, app.database);
@@ -182,7 +182,7 @@ export class PgCluster extends pulumi.ComponentResource {
     this.primaryDirectUrl = connectionUrl(app.appUser, appPassword, clientHost, ports.writerDirect, app.database);
     this.replicaDirectUrl = connectionUrl(app.appUser, appPassword, clientHost, ports.readersDirect, app.database);
     // Each balancer has its own page (its own view of the servers); the entry address's is one of them.
-    this.haproxyStats = pulumi.all([entryAddress, ...balancers.map((b) => addresses[b.name])])
+    this.haproxyStats = pulumi.all([entryAddress ?? spec.network.floatingAddress, ...balancers.map((b) => addresses[b.name])])
       .apply(([entry, ...lbs]) => [...(entry ? [entry] : []), ...lbs].map((a) => `http://${a}:${ports.stats}/`));
     this.haproxyStatsPassword = secrets.statsPassword;
     this.caCert = pki.caBundle;

@@ -4,7 +4,7 @@
 // switch over, lose etcd members, restart everything) and check what survived.
 import { Client } from "pg";
 import type { LocalCluster } from "./cluster";
-import { loadSpec, patroniCluster, type Member } from "./cluster";
+import { clientAddress, floatingAddressHolders, loadSpec, patroniCluster, type Member } from "./cluster";
 import { compile } from "../roles/compile";
 import { killNode, nodeExec, poweroffNode, setNodeLink, startNode, nodeRunning } from "./hosts";
 import { SplitBrainProbe, type NodeState, type ProbeReport } from "./splitBrainProbe";
@@ -44,9 +44,8 @@ export class WriteLoad {
   constructor(private readonly c: LocalCluster, readonly run: string, private readonly intervalMs = 50, private readonly port: number = ports.writer) {}
 
   private connect(): Client {
-    const lb = this.c.hosts.find((h) => h.roles.includes("balancer"))!;
     return new Client({
-      host: lb.address, port: this.port, user: this.c.spec.postgresql.appUser, password: this.c.secrets.appPassword,
+      host: clientAddress(this.c), port: this.port, user: this.c.spec.postgresql.appUser, password: this.c.secrets.appPassword,
       database: this.c.spec.postgresql.database, ssl: { ca: this.c.pki.ca, rejectUnauthorized: true },
       connectionTimeoutMillis: 1000, query_timeout: 3000,
     });
@@ -385,6 +384,26 @@ export const SCENARIOS: Record<string, (c: LocalCluster) => Promise<ScenarioResu
     },
     cleanup: async (c2) => { await Promise.all(dbNodes(c2).map((n) => ssh(c2.ssh, c2.targets[n], "systemctl start --no-block etcd", "", 30_000))); },
   }),
+  /** #12: the balancer holding the floating address loses power; the other one takes the address. */
+  "kill-active-balancer": balancerScenario("kill-active-balancer", async (_c, holder, notes) => {
+    killNode(holder);
+    notes.push(`${holder} killed (power cut)`);
+  }, async (c2, holder, notes) => {
+    const t = Date.now();
+    await startNode(c2.spec, holder, () => sshReady(c2, holder));
+    await balancerServing(holder);
+    notes.push(`${holder} back and serving after ${((Date.now() - t) / 1000).toFixed(1)} s`);
+  }),
+  /** #12: HAProxy alone killed (-9, every process of it) on the balancer holding the floating address. */
+  "kill-haproxy": balancerScenario("kill-haproxy", async (_c, holder, notes) => {
+    const r = await nodeExec(holder, ["pkill", "-9", "-x", "haproxy"]);
+    if (r.code !== 0) throw new Error(`pkill haproxy on ${holder}: ${r.out.trim()}`);
+    notes.push(`every haproxy process on ${holder} killed (SIGKILL)`);
+  }, async (_c2, holder, notes) => {
+    const t = Date.now();
+    await balancerServing(holder);
+    notes.push(`HAProxy on ${holder} serving again ${((Date.now() - t) / 1000).toFixed(1)} s after the writes resumed`);
+  }),
   /** 6: every database host powered off, then started: same data, a leader, writes resume. */
   "full-restart": (c) => scenario(c, "full-restart", async (c2, _l, notes) => {
     await Promise.all(dbNodes(c2).map((n) => poweroffNode(n)));
@@ -393,6 +412,116 @@ export const SCENARIOS: Record<string, (c: LocalCluster) => Promise<ScenarioResu
     notes.push("all database hosts started");
   }, { cleanup: (c2) => startStopped(c2) }),
 };
+
+const balancerNodes = (c: LocalCluster) => c.hosts.filter((h) => h.roles.includes("balancer")).map((h) => h.name);
+
+/**
+ * Which running balancers carry the floating address now, read inside each one (a stopped one
+ * holds nothing). A balancer that cannot be read makes the answer unknown: an error, never
+ * "not holding it".
+ */
+export async function floatingHolders(c: LocalCluster): Promise<string[]> {
+  const states = await floatingAddressHolders(c, (b, argv) => (nodeRunning(b) ? nodeExec(b, argv) : Promise.resolve({ code: 0, out: "" })));
+  const unknown = Object.keys(states).filter((b) => states[b] === "unknown");
+  if (unknown.length) throw new Error(`cannot read the addresses of ${unknown.join(", ")}`);
+  return Object.keys(states).filter((b) => states[b] === "holds");
+}
+
+/** Samples the floating address's holder(s) every ~250 ms; every change is kept. */
+export class FloatingWatch {
+  readonly changes: { at: number; holders: string[] }[] = [];
+  readonly errors: string[] = [];
+  private stopped = false;
+  private loop?: Promise<void>;
+  constructor(private readonly c: LocalCluster) {}
+  start(): this {
+    this.loop = (async () => {
+      while (!this.stopped) {
+        try {
+          const h = (await floatingHolders(this.c)).sort();
+          const last = this.changes[this.changes.length - 1];
+          if (!last || last.holders.join() !== h.join()) this.changes.push({ at: Date.now(), holders: h });
+        } catch (e) { this.errors.push((e as Error).message); }
+        await sleep(250);
+      }
+    })();
+    return this;
+  }
+  async stop(): Promise<void> { this.stopped = true; await this.loop; }
+  /** Times the address arrived on a balancer other than the one before it (gaps with no holder skipped). */
+  moves(): number {
+    const owners = this.changes.filter((x) => x.holders.length === 1).map((x) => x.holders[0]);
+    return owners.filter((o, i) => i > 0 && o !== owners[i - 1]).length;
+  }
+  /** Ever two balancers holding it at once. */
+  doubleHeld(): boolean { return this.changes.some((x) => x.holders.length > 1); }
+  describe(): string {
+    const t0 = this.changes[0]?.at ?? 0;
+    return this.changes.map((x) => `+${((x.at - t0) / 1000).toFixed(1)} s ${x.holders.join("+") || "nobody"}`).join(", ");
+  }
+}
+
+/** The one balancer holding the floating address (bounded wait). */
+async function soleHolder(c: LocalCluster, seconds = 30): Promise<string> {
+  return until("exactly one balancer holding the floating address", seconds, async () => {
+    const h = await floatingHolders(c);
+    return h.length === 1 ? h[0] : undefined;
+  });
+}
+
+async function keepalivedState(node: string): Promise<string> {
+  const r = await nodeExec(node, ["bash", "-c", "journalctl -b -u keepalived -o cat --no-pager | grep -oE 'Entering (MASTER|BACKUP|FAULT) STATE' | tail -n 1"], 10_000);
+  return r.code === 0 ? r.out.trim().replace(/^Entering | STATE$/g, "") || "none" : `unknown (${r.out.trim()})`;
+}
+
+/**
+ * Balancer faults: the floating address must move once to the other balancer (writes through it
+ * resume), and stay there when the failed one is back (no second move); the pair is whole again
+ * (the returned one BACKUP, HAProxy serving on it).
+ */
+function balancerScenario(name: string, fault: (c: LocalCluster, holder: string, notes: string[]) => Promise<void>, returns: (c: LocalCluster, holder: string, notes: string[]) => Promise<void>) {
+  return (c: LocalCluster) => {
+    let watch: FloatingWatch | undefined;
+    let victim = "";
+    let said: string[] = [];
+    return scenario(c, name, async (c2, _l, notes) => {
+      said = notes;
+      victim = await soleHolder(c2);
+      watch = new FloatingWatch(c2).start();
+      await sleep(500);
+      notes.push(`floating address on ${victim}`);
+      await fault(c2, victim, notes);
+    }, {
+      recover: async (c2, _l, notes) => {
+        const now = await soleHolder(c2);
+        notes.push(`floating address on ${now} after the fault`);
+        await returns(c2, victim, notes);
+        // The returned balancer must not take the address back (nopreempt): watch for a while.
+        await sleep(8000);
+        notes.push(`${victim} keepalived state: ${await keepalivedState(victim)}`);
+      },
+      cleanup: async (c2) => {
+        await watch?.stop();
+        if (watch) {
+          said.push(`address holders: ${watch.describe()}`);
+          said.push(`moves: ${watch.moves()}${watch.doubleHeld() ? "; HELD TWICE at once" : ""}`);
+          said.push(`unreadable samples: ${watch.errors.length}${watch.errors.length ? ` (last: ${watch.errors[watch.errors.length - 1]})` : ""}`);
+        }
+        await startStoppedBalancers(c2);
+      },
+    });
+  };
+}
+
+/** Boot every balancer that is not running (a balancer scenario that failed half-way). */
+async function startStoppedBalancers(c: LocalCluster): Promise<void> {
+  await Promise.all(balancerNodes(c).filter((n) => !nodeRunning(n)).map((n) => startNode(c.spec, n, () => sshReady(c, n))));
+}
+
+/** Both HAProxy and keepalived active on `node` (bounded wait). */
+async function balancerServing(node: string, seconds = 60): Promise<void> {
+  await until(`HAProxy and keepalived active on ${node}`, seconds, async () => (await nodeExec(node, ["systemctl", "is-active", "haproxy", "keepalived"])).code === 0);
+}
 
 /** Boot every database host that is not running (a scenario that failed half-way). */
 async function startStopped(c: LocalCluster): Promise<void> {

@@ -10,7 +10,7 @@ import type { Host, Pki, Plan, Secrets } from "../roles/types";
 import { ports, users } from "../model/identities";
 import { shq } from "../roles/quote";
 import { ensureSecrets, ensureLocalPki, ensureSshKey, stateDir } from "./state";
-import { mergeKnownHosts, writeKnownHosts, type SshConfig, type SshTarget } from "./ssh";
+import { mergeKnownHosts, ssh, writeKnownHosts, type SshConfig, type SshTarget } from "./ssh";
 
 export interface LocalCluster {
   spec: ClusterSpec;
@@ -73,22 +73,32 @@ export async function loadCluster(stack: string, overrides: Record<string, unkno
   };
 }
 
+/** What clients dial: the balancers' floating address, or the first balancer when there is none. */
+export function clientAddress(c: Pick<LocalCluster, "spec" | "hosts">): string {
+  return c.spec.network.floatingAddress ?? c.hosts.find((h) => h.roles.includes("balancer"))!.address;
+}
+
 export function connectionUrls(c: LocalCluster, mask = true): Record<string, string> {
-  const lb = c.hosts.find((h) => h.roles.includes("balancer"))!;
+  const entry = clientAddress(c);
   const pw = mask ? "****" : encodeURIComponent(c.secrets.appPassword);
   const { appUser, database } = c.spec.postgresql;
   const ca = path.join(c.stateDir, "ca.crt");
   // Every part a URL cannot hold literally is encoded (names are validated too, but a URL is its own format).
-  const url = (port: number) => `postgresql://${encodeURIComponent(appUser)}:${pw}@${lb.address}:${port}/${encodeURIComponent(database)}?sslmode=verify-full&sslrootcert=${ca.split("/").map(encodeURIComponent).join("/")}`;
+  const url = (port: number) => `postgresql://${encodeURIComponent(appUser)}:${pw}@${entry}:${port}/${encodeURIComponent(database)}?sslmode=verify-full&sslrootcert=${ca.split("/").map(encodeURIComponent).join("/")}`;
   return {
     DATABASE_URL_PRIMARY: url(ports.writer), DATABASE_URL_REPLICA: url(ports.readers),
     DATABASE_URL_PRIMARY_DIRECT: url(ports.writerDirect), DATABASE_URL_REPLICA_DIRECT: url(ports.readersDirect),
   };
 }
 
-/** HAProxy's stats pages: every balancer's (user users.haproxyStats, password statsPassword). */
+/**
+ * HAProxy's stats pages (user users.haproxyStats, password statsPassword): the floating address's
+ * first when there is one (whichever balancer holds it), then every balancer's.
+ */
 export function statsUrls(c: LocalCluster): string[] {
-  return c.hosts.filter((h) => h.roles.includes("balancer")).map((h) => `http://${h.address}:${ports.stats}/`);
+  const balancers = c.hosts.filter((h) => h.roles.includes("balancer")).map((h) => h.address);
+  const floating = c.spec.network.floatingAddress;
+  return [...(floating ? [floating] : []), ...balancers].map((a) => `http://${a}:${ports.stats}/`);
 }
 
 /**
@@ -140,4 +150,23 @@ export async function patroniCluster(c: LocalCluster): Promise<Member[]> {
     } catch { /* next member */ }
   }
   throw new Error("no Patroni member answered on :8008");
+}
+
+/** Runs a command on a host and gives its exit code and output. */
+export type HostReader = (host: string, argv: string[]) => Promise<{ code: number; out: string }>;
+
+/**
+ * Which balancers carry the floating address now: "holds", "free", or "unknown" for one that
+ * could not be asked (never counted as not holding it). `read` runs on a balancer (default: SSH).
+ */
+export async function floatingAddressHolders(c: Pick<LocalCluster, "spec" | "hosts" | "ssh" | "targets">, read?: HostReader): Promise<Record<string, "holds" | "free" | "unknown">> {
+  const floating = c.spec.network.floatingAddress;
+  if (!floating) throw new Error(`stack ${c.spec.stack} has no network.floatingAddress`);
+  const viaSsh: HostReader = (h, argv) => ssh(c.ssh, c.targets[h], argv.map((a) => shq(a)).join(" "), "", 10_000, 3);
+  const balancers = c.hosts.filter((h) => h.roles.includes("balancer")).map((h) => h.name);
+  const states = await Promise.all(balancers.map(async (b) => {
+    const r = await (read ?? viaSsh)(b, ["ip", "-o", "-4", "addr", "show", "to", `${floating}/32`]);
+    return [b, r.code !== 0 ? "unknown" : r.out.includes(` ${floating}/32 `) ? "holds" : "free"] as const;
+  }));
+  return Object.fromEntries(states);
 }

@@ -30,11 +30,14 @@ export function signingGeneration(spec: ClusterSpec): string {
  * Hosts that need a node certificate: everything that serves TLS (etcd and database nodes).
  * `address` gives a host's IP: a string locally, a Pulumi Output for GCP instances.
  * `entryAddresses`: what clients dial in front of the balancers, when that is not a balancer's
- * own address (GCP: the internal load balancer's; none for a static inventory today).
+ * own address (GCP: the internal load balancer's); a static inventory's network.floatingAddress
+ * is added here.
  */
 export function certRequests<A>(spec: ClusterSpec, address: (host: string) => A | string, entryAddresses: readonly (A | string)[] = []): CertRequest<A | string>[] {
   const generation = `ca-${signingGeneration(spec)}.r-${spec.tls.rotation}`;
   const balancers = spec.hosts.filter((h) => h.roles.includes("balancer")).map((h) => address(h.name));
+  // A static inventory's balancers share a floating address: clients dial it.
+  if (spec.network.floatingAddress) entryAddresses = [...entryAddresses, spec.network.floatingAddress];
   const nodes = spec.hosts
     .filter((h) => h.roles.includes("etcd") || h.roles.includes("postgres"))
     .map<CertRequest<A | string>>((h) => ({

@@ -20,6 +20,8 @@ export const SECRET_KEYS = [
   "pgbouncerAuthPassword",
   "restApiPassword",
   "appPassword",
+  /** The balancers' VRRP authentication (keepalived uses its first 8 characters). */
+  "vrrpPassword",
   // HAProxy's stats page (user "stats"), in haproxy.cfg only (0640 root:haproxy).
   "statsPassword",
 ] as const;
@@ -202,6 +204,11 @@ const spec = z.strictObject({
     cidr,
     clientCidrs: z.array(cidr).min(1),
     adminCidrs: z.array(cidr).default([]),
+    /**
+     * static: the address the balancers share (keepalived moves it to a healthy one); clients
+     * dial it. Required with two or more balancers. GCP: use gcp.loadBalancerAddress.
+     */
+    floatingAddress: z.string().refine(isIPv4, "is not an IPv4 address").optional(),
   }),
   ssh: z.strictObject({
     user: posixUser.default("root"),
@@ -219,6 +226,11 @@ const spec = z.strictObject({
     proxy: aptUrl.optional(),
     /** Debian mirror for the local hosts' base root; default: this machine's own apt sources. */
     mirror: aptUrl.optional(),
+  }).prefault({}),
+  /** The balancers' VRRP (keepalived) when network.floatingAddress is set. */
+  keepalived: z.strictObject({
+    /** VRRP router id, 1-255: unique among the VRRP groups of the balancers' network. */
+    virtualRouterId: int(1, 255).default(51),
   }).prefault({}),
   /** nftables on every host: inbound default drop, per port and source. */
   firewall: z.strictObject({ enabled: z.boolean().default(true) }).prefault({}),
@@ -307,6 +319,7 @@ export interface ClusterSpec {
   postgresql: RawSpec["postgresql"];
   pgbouncer: RawSpec["pgbouncer"];
   haproxy: RawSpec["haproxy"];
+  keepalived: RawSpec["keepalived"];
   tls: RawSpec["tls"];
   secrets: RawSpec["secrets"] & { provided: SecretName[] };
 }
@@ -567,6 +580,8 @@ export function parseClusterSpec(raw: Record<string, unknown>, ctx: ParseContext
     const balancerNodes = field("gcp", "balancerNodes");
     if (zones && balancerNodes !== undefined && balancerNodes >= 2 && new Set(zones).size < 2)
       fail(["gcp", "zones"], `lists one zone, so the ${balancerNodes} balancers (gcp.balancerNodes) would all be in it and one zone outage would take every one: list at least two zones of the region, or set gcp.balancerNodes: 1`);
+    if (given("network", "floatingAddress"))
+      fail(["network", "floatingAddress"], `is for provider static (keepalived on the balancers); on GCP clients dial the internal load balancer: set gcp.loadBalancerAddress to choose its address`);
     const lbAddress = field("gcp", "loadBalancerAddress");
     if (lbAddress !== undefined && networkCidr !== undefined) {
       if (!ipInCidr(lbAddress, networkCidr)) fail(["gcp", "loadBalancerAddress"], `${lbAddress} is outside network.cidr ${networkCidr}: the internal load balancer's address is reserved in the nodes' subnet`);
@@ -621,6 +636,17 @@ export function parseClusterSpec(raw: Record<string, unknown>, ctx: ParseContext
           else seen.set(`${what}:${v}`, i);
         }
       });
+      const floating = field("network", "floatingAddress");
+      const balancers = c.hosts.filter((h) => h.roles.includes("balancer")).map((h) => h.name);
+      if (floating !== undefined) {
+        const taken = c.hosts.findIndex((h) => h.address === floating);
+        if (networkCidr !== undefined && !ipInCidr(floating, networkCidr))
+          fail(["network", "floatingAddress"], `${floating} is outside network.cidr ${networkCidr}: the balancers carry it on the interface of their own addresses`);
+        else if (networkCidr !== undefined && reservedAddresses(networkCidr).includes(floating))
+          fail(["network", "floatingAddress"], `${floating} is the network or broadcast address of network.cidr ${networkCidr}, not a host address`);
+        else if (taken >= 0) fail(["network", "floatingAddress"], `${floating} is hosts[${taken}]'s ("${c.hosts[taken].name}") own address; the floating address must be a free one that only the balancers carry`);
+      } else if (balancers.length >= 2)
+        fail(["network", "floatingAddress"], `is required with ${balancers.length} balancers (${balancers.join(", ")}): clients dial one address that keepalived moves to a healthy balancer; set it to a free address in network.cidr`);
       if (ok("ssh")) {
         for (const h of c.hosts)
           hosts.push({ name: h.name, address: h.address, roles: [...new Set(h.roles)], sshUser: h.sshUser ?? c.ssh.user, sshPort: h.sshPort ?? c.ssh.port, dataDevice: h.dataDevice, hostKey: h.hostKey, kind: "static" });
@@ -648,7 +674,7 @@ export function parseClusterSpec(raw: Record<string, unknown>, ctx: ParseContext
   return {
     stack: ctx.stack, environment: environment!, clusterName: c.clusterName, provider: c.provider, gcp: c.gcp, hosts,
     network: c.network, ssh: c.ssh, apt: c.apt, firewall: c.firewall, patroni: c.patroni,
-    postgresql: { ...c.postgresql, parameters }, pgbouncer: c.pgbouncer, haproxy: c.haproxy, tls: c.tls,
+    postgresql: { ...c.postgresql, parameters }, pgbouncer: c.pgbouncer, haproxy: c.haproxy, keepalived: c.keepalived, tls: c.tls,
     secrets: { ...c.secrets, provided },
   };
 }

@@ -15,6 +15,7 @@ import { pgbouncer } from "./pgbouncer";
 import { database } from "./database";
 import { haproxy } from "./haproxy";
 import { restart } from "./restart";
+import { keepalived } from "./keepalived";
 
 /**
  * The roles, in plan order. Every host's firewall comes before any host starts talking to the
@@ -22,7 +23,7 @@ import { restart } from "./restart";
  * before it joins. postgresql is listed before etcd so that the plan's order stays the order the
  * steps run in.
  */
-export const ROLES: readonly RoleUnit[] = [common, firewall, postgresql, etcd, patroni, database, restart, pgbouncer, haproxy];
+export const ROLES: readonly RoleUnit[] = [common, firewall, postgresql, etcd, patroni, database, restart, pgbouncer, haproxy, keepalived];
 
 /**
  * The plan's graph (step ids, hosts, what each waits for) from the spec alone: a driver learns it
@@ -42,7 +43,9 @@ export function planGraph(spec: ClusterSpec): StepNode[] {
 export function compile(spec: ClusterSpec, hosts: Host[], pki: Pki, secrets: Secrets, entryAddress?: string): Plan {
   if (spec.provider === "gcp" && !entryAddress)
     throw new Error(`a GCP plan needs the internal load balancer's address: the balancers bind it and answer its health checks`);
-  const ctx: RoleContext = { spec, hosts, pki, secrets, ...(entryAddress ? { entryAddress } : {}) };
+  // A static inventory's entry address is its balancers' floating address, when it has one.
+  const entry = entryAddress ?? spec.network.floatingAddress;
+  const ctx: RoleContext = { spec, hosts, pki, secrets, ...(entry ? { entryAddress: entry } : {}) };
   const byName = new Map(hosts.map((h) => [h.name, h]));
   for (const h of spec.hosts) if (!byName.has(h.name)) throw new Error(`host ${h.name} has no address`);
   for (const h of hosts) {

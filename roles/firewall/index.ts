@@ -58,6 +58,8 @@ export interface HostFirewall {
   sshSourceKey: string;
   admissions: Admission[];
   rules: FirewallRule[];
+  /** Balancers whose VRRP (IP protocol 112, keepalived) this balancer admits: the other ones. */
+  vrrpPeers: string[];
 }
 
 const WHO = {
@@ -135,11 +137,13 @@ export function hostFirewall(ctx: RoleContext, host: Host): HostFirewall {
     if (gcp) admit([ports.balancerHealth], [...GCP_HEALTH_CHECK_RANGES], WHO.healthChecks);
   }
   if (!gcp) admit(service, admin, WHO.admin);
+  // keepalived's advertisements go unicast between the balancers sharing a floating address.
+  const vrrpPeers = has("balancer") && !gcp && spec.network.floatingAddress ? balancers.filter((a) => a !== host.address) : [];
 
   return {
     host: host.name, address: host.address, sshPort: host.sshPort,
     sshSources: minimalCidrs(sshSources), sshSourceKey: gcp ? "pgcluster:gcp.bastionCidr" : "pgcluster:network.adminCidrs",
-    admissions, rules: rulesOf(admissions),
+    admissions, rules: rulesOf(admissions), vrrpPeers: minimalCidrs(vrrpPeers),
   };
 }
 
@@ -192,6 +196,7 @@ export function renderRuleset(spec: ClusterSpec, fw: HostFirewall): string {
       what: r.ports.map((p) => (p === fw.sshPort ? "SSH" : SERVICE[p] ?? String(p))).join(", "),
       who: r.who.join(", "), sources: nftSources(r.sources), ports: nftPorts(r.ports),
     })),
+    vrrpPeers: fw.vrrpPeers.length ? nftSources(fw.vrrpPeers) : "",
   });
 }
 

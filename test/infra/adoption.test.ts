@@ -21,7 +21,9 @@ const key = (type: string, name: string) => `${type} ${name}`;
 const named = (r: Registered) => r.aliases.filter((a) => a.urn || a.name);
 
 /** Roles added after the fixture was recorded: their Commands are new resources. */
-const NEW_ROLES = ["firewall", "restart"];
+const NEW_ROLES = ["firewall", "restart", "keepalived"];
+/** Passwords added after the fixture was recorded: generated on the next up. */
+const NEW_SECRETS = ["vrrpPassword"];
 /**
  * GCP resources added after the fixture was recorded (the internal load balancer and its
  * health-check firewall rule): created on the next up, registered without any alias (they had
@@ -89,7 +91,9 @@ for (const [stack, old] of Object.entries(FIXTURE.stacks)) {
       // next up (the firewall came after the recording); nothing else may be new.
       const newSteps = custom.filter((r) => !claimed.has(r) && r.type === "command:remote:Command" && NEW_ROLES.some((role) => r.name.endsWith(`-${role}`)));
       assert.equal(newSteps.length, custom.filter((r) => r.type === "command:remote:Command" && NEW_ROLES.some((role) => r.name.endsWith(`-${role}`))).length);
-      const claims = custom.filter((r) => !newSteps.includes(r)).map((r) => (claimed.has(r) ? key(r.type, claimed.get(r)!.name) : `(unclaimed) ${key(r.type, r.name)} alias ${named(r)[0]?.name}`));
+      const newSecrets = custom.filter((r) => !claimed.has(r) && r.type === "random:index/randomPassword:RandomPassword" && NEW_SECRETS.some((n) => r.name.endsWith(`-${n}`)));
+      assert.equal(newSecrets.length, NEW_SECRETS.length, `one new password each: ${newSecrets.map((r) => r.name).join(", ")}`);
+      const claims = custom.filter((r) => !newSteps.includes(r) && !newSecrets.includes(r)).map((r) => (claimed.has(r) ? key(r.type, claimed.get(r)!.name) : `(unclaimed) ${key(r.type, r.name)} alias ${named(r)[0]?.name}`));
       assert.equal(new Set(claims).size, claims.length, "two children claim one old resource");
       assert.deepEqual(claims.sort(), old.resources.map((r) => key(r.type, r.name)).sort(),
         "the new children and the old resources must match one to one (an unmatched old one would be deleted, an unmatched new one created)");

@@ -67,7 +67,9 @@ for (const stack of ["dev", "prod", "local"]) {
       assert.match(out.caCert, /^-----BEGIN CERTIFICATE-----\n/);
       // Every balancer's page (on GCP the load balancer's first).
       const balancers = spec.hosts.filter((h) => h.roles.includes("balancer")).length;
-      assert.equal(out.haproxyStats.length, balancers + (stack === "local" ? 0 : 1));
+      // The address in front of them first: the internal load balancer (GCP) or the floating address (local).
+      assert.equal(out.haproxyStats.length, balancers + 1);
+      if (stack === "local") assert.equal(out.haproxyStats[0], `http://${spec.network.floatingAddress}:8404/`);
       for (const u of out.haproxyStats) assert.match(u, /^http:\/\/[\d.]+:8404\/$/);
       assert.ok(isSecretValue(out.haproxyStatsPassword), "the stats password is a secret");
       assert.match(reveal(out.haproxyStatsPassword), /^pw-/);
@@ -186,6 +188,9 @@ describe("PgCluster arguments (mocks)", function () {
     const registered = await withMocks("local", {}, []);
     const a = parseComponentSpec({ ...localRaw(), clusterName: "alpha" }, { stack: "local" });
     const other = localRaw();
+    // A one-balancer copy (no floating address) on the standby cluster's addresses.
+    other.hosts = (other.hosts as { name: string }[]).filter((h) => h.name !== "lb2");
+    other.network = { ...(other.network as object), floatingAddress: undefined };
     (other.hosts as { address: string }[]).forEach((h, i) => (h.address = `10.213.0.${50 + i}`));
     const b = parseComponentSpec({ ...other, clusterName: "beta" }, { stack: "local" });
     new PgCluster("alpha", { spec: a, sshPrivateKey: PEM_KEY });
@@ -198,7 +203,7 @@ describe("PgCluster arguments (mocks)", function () {
     const clusters = registered.filter((r) => r.type === "pgcluster:index:PgCluster");
     for (const c of clusters) {
       const cmds = registered.filter((r) => r.type === "command:remote:Command" && ancestors(registered, r).includes(c));
-      const want = c.name === "alpha" ? ["10.213.0.10", "10.213.0.11", "10.213.0.12", "10.213.0.13"] : ["10.213.0.50", "10.213.0.51", "10.213.0.52", "10.213.0.53"];
+      const want = c.name === "alpha" ? ["10.213.0.10", "10.213.0.11", "10.213.0.12", "10.213.0.13", "10.213.0.9"] : ["10.213.0.50", "10.213.0.51", "10.213.0.52", "10.213.0.53"];
       assert.deepEqual([...new Set(cmds.map((x) => reveal(x.inputs.connection).host))].sort(), want, c.name);
       for (const x of cmds) assert.equal(reveal(x.inputs.connection).hostKey, fakeHostKey(`scan ${reveal(x.inputs.connection).host}`));
     }

@@ -3,6 +3,7 @@
 // service, health check, forwarding rule, health-check firewall rule), the balancers' zones, the
 // URL outputs on its address, the node certificates' SANs, and HAProxy's side of the health check.
 import { strict as assert } from "assert";
+import { readStackFile } from "../../model/stackFile";
 import * as pulumi from "@pulumi/pulumi";
 import { withMocks, stackConfig, settle, reveal, runProgram, STACK_PROGRAM, byUrn, mockInstanceName, mockSelfLink, MOCK_INTERNAL_ADDRESS, type Registered } from "../support/pulumiMocks";
 import { loadSpec } from "../../infra/pulumiConfig";
@@ -199,15 +200,29 @@ describe("GCP internal load balancer: a chosen address, and none for a static in
       assert.ok(reveal(c.inputs.stdin).includes("    bind 10.30.0.100:5000 transparent\n"), c.name);
   });
 
-  it("static inventory: no load balancer resources, URLs on the first balancer, HAProxy binds only its own address", async () => {
+  it("static inventory: no load balancer resources; URLs on the balancers' floating address, which HAProxy binds and the certificates carry", async () => {
     const { registered, out } = await deploy("local");
     for (const t of LB_TYPES) assert.equal(ofType(registered, t).length, 0, t);
+    assert.equal(new URL(await settle(out.DATABASE_URL_PRIMARY)).host, "10.213.0.5:5000");
+    for (const lb of ["lb1", "lb2"]) {
+      const haproxy = ofType(registered, T.command).find((c) => c.name.endsWith(`-${lb}-haproxy`))!;
+      // (a bare boolean: a step script is never printed in an assertion's diff)
+      assert.ok(reveal(haproxy.inputs.stdin).includes("    bind 10.213.0.5:5000 transparent\n"), `${haproxy.name}: binds the floating address`);
+      assert.ok(ofType(registered, T.command).some((c) => c.name.endsWith(`-${lb}-keepalived`)), `${lb}: keepalived step`);
+    }
+    // node certificates: their own address, loopback, the balancers and the floating address
+    const pg1 = ofType(registered, T.csr).find((r) => r.name === "pglocal-pg1-csr")!;
+    assert.deepEqual(pg1.inputs.ipAddresses, ["10.213.0.11", "127.0.0.1", "10.213.0.10", "10.213.0.9", "10.213.0.5"]);
+  });
+
+  it("static inventory without a floating address (one balancer): URLs on that balancer, HAProxy binds only its own address", async () => {
+    const file = readStackFile("local").values;
+    const hosts = file.hosts as { name: string }[];
+    const net = { ...(file.network as object), floatingAddress: undefined };
+    const { registered, out } = await deploy("local", { "pgcluster:hosts": JSON.stringify(hosts.filter((h) => h.name !== "lb2")), "pgcluster:network": JSON.stringify(net) });
     assert.equal(new URL(await settle(out.DATABASE_URL_PRIMARY)).host, "10.213.0.10:5000");
     const haproxy = ofType(registered, T.command).find((c) => c.name.endsWith("-lb1-haproxy"))!;
-    const script: string = reveal(haproxy.inputs.stdin);
-    // (a bare boolean: a step script is never printed in an assertion's diff)
-    assert.ok(!/transparent|monitor-uri|:8405/.test(script), `${haproxy.name}: binds something besides its own address`);
-    // node certificates: their own address, loopback and the balancer, nothing more
+    assert.ok(!/transparent|monitor-uri|:8405/.test(reveal(haproxy.inputs.stdin)), `${haproxy.name}: binds something besides its own address`);
     const pg1 = ofType(registered, T.csr).find((r) => r.name === "pglocal-pg1-csr")!;
     assert.deepEqual(pg1.inputs.ipAddresses, ["10.213.0.11", "127.0.0.1", "10.213.0.10"]);
   });

@@ -5,7 +5,7 @@ import { withMocks, stackConfig, settle, isSecretValue, reveal, fakeHostKey, gue
 import { planGraph, topoOrder } from "../../roles/compile";
 import { commandName, applyPlan } from "../../infra/driver";
 import { hostLabel } from "../../infra/children";
-import { ConfigError } from "../../model/config";
+import { ConfigError, SECRET_KEYS } from "../../model/config";
 import { loadSpec } from "../../infra/pulumiConfig";
 import { guestAttributeHostKey, GUEST_ATTRIBUTE_WAIT } from "../../infra/hostKeys";
 
@@ -87,7 +87,7 @@ for (const stack of ["dev", "prod", "local"]) {
 
     it("keeps passwords secret: generated ones from @pulumi/random with rotation keepers, outputs secret", async () => {
       const pws = ofType(ctx.registered, "random:index/randomPassword:RandomPassword");
-      assert.equal(pws.length, 7);
+      assert.equal(pws.length, SECRET_KEYS.length);
       for (const p of pws) assert.deepEqual(p.inputs.keepers, { rotation: "0", rotate: "" });
       for (const k of ["DATABASE_URL_PRIMARY", "DATABASE_URL_REPLICA"] as const)
         assert.equal(await (ctx.out[k] as any).isSecret, true, k);
@@ -113,8 +113,9 @@ for (const stack of ["dev", "prod", "local"]) {
         const csr = csrs.find((c) => c.name === hostChild(ctx.spec, h.name, "csr"))!;
         assert.ok(csr.inputs.dnsNames.includes(h.name));
         assert.ok(csr.inputs.ipAddresses.includes("127.0.0.1"));
-        // its own, loopback, each balancer's and, on GCP, the internal load balancer's
-        assert.equal(csr.inputs.ipAddresses.length, 2 + ctx.spec.hosts.filter((x) => x.roles.includes("balancer")).length + (stack === "local" ? 0 : 1));
+        // its own, loopback, each balancer's and the address clients dial in front of them (GCP:
+        // the internal load balancer's; the local stack: the balancers' floating address)
+        assert.equal(csr.inputs.ipAddresses.length, 2 + ctx.spec.hosts.filter((x) => x.roles.includes("balancer")).length + 1);
       }
       for (const c of ofType(ctx.registered, "tls:index/locallySignedCert:LocallySignedCert")) {
         assert.equal(c.inputs.validityPeriodHours, ctx.spec.tls.certValidityHours);
@@ -174,7 +175,7 @@ for (const stack of ["dev", "prod", "local"]) {
       it("static inventory: no cloud resources, Commands reach the inventory addresses", () => {
         assert.equal(ctx.registered.filter((r) => r.type.startsWith("gcp:")).length, 0);
         const hosts = ofType(ctx.registered, "command:remote:Command").map((c) => reveal(c.inputs.connection).host);
-        assert.deepEqual([...new Set(hosts)].sort(), ["10.213.0.10", "10.213.0.11", "10.213.0.12", "10.213.0.13"]);
+        assert.deepEqual([...new Set(hosts)].sort(), ["10.213.0.10", "10.213.0.11", "10.213.0.12", "10.213.0.13", "10.213.0.9"]);
       });
     } else {
       it("GCP: one instance per node spread over the zones, no public IP on database nodes, pd-ssd data disks", () => {
@@ -269,7 +270,7 @@ for (const stack of ["dev", "prod", "local"]) {
     it("static, trust on first use with one key pinned: that host uses the config's key, the others are recorded", async () => {
       const hosts = localHosts().map((h) => (h.name === "pg2" ? { ...h, hostKey: fakeHostKey("config pg2") } : h));
       const { registered, spec } = await run("local", { "pgcluster:hosts": JSON.stringify(hosts) });
-      assert.deepEqual(scans(registered).map((r) => r.name).sort(), ["pglocal-lb1-hostkey", "pglocal-pg1-hostkey", "pglocal-pg3-hostkey"]);
+      assert.deepEqual(scans(registered).map((r) => r.name).sort(), ["pglocal-lb1-hostkey", "pglocal-lb2-hostkey", "pglocal-pg1-hostkey", "pglocal-pg3-hostkey"]);
       const hostOf = commandHosts(spec);
       const keys = new Map(ofType(registered, "command:remote:Command").map((c) => [hostOf.get(c.name), reveal(c.inputs.connection).hostKey]));
       assert.equal(keys.get("pg2"), fakeHostKey("config pg2"));
@@ -352,7 +353,7 @@ for (const stack of ["dev", "prod", "local"]) {
       const url = await settle(out.DATABASE_URL_PRIMARY);
       assert.match(url, /^postgresql:\/\/app:s3cret-app-password-16@/);
       assert.equal(await (out.DATABASE_URL_PRIMARY as any).isSecret, true);
-      assert.equal(ofType(registered, "random:index/randomPassword:RandomPassword").length, 6);
+      assert.equal(ofType(registered, "random:index/randomPassword:RandomPassword").length, SECRET_KEYS.length - 1);
     });
 
     it("rotation: the rotation value is a keeper of every generated password", async () => {

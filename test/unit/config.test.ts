@@ -102,7 +102,8 @@ describe("stack config validation", () => {
 
   it("reads the local stack file without the Pulumi CLI", () => {
     const spec = specFromStackFile(readStackFile("local"));
-    assert.deepEqual(spec.hosts.map((h) => h.address), ["10.213.0.10", "10.213.0.11", "10.213.0.12", "10.213.0.13"]);
+    assert.deepEqual(spec.hosts.map((h) => h.address), ["10.213.0.10", "10.213.0.11", "10.213.0.12", "10.213.0.13", "10.213.0.9"]);
+    assert.equal(spec.network.floatingAddress, "10.213.0.5", "DESIGN.md §5: the balancer pair's floating address");
     assert.equal(spec.apt.proxy, "http://10.213.0.1:3142");
   });
 
@@ -281,6 +282,25 @@ describe("stack config validation", () => {
       rejects(gcpConfig({ loadBalancerAddress: bad }), "pgcluster:gcp.loadBalancerAddress", /is not an IPv4 address|expected string/);
     // for provider gcp only: a static stack has no gcp object at all
     rejects(staticConfig({ gcp: { loadBalancerAddress: "10.1.0.100" } }), "pgcluster:gcp", /is only for provider gcp/);
+  });
+
+  it("network.floatingAddress: static only, a free address inside network.cidr; required with two or more balancers", () => {
+    const net = (floatingAddress?: unknown) => ({ cidr: "10.1.0.0/24", clientCidrs: ["10.0.0.0/8"], adminCidrs: ["10.1.0.5/32"], ...(floatingAddress === undefined ? {} : { floatingAddress }) });
+    const twoLbs = [...(staticConfig().hosts as object[]), { name: "lb2", address: "10.1.0.9", roles: ["balancer"], hostKey: keyLine("ssh-ed25519", 5) }];
+    const spec = parseClusterSpec(staticConfig({ hosts: twoLbs, network: net("10.1.0.6") }), ctx);
+    assert.equal(spec.network.floatingAddress, "10.1.0.6");
+    assert.equal(spec.keepalived.virtualRouterId, 51, "default router id");
+    assert.equal(parseClusterSpec(staticConfig({ network: net("10.1.0.6") }), ctx).network.floatingAddress, "10.1.0.6", "one balancer may have one too");
+    assert.equal(parseClusterSpec(staticConfig(), ctx).network.floatingAddress, undefined, "one balancer: optional");
+    rejects(staticConfig({ hosts: twoLbs, network: net() }), "pgcluster:network.floatingAddress", /is required with 2 balancers \(lb1, lb2\)/);
+    rejects(staticConfig({ network: net("10.2.0.6") }), "pgcluster:network.floatingAddress", /10\.2\.0\.6 is outside network.cidr 10\.1\.0\.0\/24/);
+    rejects(staticConfig({ network: net("10.1.0.255") }), "pgcluster:network.floatingAddress", /network or broadcast address/);
+    rejects(staticConfig({ network: net("10.1.0.11") }), "pgcluster:network.floatingAddress", /is hosts\[1\]'s \("pg1"\) own address/);
+    for (const bad of ["10.1.0", "10.1.0.6/32", "10.1.0.6 ", "10.1.0.6; reboot", "$(id)", 7])
+      rejects(staticConfig({ network: net(bad) }), "pgcluster:network.floatingAddress", /is not an IPv4 address|expected string/);
+    rejects(gcpConfig({}, { network: { cidr: "10.1.0.0/24", clientCidrs: ["10.0.0.0/8"], floatingAddress: "10.1.0.6" } }), "pgcluster:network.floatingAddress", /is for provider static.*gcp.loadBalancerAddress/);
+    for (const bad of [0, 256, 1.5, "51"])
+      rejects(staticConfig({ network: net("10.1.0.6"), keepalived: { virtualRouterId: bad } }), "pgcluster:keepalived.virtualRouterId", /./);
   });
 
   it("gcp: clusterName keeps every derived id valid (service account id ≤ 30 characters)", () => {

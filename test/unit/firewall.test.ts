@@ -56,14 +56,20 @@ function expectedAdmits(spec: ClusterSpec, hosts: Host[], h: Host): Map<number, 
     add(8404, admin);
     // GCP: the internal load balancer's health checks reach HAProxy's health answer, from Google's ranges only.
     if (gcp) add(8405, ["35.191.0.0/16", "130.211.0.0/22"]);
+    // static with a floating address: keepalived's VRRP from the other balancers only.
+    if (!gcp && spec.network.floatingAddress) add(VRRP, of("balancer").filter((a) => a !== h.address));
   }
   for (const [p, src] of m) if (!src.length) m.delete(p);
   return m;
 }
 
-function admitsOf(admissions: { port: number; source: string }[]): Map<number, string[]> {
+/** The key under which the maps hold IP protocol 112 (VRRP) instead of a TCP port. */
+const VRRP = -112;
+
+function admitsOf(admissions: { port: number; source: string }[], vrrpPeers: string[] = []): Map<number, string[]> {
   const m = new Map<number, string[]>();
   for (const a of admissions) m.set(a.port, [...(m.get(a.port) ?? []), a.source]);
+  if (vrrpPeers.length) m.set(VRRP, vrrpPeers);
   return m;
 }
 
@@ -120,6 +126,13 @@ function loadedAdmits(listing: Record<string, any>[]): Map<number, string[]> {
     assert.equal(e.length, 3, `a port rule is saddr, dport, accept: ${JSON.stringify(e)}`);
     const [saddr, dport, verdict] = e;
     assert.deepEqual(saddr.match.left, { payload: { protocol: "ip", field: "saddr" } });
+    const sourcesOf = () => elems(saddr.match.right).map((x) => (typeof x === "string" ? x : x.prefix ? `${x.prefix.addr}/${x.prefix.len}` : `${x.range[0]}-${x.range[1]}`));
+    if (JSON.stringify(dport.match.left) === JSON.stringify({ payload: { protocol: "ip", field: "protocol" } })) {
+      assert.ok([112, "vrrp"].includes(dport.match.right), `IP protocol rule admits VRRP only: ${JSON.stringify(e)}`);
+      assert.deepEqual(verdict, { accept: null });
+      admits.set(VRRP, [...(admits.get(VRRP) ?? []), ...sourcesOf()]);
+      continue;
+    }
     assert.deepEqual(dport.match.left, { payload: { protocol: "tcp", field: "dport" } });
     assert.ok(saddr.match.op === "==" && dport.match.op === "==", JSON.stringify(e));
     assert.deepEqual(verdict, { accept: null });
@@ -156,7 +169,7 @@ describe("host firewall (nftables)", () => {
       const listings = loadAll(fws.map((fw) => renderRuleset(ctx.spec, fw)));
       ctx.hosts.forEach((h, i) => {
         const expected = expectedAdmits(ctx.spec, ctx.hosts, h);
-        assertSameAdmits(admitsOf(fws[i].admissions), expected, `${stack} ${h.name} (data)`);
+        assertSameAdmits(admitsOf(fws[i].admissions, fws[i].vrrpPeers), expected, `${stack} ${h.name} (data)`);
         assertSameAdmits(loadedAdmits(listings[i]), expected, `${stack} ${h.name} (as nft loaded it)`);
       });
     });

@@ -343,7 +343,7 @@ describe("an unvalidated config value stays inert where it is used", function ()
       it(`"${rotation}": exactly one CN, the value only inside serialNumber`, async () => {
         const spec = clone(base);
         spec.tls.rotation = rotation;
-        const state = await ensurePki(spec, { lb1: "10.213.0.10", pg1: "10.213.0.11", pg2: "10.213.0.12", pg3: "10.213.0.13" }, undefined);
+        const state = await ensurePki(spec, { lb1: "10.213.0.10", lb2: "10.213.0.9", pg1: "10.213.0.11", pg2: "10.213.0.12", pg3: "10.213.0.13" }, undefined);
         for (const id of ["pg1", "replication"]) {
           const cert = new x509.X509Certificate(state.certs[id].cert);
           assert.deepEqual(cert.subjectName.getField("CN"), [id === "pg1" ? "pg1" : "replicator"]);
@@ -375,7 +375,7 @@ describe("an unvalidated config value stays inert where it is used", function ()
     assert.equal(r.status, 0, r.stderr);
     const [su, url] = r.stdout.split("\0");
     assert.ok(su === hostile("su", d), "superuser password read back unchanged");
-    assert.ok(url.startsWith(`postgresql://${encodeURIComponent(spec.postgresql.appUser)}:${encodeURIComponent(c.secrets.appPassword)}@10.213.0.10:5000/`), "URL read back unchanged (user and password URL-encoded)");
+    assert.ok(url.startsWith(`postgresql://${encodeURIComponent(spec.postgresql.appUser)}:${encodeURIComponent(c.secrets.appPassword)}@10.213.0.5:5000/`), "URL read back unchanged (user and password URL-encoded)");
     assert.deepEqual(markers(sb.dir), []);
   });
 

@@ -177,8 +177,10 @@ for error, code in [("OK: HTTP status code 200; transport: missing content-type 
     fs.writeFileSync(cfg, text.replace(/\/etc\/haproxy\/pki\/ca\.crt/g, ca));
     const r = run("haproxy", ["-c", "-f", cfg]);
     assert.equal(r.code, 0, r.out);
-    // A static inventory has no address in front of its balancers: no other bind, no health answer.
-    assert.doesNotMatch(text, /transparent|8405|monitor-uri/);
+    // The local stack's balancers share a floating address: HAProxy binds it too (transparent:
+    // the backup balancer does not hold it) and answers keepalived's health check on 8405.
+    for (const p of ["5000", "5001", "5002", "8405"]) assert.match(text, new RegExp(`bind 10\\.213\\.0\\.5:${p} transparent\n`));
+    assert.match(text, /monitor-uri \/health/);
   });
 
   describe("haproxy.cfg behind GCP's internal load balancer (prod: two balancers)", () => {
