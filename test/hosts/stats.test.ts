@@ -39,7 +39,7 @@ describe("hosts layer: HAProxy stats page (issue #12 item 6)", function () {
     if (left.length) throw new Error(`left behind: ${left.join(", ")}`);
   });
 
-  it("every balancer's page: 401 without credentials or with a wrong password, 200 with the stats login, listing the writer backend with one server UP", async () => {
+  it("every page (the floating address's and every balancer's): 401 without credentials or with a wrong password, 200 with the stats login, listing the writer backend with one server UP", async () => {
     const urls = statsUrls(c);
     assert.ok(urls.length >= 1);
     for (const u of urls) {
@@ -54,15 +54,19 @@ describe("hosts layer: HAProxy stats page (issue #12 item 6)", function () {
     }
   });
 
-  it("from a client address that is no operator (10.213.0.202): the stats port is closed on every balancer, while the writer port answers", async () => {
+  it("from a client address that is no operator (10.213.0.202): the stats port is closed on the floating address and every balancer, while the writer port answers", async () => {
     assert.ok(c.spec.network.clientCidrs.some((r) => ipInCidr("10.213.0.202", r)), "the probe address is a client");
     assert.ok(!c.spec.network.adminCidrs.some((r) => ipInCidr("10.213.0.202", r)), "the probe address is no operator");
     outsider.create();
-    for (const lb of c.hosts.filter((h) => h.roles.includes("balancer"))) {
-      const writer = await outsider.probe(lb.address, 5000);
-      assert.equal(writer.state, "open", `${lb.name}:5000 from 10.213.0.202: ${writer.detail}`);
-      const stats = await outsider.probe(lb.address, 8404);
-      assert.equal(stats.state, "closed", `${lb.name}:8404 from 10.213.0.202: ${stats.detail}`);
+    const targets = [
+      ...(c.spec.network.floatingAddress ? [{ name: "floating address", address: c.spec.network.floatingAddress }] : []),
+      ...c.hosts.filter((h) => h.roles.includes("balancer")),
+    ];
+    for (const t of targets) {
+      const writer = await outsider.probe(t.address, 5000);
+      assert.equal(writer.state, "open", `${t.name} ${t.address}:5000 from 10.213.0.202: ${writer.detail}`);
+      const stats = await outsider.probe(t.address, 8404);
+      assert.equal(stats.state, "closed", `${t.name} ${t.address}:8404 from 10.213.0.202: ${stats.detail}`);
     }
   });
 });
