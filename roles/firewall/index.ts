@@ -135,6 +135,12 @@ export function hostFirewall(ctx: RoleContext, host: Host): HostFirewall {
     service.push(ports.writer, ports.readers, ports.writerDirect, ports.readersDirect, ports.stats);
     // GCP's internal load balancer asks HAProxy's health answer, as the VPC rule admits it.
     if (gcp) admit([ports.balancerHealth], [...GCP_HEALTH_CHECK_RANGES], WHO.healthChecks);
+    // With a floating address, a balancer checks that the address answers HAProxy's health
+    // wherever it is (the keepalived step's wait): the other balancers ask it.
+    if (!gcp && spec.network.floatingAddress) {
+      admit([ports.balancerHealth], balancers, WHO.balancers);
+      service.push(ports.balancerHealth);
+    }
   }
   if (!gcp) admit(service, admin, WHO.admin);
   // keepalived's advertisements go unicast between the balancers sharing a floating address.

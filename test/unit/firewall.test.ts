@@ -57,7 +57,11 @@ function expectedAdmits(spec: ClusterSpec, hosts: Host[], h: Host): Map<number, 
     // GCP: the internal load balancer's health checks reach HAProxy's health answer, from Google's ranges only.
     if (gcp) add(8405, ["35.191.0.0/16", "130.211.0.0/22"]);
     // static with a floating address: keepalived's VRRP from the other balancers only.
-    if (!gcp && spec.network.floatingAddress) add(VRRP, of("balancer").filter((a) => a !== h.address));
+    if (!gcp && spec.network.floatingAddress) {
+      add(VRRP, of("balancer").filter((a) => a !== h.address));
+      // HAProxy's health answer on the floating address, asked by the balancers (and operators)
+      add(8405, [...of("balancer"), ...op]);
+    }
   }
   for (const [p, src] of m) if (!src.length) m.delete(p);
   return m;
