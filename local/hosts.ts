@@ -392,3 +392,15 @@ export function nodeExec(name: string, argv: string[], timeoutMs = 5000): Promis
   if (!init) return Promise.resolve({ code: -1, out: `${name} is not running` });
   return run("nsenter", ["-t", String(init), "-m", "-u", "-i", "-n", "-p", "--", ...argv], { timeoutMs });
 }
+
+/** Whether a local host of this name exists (built, running or not). */
+export function nodeExists(name: string): boolean {
+  return fs.existsSync(nodeDir(name));
+}
+
+/** A host that left the inventory: powered off (cleanly, else killed) and its root, mounts and cgroups removed. */
+export async function removeNode(name: string, log: (l: string) => void = () => {}): Promise<void> {
+  requireRoot();
+  await stopNode(name, log);
+  destroyNode(name, log);
+}
