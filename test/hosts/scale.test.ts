@@ -50,25 +50,33 @@ async function addPg4(c: LocalCluster): Promise<LocalCluster> {
 
 /**
  * pg4 leads: in synchronous mode only the synchronous standby may take over, so pg4 is made the
- * synchronous standby first (the other replicas' WAL receivers restarted: the leader's Patroni
- * then names the one still streaming), then a planned switchover to it.
+ * synchronous standby first (the other replicas tagged nosync for the moment: the leader's
+ * Patroni then has no other candidate), then a planned switchover to it; the tags are restored.
  */
 async function makeLeader(c4: LocalCluster, node: string): Promise<void> {
-  for (let attempt = 1; ; attempt++) {
-    const ms = await patroniCluster(c4);
-    if (ms.find((m) => m.name === node)?.role === "sync_standby") break;
-    assert.ok(attempt <= 5, `${node} did not become the synchronous standby after ${attempt - 1} tries`);
-    const others = ms.filter((m) => m.role !== "leader" && m.name !== node).map((m) => m.name);
-    await Promise.all(others.map((n) => psql(c4, n, "select pg_terminate_backend(pid) from pg_stat_activity where backend_type = 'walreceiver'")));
-    await until(`${node} as the synchronous standby`, 15, async () => (await patroniCluster(c4)).find((m) => m.name === node)?.role === "sync_standby").catch(() => undefined);
-  }
   const l = await leader(c4);
-  await on(c4, node, `patronictl -c /etc/patroni/config.yml switchover --leader ${l} --candidate ${node} --force`);
-  await until(`${node} leading`, 60, async () => (await leader(c4)) === node);
+  const others = c4.hosts.filter((h) => h.roles.includes("postgres") && h.name !== node && h.name !== l).map((h) => h.name);
+  const tag = (n: string, v: boolean) => on(c4, n, `sed -i -E '/^tags:/,$ s/^  nosync: ${!v}$/  nosync: ${v}/' /etc/patroni/config.yml && systemctl reload patroni`);
+  try {
+    await Promise.all(others.map((n) => tag(n, true)));
+    await until(`${node} as the synchronous standby`, 60, async () => (await patroniCluster(c4)).find((m) => m.name === node)?.role === "sync_standby");
+    await on(c4, node, `patronictl -c /etc/patroni/config.yml switchover --leader ${l} --candidate ${node} --force`);
+    await until(`${node} leading`, 60, async () => (await leader(c4)) === node);
+  } finally {
+    await Promise.all(others.map((n) => tag(n, false)));
+  }
   await healthy(c4, 180);
 }
 
-interface Removal { apply: ApplyReport; gap: number; acked: number; failures: number; lost: number; twoWritable: number; leaderBefore: string; leaderAfter: string; pg4Last?: string; lines: string[] }
+/** Seconds after `from` at which the longest gap between acknowledged writes began. */
+function gapStart(load: WriteLoad, from: number): number {
+  const times = [from, ...load.acked.filter((a) => a.at >= from).map((a) => a.at)];
+  let best = 0, at = from;
+  for (let i = 1; i < times.length; i++) if (times[i] - times[i - 1] > best) { best = times[i] - times[i - 1]; at = times[i - 1]; }
+  return (at - from) / 1000;
+}
+
+interface Removal { apply: ApplyReport; gap: number; gapAt: number; acked: number; failures: number; lost: number; twoWritable: number; leaderBefore: string; leaderAfter: string; pg4Last?: string; lines: string[] }
 
 /** The stack's own inventory (without pg4) applied under a write load and the split-brain probe. */
 async function removePg4(c: LocalCluster, c4: LocalCluster, name: string): Promise<Removal> {
@@ -84,7 +92,7 @@ async function removePg4(c: LocalCluster, c4: LocalCluster, name: string): Promi
     await until("writes flowing", 30, async () => load.flowing());
     await sleep(1000);
     t0 = Date.now();
-    r = await apply(c, (l) => lines.push(l));
+    r = await apply(c, (l) => lines.push(`${((Date.now() - t0) / 1000).toFixed(1).padStart(6)} s | ${l}`));
     await sleep(2000);
   } finally {
     await load.stop();
@@ -94,7 +102,7 @@ async function removePg4(c: LocalCluster, c4: LocalCluster, name: string): Promi
     if (n !== "pg4") assert.ok(g.ms <= report.unobservedBoundMs, `${n} unobserved for ${g.ms} ms (bound ${report.unobservedBoundMs} ms)`);
   const acked = load.acked.map((a) => a.id);
   return {
-    apply: r!, gap: load.gapSince(t0!), acked: acked.length, failures: load.failures, lost: await lostRows(c, run, acked),
+    apply: r!, gap: load.gapSince(t0!), gapAt: gapStart(load, t0!), acked: acked.length, failures: load.failures, lost: await lostRows(c, run, acked),
     twoWritable: probe.seen.length, leaderBefore, leaderAfter: await leader(c), pg4Last: probe.lastState("pg4"), lines,
   };
 }
@@ -125,8 +133,8 @@ async function assertGone(c: LocalCluster, x: Removal): Promise<void> {
 }
 
 function print(name: string, x: Removal): void {
-  log(`${name}: writer gap ${x.gap.toFixed(1)} s, ${x.acked} acknowledged, ${x.failures} failed attempts, ${x.lost} lost, two writable: ${x.twoWritable ? "SEEN" : "never"}, leader ${x.leaderBefore} -> ${x.leaderAfter}, apply ${x.apply.seconds.toFixed(1)} s`);
-  for (const l of x.lines.filter((l) => /pg4|decommission/.test(l))) log(`  | ${l}`);
+  log(`${name}: writer gap ${x.gap.toFixed(1)} s (from ${x.gapAt.toFixed(1)} s into the apply), ${x.acked} acknowledged, ${x.failures} failed attempts, ${x.lost} lost, two writable: ${x.twoWritable ? "SEEN" : "never"}, leader ${x.leaderBefore} -> ${x.leaderAfter}, apply ${x.apply.seconds.toFixed(1)} s`);
+  for (const l of x.lines.filter((l) => !/ ok {2,}/.test(l))) log(`  ${l}`);
 }
 
 describe("hosts layer: scale in (a database node leaves the inventory)", function () {
