@@ -237,11 +237,16 @@ describe("hosts layer: the example application and the endpoint for each client 
 
     for (const endpoint of ["DATABASE_URL_PRIMARY", "DATABASE_URL_REPLICA"] as const) {
       it(`node-postgres named queries ({ name, text }) through ${endpoint} (pgBouncer, transaction pooling) fail: "already exists" and "does not exist"`, async () => {
+        // Which server connection pgBouncer hands a session next is its choice (seen: once the
+        // third step of the sequence landed back on the connection holding the statement), so
+        // the sequence must show at least one of the two errors, and the 200 concurrent queries
+        // must fail, each with one of them.
         const s = await sequence(endpoint, `one_${Date.now()}`);
-        assert.match(s.bPrepare ?? "(succeeded)", ALREADY);
-        assert.match(s.aAgain ?? "(succeeded)", MISSING);
+        console.log(`      · ${endpoint} sequence: second session's prepare ${s.bPrepare ?? "succeeded"}; first session again ${s.aAgain ?? "succeeded"}`);
+        assert.ok(ALREADY.test(s.bPrepare ?? "") || MISSING.test(s.aAgain ?? ""), "the sequence met neither prepared-statement error");
         const r = await concurrent(endpoint, `many_${Date.now()}`);
         console.log(`      · ${endpoint}: ${r.failed} of 200 concurrent named queries failed: ${r.messages.join(" | ")}`);
+        assert.ok(r.failed > 0, "no named query failed through the pooler");
         for (const m of r.messages) assert.ok(ALREADY.test(m) || MISSING.test(m), `only the two prepared-statement errors: ${m}`);
       });
     }
