@@ -51,6 +51,9 @@ async function unsettled(c: LocalCluster): Promise<string | undefined> {
  */
 export async function settledCluster(suite: string): Promise<LocalCluster> {
   const c = await localCluster();
+  // The stack file's own config, read again: a suite may have applied overrides (rotated
+  // secrets, another inventory) to the shared object; this suite starts from the stack's.
+  Object.assign(c, await loadCluster("local"));
   const why = await unsettled(c);
   if (why) {
     console.log(`      !!! ${suite}: the cluster was not settled at the start (${why}); settling it`);
