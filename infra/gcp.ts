@@ -79,7 +79,7 @@ export function gcpHosts(spec: ClusterSpec, c: Children): GcpHosts {
   rule("etcd-peers", [ports.etcdClient, ports.etcdPeer], { sourceTags: [TAG.db, TAG.witness] }, [TAG.db, TAG.witness]);
   rule("db-replication", [ports.postgres, ports.patroni], { sourceTags: [TAG.db] }, [TAG.db]);
   rule("lb-to-db", [ports.postgres, ports.pgbouncer, ports.patroni], { sourceTags: [TAG.balancer] }, [TAG.db]);
-  rule("clients-to-lb", [ports.writer, ports.readers, ports.writerDirect], { sourceRanges: spec.network.clientCidrs }, [TAG.balancer]);
+  rule("clients-to-lb", [ports.writer, ports.readers, ports.writerDirect, ports.readersDirect], { sourceRanges: spec.network.clientCidrs }, [TAG.balancer]);
   if (spec.network.adminCidrs.length) rule("admin-to-stats", [ports.stats], { sourceRanges: spec.network.adminCidrs }, [TAG.balancer]);
   rule("ssh-to-bastion", [22], { sourceRanges: g.sshSourceRanges }, [TAG.bastion]);
   rule("bastion-to-nodes", [22], { sourceTags: [TAG.bastion] }, [TAG.db, TAG.witness, TAG.balancer]);

@@ -1,6 +1,6 @@
 // GCP's internal passthrough Network Load Balancer in front of the balancers: one regional
 // address in the nodes' subnet that every client dials, spread over every balancer instance.
-//   address (INTERNAL, in the subnet) <- forwarding rule (TCP 5000-5002)
+//   address (INTERNAL, in the subnet) <- forwarding rule (TCP 5000-5003, 8404)
 //     -> regional backend service (INTERNAL, TCP) -> one unmanaged instance group per zone
 //   health check: HTTP GET /health on 8405, answered by HAProxy itself (haproxy.cfg's monitor-uri)
 // Passthrough: packets reach a balancer with the client's source address and the load
@@ -23,8 +23,12 @@ export const ILB_NAMES = {
   group: (spec: ClusterSpec, zone: string) => `ilb-balancers-${zone.slice(spec.gcp!.region.length + 1)}`,
 } as const;
 
-/** The ports clients reach through the load balancer: writer, readers, writer without pooler. */
-export const ILB_PORTS = [ports.writer, ports.readers, ports.writerDirect].map(String);
+/**
+ * The ports clients reach through the load balancer: writer, readers, writer and readers without
+ * pooler, and the stats page (operators: the VPC rule and HAProxy admit network.adminCidrs only).
+ * Five: the most one internal forwarding rule takes.
+ */
+export const ILB_PORTS = [ports.writer, ports.readers, ports.writerDirect, ports.readersDirect, ports.stats].map(String);
 
 /**
  * Health check timing: a probe every 2 s, 2 s to answer; 2 failures take a balancer out of
@@ -58,6 +62,7 @@ export function internalLoadBalancer({ spec, c, provider, network, subnet, balan
     purpose: "GCE_ENDPOINT",
     subnetwork: subnet.id,
     ...(g.loadBalancerAddress ? { address: g.loadBalancerAddress } : {}),
+    // (Kept as it was when 5003 and 8404 were added: a new description would replace the address.)
     description: `pgcluster ${spec.clusterName}: the internal load balancer clients dial (5000-5002)`,
   }, opts);
 
@@ -101,7 +106,7 @@ export function internalLoadBalancer({ spec, c, provider, network, subnet, balan
     backendService: backendService.id,
     network: network.id,
     subnetwork: subnet.id,
-    description: `pgcluster ${spec.clusterName}: writer 5000, readers 5001, writer without pooler 5002`,
+    description: `pgcluster ${spec.clusterName}: writer 5000, readers 5001, without pooler 5002/5003, stats 8404`,
   }, opts);
 
   return { address: address.address };

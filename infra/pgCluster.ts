@@ -76,8 +76,19 @@ export class PgCluster extends pulumi.ComponentResource {
   readonly replicaUrl: pulumi.Output<string>;
   /** postgresql://… to the primary without the pooler (port 5002), at the same address. Secret. */
   readonly primaryDirectUrl: pulumi.Output<string>;
-  /** HAProxy's stats page (port 8404; reachable from network.adminCidrs). */
-  readonly haproxyStats: pulumi.Output<string>;
+  /**
+   * postgresql://… to the replicas without the pooler (port 5003; the primary when no replica is
+   * healthy), at the same address: session semantics, for named prepared statements. Secret.
+   */
+  readonly replicaDirectUrl: pulumi.Output<string>;
+  /**
+   * HAProxy's stats pages (port 8404): the entry address's first when there is one (GCP: the
+   * internal load balancer's; static: network.floatingAddress), then every balancer's. Reachable from network.adminCidrs only,
+   * user "stats", password the secret statsPassword.
+   */
+  readonly haproxyStats: pulumi.Output<string[]>;
+  /** The stats page's password (user "stats"). Secret. */
+  readonly haproxyStatsPassword: pulumi.Output<string>;
   /** The CA bundle clients verify the servers with (sslrootcert). */
   readonly caCert: pulumi.Output<string>;
   readonly nodes: pulumi.Output<ClusterNode[]>;
@@ -161,16 +172,19 @@ export class PgCluster extends pulumi.ComponentResource {
       this.hosts[h.name].done(drift);
     }
 
-    const balancer = spec.hosts.find((h) => h.roles.includes("balancer"))!;
-    const lb = addresses[balancer.name];
+    const balancers = spec.hosts.filter((h) => h.roles.includes("balancer"));
+    const lb = addresses[balancers[0].name];
     const clientHost = entryAddress ?? spec.network.floatingAddress ?? lb;
     const app = spec.postgresql;
     const appPassword = secrets.appPassword;
     this.primaryUrl = connectionUrl(app.appUser, appPassword, clientHost, ports.writer, app.database);
     this.replicaUrl = connectionUrl(app.appUser, appPassword, clientHost, ports.readers, app.database);
     this.primaryDirectUrl = connectionUrl(app.appUser, appPassword, clientHost, ports.writerDirect, app.database);
-    // The stats page is per balancer (the load balancer forwards 5000-5002 only): the first one's.
-    this.haproxyStats = pulumi.interpolate`http://${lb}:${ports.stats}/`;
+    this.replicaDirectUrl = connectionUrl(app.appUser, appPassword, clientHost, ports.readersDirect, app.database);
+    // Each balancer has its own page (its own view of the servers); the entry address's is one of them.
+    this.haproxyStats = pulumi.all([entryAddress ?? spec.network.floatingAddress, ...balancers.map((b) => addresses[b.name])])
+      .apply(([entry, ...lbs]) => [...(entry ? [entry] : []), ...lbs].map((a) => `http://${a}:${ports.stats}/`));
+    this.haproxyStatsPassword = secrets.statsPassword;
     this.caCert = pki.caBundle;
     this.nodes = addressesOut.apply((a) => spec.hosts.map((h) => ({ name: h.name, address: a[h.name], roles: h.roles, zone: h.zone ?? null })));
     this.steps = pulumi.output(Object.keys(commands));
@@ -178,7 +192,9 @@ export class PgCluster extends pulumi.ComponentResource {
       primaryUrl: this.primaryUrl,
       replicaUrl: this.replicaUrl,
       primaryDirectUrl: this.primaryDirectUrl,
+      replicaDirectUrl: this.replicaDirectUrl,
       haproxyStats: this.haproxyStats,
+      haproxyStatsPassword: this.haproxyStatsPassword,
       caCert: this.caCert,
       nodes: this.nodes,
       steps: this.steps,

@@ -9,6 +9,9 @@ import { SECRET_KEYS, type ClusterSpec, type SecretName } from "../model/config"
 import { ROLE_PASSWORDS, saltName, type SaltName } from "../roles/scram";
 import type { Children } from "./children";
 
+/** Passwords added after stacks were adopted from the stack root: they never had a root name to alias. */
+const NEW_SECRETS: readonly SecretName[] = ["statsPassword"];
+
 export type SecretOutputs = Record<SecretName | SaltName, pulumi.Output<string>>;
 export type GivenSecrets = Partial<Record<SecretName, pulumi.Input<string>>>;
 
@@ -33,7 +36,7 @@ export function clusterSecrets(spec: ClusterSpec, given: GivenSecrets, c: Childr
       minUpper: 2,
       minNumeric: 2,
       keepers: { rotation: spec.secrets.rotation, rotate: spec.secrets.rotate[name] ?? "" },
-    }, c.opts(`${n}-${name}`));
+    }, NEW_SECRETS.includes(name) ? c.optsNew() : c.opts(`${n}-${name}`));
     out[name] = pulumi.secret(pw.result);
   }
   for (const name of ROLE_PASSWORDS) {

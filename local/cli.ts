@@ -3,7 +3,7 @@
 //   apply  apply the plan to the stack's hosts        drift  check mode: what differs on the hosts
 //   plan   list the steps and their order             status Patroni's view of the cluster
 //   down   stop the local hosts and remove what up made
-import { loadCluster, connectionUrls, floatingAddressHolders, writeEnvFile, patroniCluster, type LocalCluster } from "./cluster";
+import { loadCluster, connectionUrls, floatingAddressHolders, writeEnvFile, patroniCluster, statsUrls, writeStatsCurlConfig, type LocalCluster } from "./cluster";
 import { hostsDown } from "./hosts";
 import { apply, bringUpHosts } from "./up";
 import { topoOrder } from "../roles/compile";
@@ -22,6 +22,8 @@ async function printStatus(c: LocalCluster): Promise<void> {
   const members = await patroniCluster(c);
   log("cluster:");
   for (const m of members) log(`  ${m.name.padEnd(8)} ${m.host.padEnd(14)} ${m.role.padEnd(13)} ${String(m.state).padEnd(10)} timeline ${m.timeline ?? "-"} lag ${m.lag ?? 0}`);
+  log(`HAProxy stats (network.adminCidrs only; the login is in ${writeStatsCurlConfig(c)}): curl -K <that file> <url>`);
+  for (const u of statsUrls(c)) log(`  ${u}`);
   if (!c.spec.network.floatingAddress) return;
   const holders = await floatingAddressHolders(c);
   const on = Object.keys(holders).filter((b) => holders[b] === "holds");

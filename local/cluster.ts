@@ -85,7 +85,34 @@ export function connectionUrls(c: LocalCluster, mask = true): Record<string, str
   const ca = path.join(c.stateDir, "ca.crt");
   // Every part a URL cannot hold literally is encoded (names are validated too, but a URL is its own format).
   const url = (port: number) => `postgresql://${encodeURIComponent(appUser)}:${pw}@${entry}:${port}/${encodeURIComponent(database)}?sslmode=verify-full&sslrootcert=${ca.split("/").map(encodeURIComponent).join("/")}`;
-  return { DATABASE_URL_PRIMARY: url(ports.writer), DATABASE_URL_REPLICA: url(ports.readers), DATABASE_URL_PRIMARY_DIRECT: url(ports.writerDirect) };
+  return {
+    DATABASE_URL_PRIMARY: url(ports.writer), DATABASE_URL_REPLICA: url(ports.readers),
+    DATABASE_URL_PRIMARY_DIRECT: url(ports.writerDirect), DATABASE_URL_REPLICA_DIRECT: url(ports.readersDirect),
+  };
+}
+
+/**
+ * HAProxy's stats pages (user users.haproxyStats, password statsPassword): the floating address's
+ * first when there is one (whichever balancer holds it), then every balancer's.
+ */
+export function statsUrls(c: LocalCluster): string[] {
+  const balancers = c.hosts.filter((h) => h.roles.includes("balancer")).map((h) => h.address);
+  const floating = c.spec.network.floatingAddress;
+  return [...(floating ? [floating] : []), ...balancers].map((a) => `http://${a}:${ports.stats}/`);
+}
+
+/**
+ * Writes <state>/stats.curl (0600), a curl config file holding the stats login (`curl -K <file>
+ * <url>`): the password stays out of argv, shell history and the process list. curl's config
+ * syntax: a double-quoted value with '\\' and '"' escaped.
+ */
+export function writeStatsCurlConfig(c: LocalCluster): string {
+  const file = path.join(c.stateDir, "stats.curl");
+  const login = `${users.haproxyStats}:${c.secrets.statsPassword}`;
+  if (/[\u0000-\u001f\u007f]/.test(login)) throw new Error("the stats password holds a control character: it cannot be written to a curl config file");
+  fs.writeFileSync(file, `user = "${login.replace(/[\\"]/g, (ch) => `\\${ch}`)}"\n`, { mode: 0o600 });
+  fs.chmodSync(file, 0o600);
+  return file;
 }
 
 /**

@@ -22,6 +22,8 @@ export const SECRET_KEYS = [
   "appPassword",
   /** The balancers' VRRP authentication (keepalived uses its first 8 characters). */
   "vrrpPassword",
+  // HAProxy's stats page (user "stats"), in haproxy.cfg only (0640 root:haproxy).
+  "statsPassword",
 ] as const;
 export type SecretName = (typeof SECRET_KEYS)[number];
 
@@ -544,7 +546,7 @@ export function parseClusterSpec(raw: Record<string, unknown>, ctx: ParseContext
     if (cidrsCoverEverything(list) && !list.some((r) => parseCidr(r)!.prefix === 0))
       fail(path, `together (${list.join(", ")}) cover the whole IPv4 internet: ${what} from everywhere is refused; ${hint}`);
   };
-  sourceRanges(["network", "clientCidrs"], field("network", "clientCidrs"), "reaching the database ports (5000-5002)");
+  sourceRanges(["network", "clientCidrs"], field("network", "clientCidrs"), "reaching the database ports (5000-5003)");
   sourceRanges(["network", "adminCidrs"], field("network", "adminCidrs"), "reaching HAProxy stats (8404)");
   const networkCidr = field("network", "cidr");
 

@@ -24,6 +24,12 @@ export const ports = {
   writer: 5000,
   readers: 5001,
   writerDirect: 5002,
+  /**
+   * Readers without pooler (replicas' PostgreSQL, session semantics): the session endpoint of the
+   * read pool, for clients that use named prepared statements (5001 is pgBouncer's transaction pooling).
+   */
+  readersDirect: 5003,
+  /** HAProxy's stats page: authenticated (users.haproxyStats), network.adminCidrs only. */
   stats: 8404,
   /**
    * HAProxy's own health answer (HTTP GET /health, 200 while HAProxy serves), for a load balancer
@@ -41,9 +47,11 @@ export const users = {
   rewind: "rewind",
   pgbouncerAuth: "pgbouncer_auth",
   restApi: "patroni",
+  /** HAProxy's stats page login (its password: secret statsPassword). Not a PostgreSQL role. */
+  haproxyStats: "stats",
 } as const;
 
-/** PostgreSQL roles pgcluster creates and owns (users minus the REST API user, which is Patroni's). */
+/** PostgreSQL roles pgcluster creates and owns (users minus the REST API's and the stats page's). */
 export const MANAGED_ROLES = [users.superuser, users.replication, users.rewind, users.pgbouncerAuth] as const;
 
 /**

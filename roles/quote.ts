@@ -122,6 +122,19 @@ export function configInt(v: unknown, purpose: string): string {
   return s;
 }
 
+/**
+ * A single-quoted haproxy.cfg argument (a password). Inside single quotes HAProxy (2.6)
+ * interprets nothing ('#', '$', '\\', '"' and blanks are literal); a "'" is written as '\'' (close,
+ * escaped quote, reopen: HAProxy joins the parts into one argument, as bash does). Control
+ * characters are refused: a line break would end the line.
+ */
+export function haproxyQuoted(v: unknown, purpose: string): string {
+  const s = asString(purpose, "a haproxy.cfg argument", v);
+  const bad = [...s].find((ch) => CONTROL.test(ch));
+  if (bad) throw new UnsafeValueError(purpose, "a haproxy.cfg argument", `it contains ${describe(bad)}`);
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
 /** A "quoted" value of pgBouncer's auth_file: '"' doubled; a line break would start a new entry. */
 export function pgbouncerQuoted(v: unknown, purpose: string): string {
   const s = asString(purpose, "pgBouncer's auth_file", v);

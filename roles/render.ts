@@ -3,7 +3,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import Handlebars from "handlebars";
-import { aptString, configInt, configWord, identifier, ipv4, pgbouncerQuoted, shq, sqlLiteral } from "./quote";
+import { aptString, configInt, configWord, haproxyQuoted, identifier, ipv4, ipv4Cidr, pgbouncerQuoted, shq, sqlLiteral } from "./quote";
 
 /** Files installed on hosts: templates/<role>/<file>.hbs. */
 export const TEMPLATE_DIR = path.join(__dirname, "..", "templates");
@@ -45,6 +45,10 @@ purposeHelper("ident", identifier);
 purposeHelper("ipaddr", ipv4);
 // {{int "haproxy.maxConn" value}}: an integer setting.
 purposeHelper("int", configInt);
+// {{cidr "network.adminCidrs" value}}: an IPv4 CIDR (HAProxy acl sources).
+purposeHelper("cidr", ipv4Cidr);
+// {{hapq "statsPassword" value}}: a single-quoted haproxy.cfg argument.
+purposeHelper("hapq", haproxyQuoted);
 // pgBouncer auth_file quoting: "user" "password" with embedded quotes doubled.
 purposeHelper("pgbq", pgbouncerQuoted);
 

@@ -130,9 +130,9 @@ export function hostFirewall(ctx: RoleContext, host: Host): HostFirewall {
     service.push(ports.postgres, ports.pgbouncer, ports.patroni);
   }
   if (has("balancer")) {
-    admit([ports.writer, ports.readers, ports.writerDirect], spec.network.clientCidrs, WHO.clients);
+    admit([ports.writer, ports.readers, ports.writerDirect, ports.readersDirect], spec.network.clientCidrs, WHO.clients);
     admit([ports.stats], admin, WHO.admin);
-    service.push(ports.writer, ports.readers, ports.writerDirect, ports.stats);
+    service.push(ports.writer, ports.readers, ports.writerDirect, ports.readersDirect, ports.stats);
     // GCP's internal load balancer asks HAProxy's health answer, as the VPC rule admits it.
     if (gcp) admit([ports.balancerHealth], [...GCP_HEALTH_CHECK_RANGES], WHO.healthChecks);
     // With a floating address, a balancer checks that the address answers HAProxy's health
@@ -172,7 +172,8 @@ function rulesOf(admissions: Admission[]): FirewallRule[] {
 const SERVICE: Record<number, string> = {
   [ports.etcdClient]: "etcd client", [ports.etcdPeer]: "etcd peers", [ports.postgres]: "PostgreSQL",
   [ports.pgbouncer]: "pgBouncer", [ports.patroni]: "Patroni REST", [ports.writer]: "writer",
-  [ports.readers]: "readers", [ports.writerDirect]: "writer direct", [ports.stats]: "HAProxy stats",
+  [ports.readers]: "readers", [ports.writerDirect]: "writer direct",
+  [ports.readersDirect]: "readers direct", [ports.stats]: "HAProxy stats",
   [ports.balancerHealth]: "balancer health",
 };
 

@@ -1,5 +1,5 @@
 // haproxy: the entry points on the balancer host(s); routes by Patroni's REST health over https.
-import { tlsDir, ports, BALANCER_HEALTH_PATH } from "../../model/identities";
+import { tlsDir, ports, users, BALANCER_HEALTH_PATH } from "../../model/identities";
 import { render } from "../render";
 import { daemonReload, reload, shellFn, StepBuilder } from "../step";
 import { stepId } from "../types";
@@ -62,11 +62,14 @@ export const haproxy: RoleUnit = {
         fall: h.fall,
         rise: h.rise,
         maxLagBytes: h.maxReplicaLagBytes,
+        adminCidrs: ctx.spec.network.adminCidrs,
+        statsUser: users.haproxyStats,
+        statsPassword: ctx.secrets.statsPassword,
         nodes: withRole(ctx, "postgres").map((n) => ({ name: n.name, address: n.address })),
       }),
     });
     s.service("haproxy");
-    s.shell(ROLE, "haproxy.sh", { address: host.address, ports });
+    s.shell(ROLE, "haproxy.sh", {});
     s.wait(60, `HAProxy on ${host.name} routing the writer port to the primary`, shell.writerUp);
     return s;
   },

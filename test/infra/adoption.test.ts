@@ -34,6 +34,8 @@ const NEW_GCP_TYPES = [
   "gcp:compute/regionBackendService:RegionBackendService", "gcp:compute/forwardingRule:ForwardingRule",
 ];
 const isNewGcpResource = (r: Registered) => NEW_GCP_TYPES.includes(r.type) || (r.type === "gcp:compute/firewall:Firewall" && r.name.endsWith("-lb-health-checks"));
+/** Passwords added after the fixture was recorded (HAProxy's stats page): new, no alias. */
+const isNewSecret = (r: Registered) => r.type === "random:index/randomPassword:RandomPassword" && r.name.endsWith("-statsPassword");
 /**
  * Inputs that carry the step scripts: every pgcluster version changes some script, which runs
  * that step again (an update of the Command, a new check for HostDrift); nothing is replaced on
@@ -74,7 +76,10 @@ for (const [stack, old] of Object.entries(FIXTURE.stacks)) {
       assert.equal(fresh.length, stack === "local" ? 0 : 5 + groups, fresh.map((r) => r.name).join(", "));
       if (stack !== "local") assert.ok(groups >= 1);
       for (const r of fresh) assert.deepEqual(named(r), [], `${r.type} ${r.name}: new, so no alias`);
-      const custom = registered.filter((r) => r.custom && !isNewGcpResource(r));
+      const secrets = registered.filter((r) => r.custom && isNewSecret(r));
+      assert.equal(secrets.length, 1, "the stats password is generated");
+      assert.deepEqual(named(secrets[0]), [], `${secrets[0].name}: new, so no alias`);
+      const custom = registered.filter((r) => r.custom && !isNewGcpResource(r) && !isNewSecret(r));
       for (const r of custom) {
         assert.equal(named(r).length, 1, `${r.type} ${r.name}: ${JSON.stringify(r.aliases)}`);
         const [a] = named(r);
@@ -102,7 +107,7 @@ for (const [stack, old] of Object.entries(FIXTURE.stacks)) {
       assert.deepEqual(top.map((c) => [c.name, c.parent]), [[old.config["pgcluster:clusterName"], ""]]);
     });
 
-    it("every adopted resource keeps its inputs (so nothing is replaced), but the drift records of trust-on-first-use hosts, whose re-trust hint names the scan's new URN, and on GCP the node certificate requests, which gain the load balancer's address", () => {
+    it("every adopted resource keeps its inputs (so nothing is replaced), but the drift records of trust-on-first-use hosts, whose re-trust hint names the scan's new URN, and on GCP the node certificate requests, which gain the load balancer's address, and the clients' VPC rule, which gains 5003", () => {
       assert.equal(claimed.size, old.resources.length, "every old resource claimed");
       const differences: string[] = [];
       for (const [r, o] of claimed) {
@@ -115,7 +120,11 @@ for (const [stack, old] of Object.entries(FIXTURE.stacks)) {
       // requests (and then the certificates) are issued anew on the next up.
       const sans = stack === "local" ? [] : old.resources.filter((r) => r.type === "tls:index/certRequest:CertRequest" && /-db-\d+-csr$/.test(r.name)).map((r) => `${r.name}.ipAddresses`);
       if (stack !== "local") assert.ok(sans.length >= 3, "every database node's certificate request");
-      assert.deepEqual(differences.sort(), [...tofu, ...sans].sort());
+      // GCP: the clients' VPC rule gains 5003 (readers without pooler): its allows change (an
+      // update in place of the firewall rule, not a replacement).
+      const ports5003 = stack === "local" ? [] : old.resources.filter((r) => r.type === "gcp:compute/firewall:Firewall" && r.name.endsWith("-clients-to-lb")).map((r) => `${r.name}.allows`);
+      if (stack !== "local") assert.equal(ports5003.length, 1);
+      assert.deepEqual(differences.sort(), [...tofu, ...sans, ...ports5003].sort());
       if (stack === "local") assert.equal(tofu.length, 4, "the local stack trusts its hosts on first use");
     });
   });

@@ -13,6 +13,8 @@ import { ConfigError, parseClusterSpec } from "../../model/config";
 const KEY = { "pgcluster:sshPrivateKey": "-----BEGIN OPENSSH PRIVATE KEY-----\ntest\n-----END OPENSSH PRIVATE KEY-----\n" };
 const PEM_KEY = KEY["pgcluster:sshPrivateKey"];
 const STACK_OUTPUTS = ["DATABASE_URL_PRIMARY", "DATABASE_URL_REPLICA", "DATABASE_URL_PRIMARY_DIRECT", "haproxyStats", "caCert", "nodes", "steps"];
+/** Outputs added since: the readers without pooler (5003) and the stats page's password. */
+const NEW_STACK_OUTPUTS = ["DATABASE_URL_REPLICA_DIRECT", "haproxyStatsPassword"];
 const HOST_CHILDREN = ["command:remote:Command", "pulumi-nodejs:dynamic:Resource"];
 
 for (const stack of ["dev", "prod", "local"]) {
@@ -57,25 +59,34 @@ for (const stack of ["dev", "prod", "local"]) {
 
     it("registers its outputs: URLs as secrets, the CA bundle, nodes, HAProxy stats, steps; each Host its drift", async () => {
       const out = cluster()[0].outputs!;
-      assert.deepEqual(Object.keys(out).sort(), ["caCert", "haproxyStats", "nodes", "primaryDirectUrl", "primaryUrl", "replicaUrl", "steps"]);
-      for (const k of ["primaryUrl", "replicaUrl", "primaryDirectUrl"]) {
+      assert.deepEqual(Object.keys(out).sort(), ["caCert", "haproxyStats", "haproxyStatsPassword", "nodes", "primaryDirectUrl", "primaryUrl", "replicaDirectUrl", "replicaUrl", "steps"]);
+      for (const k of ["primaryUrl", "replicaUrl", "primaryDirectUrl", "replicaDirectUrl"]) {
         assert.ok(isSecretValue(out[k]), `${k} not secret`);
-        assert.match(reveal(out[k]), /^postgresql:\/\/app:pw-[^@]+@[\d.]+:500[012]\/app\?sslmode=verify-full/);
+        assert.match(reveal(out[k]), /^postgresql:\/\/app:pw-[^@]+@[\d.]+:500[0123]\/app\?sslmode=verify-full/);
       }
       assert.match(out.caCert, /^-----BEGIN CERTIFICATE-----\n/);
-      assert.match(out.haproxyStats, /^http:\/\/[\d.]+:8404\/$/);
+      // Every balancer's page (on GCP the load balancer's first).
+      const balancers = spec.hosts.filter((h) => h.roles.includes("balancer")).length;
+      // The address in front of them first: the internal load balancer (GCP) or the floating address (local).
+      assert.equal(out.haproxyStats.length, balancers + 1);
+      if (stack === "local") assert.equal(out.haproxyStats[0], `http://${spec.network.floatingAddress}:8404/`);
+      for (const u of out.haproxyStats) assert.match(u, /^http:\/\/[\d.]+:8404\/$/);
+      assert.ok(isSecretValue(out.haproxyStatsPassword), "the stats password is a secret");
+      assert.match(reveal(out.haproxyStatsPassword), /^pw-/);
       assert.deepEqual(out.steps, topoOrder(planGraph(spec)).map((s) => s.id));
       assert.deepEqual(out.nodes.map((n: { name: string }) => n.name), spec.hosts.map((h) => h.name));
       for (const h of registered.filter((r) => r.type === "pgcluster:index:Host")) assert.deepEqual(h.outputs, { drift: [] }, h.name);
     });
 
     it("the stack program exports exactly the outputs it exported before PgCluster, from the component", async () => {
-      assert.deepEqual(Object.keys(exported).sort(), [...STACK_OUTPUTS].sort());
+      assert.deepEqual(Object.keys(exported).sort(), [...STACK_OUTPUTS, ...NEW_STACK_OUTPUTS].sort());
       const out = cluster()[0].outputs!;
       assert.equal(await exported.DATABASE_URL_PRIMARY.isSecret, true);
       assert.equal(await settle(exported.DATABASE_URL_PRIMARY), reveal(out.primaryUrl));
       assert.equal(await settle(exported.DATABASE_URL_REPLICA), reveal(out.replicaUrl));
       assert.equal(await settle(exported.DATABASE_URL_PRIMARY_DIRECT), reveal(out.primaryDirectUrl));
+      assert.equal(await settle(exported.DATABASE_URL_REPLICA_DIRECT), reveal(out.replicaDirectUrl));
+      assert.equal(await exported.haproxyStatsPassword.isSecret, true);
       assert.deepEqual(await settle(exported.steps), out.steps);
       assert.deepEqual(await settle(exported.nodes), out.nodes);
     });

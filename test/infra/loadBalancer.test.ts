@@ -105,18 +105,19 @@ for (const stack of ["prod", "dev"]) {
       for (const c of haproxy) {
         const script: string = reveal(c.inputs.stdin);
         assert.match(script, /^frontend balancer_health\n    mode http\n(.*\n)*?    monitor-uri \/health\n/m, c.name);
-        for (const p of [8405, 5000, 5001, 5002]) assert.ok(script.includes(`    bind ${MOCK_INTERNAL_ADDRESS}:${p} transparent\n`), `${c.name}: binds ${MOCK_INTERNAL_ADDRESS}:${p}`);
+        for (const p of [8405, 5000, 5001, 5002, 5003, 8404]) assert.ok(script.includes(`    bind ${MOCK_INTERNAL_ADDRESS}:${p} transparent\n`), `${c.name}: binds ${MOCK_INTERNAL_ADDRESS}:${p}`);
         const own = reveal(c.inputs.connection).host;
         assert.ok(script.includes(`    bind ${own}:8405\n`), `${c.name}: /health on its own address too`);
       }
     });
 
-    it("one forwarding rule: TCP 5000-5002 on the reserved address, to the backend service, in the nodes' subnet", () => {
+    it("one forwarding rule: TCP 5000-5003 and the stats page 8404 on the reserved address, to the backend service, in the nodes' subnet", () => {
       const f = one(ctx.registered, T.rule);
       const b = one(ctx.registered, T.backend);
       assert.equal(f.inputs.loadBalancingScheme, "INTERNAL");
       assert.equal(f.inputs.ipProtocol, "TCP");
-      assert.deepEqual(f.inputs.ports, ["5000", "5001", "5002"]);
+      // Five ports: the most an internal forwarding rule takes.
+      assert.deepEqual(f.inputs.ports, ["5000", "5001", "5002", "5003", "8404"]);
       assert.equal(f.inputs.allPorts, undefined);
       assert.equal(f.inputs.ipAddress, MOCK_INTERNAL_ADDRESS, "the reserved address (as the mock allocated it)");
       assert.equal(f.inputs.backendService, `${b.name}-id`);
@@ -133,10 +134,14 @@ for (const stack of ["prod", "dev"]) {
       assert.deepEqual(hc[0].inputs.targetTags, ["pgcluster-lb"]);
       assert.deepEqual(hc[0].inputs.allows, [{ protocol: "tcp", ports: ["8405"] }]);
       assert.equal(hc[0].inputs.direction, "INGRESS");
-      // Passthrough keeps client addresses: the clients' rule to 5000-5002 is unchanged.
+      // Passthrough keeps client addresses: clients reach 5000-5003 from clientCidrs, the stats page
+      // only operators (adminCidrs), as without the load balancer.
       const clients = rules.find((r) => r.name === `${ctx.spec.clusterName}-clients-to-lb`)!;
       assert.deepEqual(clients.inputs.sourceRanges, ctx.spec.network.clientCidrs);
-      assert.deepEqual(clients.inputs.allows, [{ protocol: "tcp", ports: ["5000", "5001", "5002"] }]);
+      assert.deepEqual(clients.inputs.allows, [{ protocol: "tcp", ports: ["5000", "5001", "5002", "5003"] }]);
+      const stats = rules.filter((r) => r.inputs.allows.some((a: { ports: string[] }) => a.ports.includes("8404")));
+      assert.deepEqual(stats.map((r) => [r.name, r.inputs.sourceRanges, r.inputs.targetTags]),
+        ctx.spec.network.adminCidrs.length ? [[`${ctx.spec.clusterName}-admin-to-stats`, ctx.spec.network.adminCidrs, ["pgcluster-lb"]]] : []);
     });
 
     it("every load balancer resource is a child of the PgCluster, named after it, with no adoption alias (they never were at the stack root)", () => {
@@ -153,9 +158,9 @@ for (const stack of ["prod", "dev"]) {
       assert.equal(vpc.aliases.filter((a) => a.name).length, 1);
     });
 
-    it("the URL outputs point at the load balancer's address (5000, 5001, 5002), as secrets; stats stay on the first balancer", async () => {
+    it("the URL outputs point at the load balancer's address (5000-5003), as secrets; stats: the load balancer's page, then every balancer's", async () => {
       const top = one(ctx.registered, "pgcluster:index:PgCluster");
-      const urls = { primaryUrl: 5000, replicaUrl: 5001, primaryDirectUrl: 5002 } as const;
+      const urls = { primaryUrl: 5000, replicaUrl: 5001, primaryDirectUrl: 5002, replicaDirectUrl: 5003 } as const;
       for (const [k, port] of Object.entries(urls)) {
         const v = top.outputs![k];
         assert.equal(v?.["4dabf18193072939515e22adb298388d"] !== undefined, true, `${k}: not a secret`);
@@ -164,8 +169,10 @@ for (const stack of ["prod", "dev"]) {
       assert.equal(new URL(await settle(ctx.out.DATABASE_URL_PRIMARY)).host, `${MOCK_INTERNAL_ADDRESS}:5000`);
       assert.equal(new URL(await settle(ctx.out.DATABASE_URL_REPLICA)).host, `${MOCK_INTERNAL_ADDRESS}:5001`);
       assert.equal(new URL(await settle(ctx.out.DATABASE_URL_PRIMARY_DIRECT)).host, `${MOCK_INTERNAL_ADDRESS}:5002`);
-      const firstLb = balancerVms()[0].state.networkInterfaces[0].networkIp;
-      assert.equal(top.outputs!.haproxyStats, `http://${firstLb}:8404/`);
+      assert.equal(new URL(await settle(ctx.out.DATABASE_URL_REPLICA_DIRECT)).host, `${MOCK_INTERNAL_ADDRESS}:5003`);
+      const lbs = balancerVms().map((vm) => vm.state.networkInterfaces[0].networkIp);
+      assert.equal(lbs.length, ctx.spec.gcp!.balancerNodes);
+      assert.deepEqual(top.outputs!.haproxyStats, [MOCK_INTERNAL_ADDRESS, ...lbs].map((a) => `http://${a}:8404/`));
     });
 
     it("every node certificate lists the load balancer's address among its IP SANs (clients verify-full against it)", () => {

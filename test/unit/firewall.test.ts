@@ -52,7 +52,7 @@ function expectedAdmits(spec: ClusterSpec, hosts: Host[], h: Host): Map<number, 
     add(6432, [...of("balancer"), h.address, ...op]);
   }
   if (h.roles.includes("balancer")) {
-    for (const p of [5000, 5001, 5002]) add(p, [...spec.network.clientCidrs, ...op]);
+    for (const p of [5000, 5001, 5002, 5003]) add(p, [...spec.network.clientCidrs, ...op]);
     add(8404, admin);
     // GCP: the internal load balancer's health checks reach HAProxy's health answer, from Google's ranges only.
     if (gcp) add(8405, ["35.191.0.0/16", "130.211.0.0/22"]);

@@ -157,14 +157,19 @@ for error, code in [("OK: HTTP status code 200; transport: missing content-type 
     assert.equal(env.ETCD_DATA_DIR, "/var/lib/etcd/pgcluster");
   });
 
-  it("haproxy.cfg: 5000/5001/5002/8404, https checks of /primary and /replica?lag=, passes haproxy -c", () => {
+  it("haproxy.cfg: 5000-5003/8404, https checks of /primary and /replica?lag=, passes haproxy -c", () => {
     const text = fileOf(step("lb1/haproxy"), "/etc/haproxy/haproxy.cfg");
-    for (const p of ["5000", "5001", "5002", "8404"]) assert.match(text, new RegExp(`bind 10\\.213\\.0\\.10:${p}\\b`));
+    for (const p of ["5000", "5001", "5002", "5003", "8404"]) assert.match(text, new RegExp(`bind 10\\.213\\.0\\.10:${p}\\b`));
     assert.match(text, /option httpchk OPTIONS \/primary/);
     assert.match(text, /option httpchk OPTIONS \/replica\?lag=16777216/);
     assert.match(text, /check-ssl verify required ca-file/);
     assert.match(text, /on-marked-down shutdown-sessions/);
     assert.equal((text.match(/server pg\d 10\.213\.0\.1\d:6432 check port 8008/g) ?? []).length, 9);
+    // Without pooler: the writer, and the readers (replicas within the lag limit, else the primary).
+    assert.equal((text.match(/server pg\d 10\.213\.0\.1\d:5432 check port 8008/g) ?? []).length, 9);
+    assert.match(text, /^frontend readers_direct\n    bind 10\.213\.0\.10:5003\n    use_backend replicas_direct if \{ nbsrv\(replicas_direct\) gt 0 \}\n    default_backend readers_direct_fallback$/m);
+    assert.match(text, /^backend replicas_direct\n    balance roundrobin\n    option httpchk OPTIONS \/replica\?lag=16777216\n/m);
+    assert.match(text, /^backend readers_direct_fallback\n    option httpchk OPTIONS \/primary\n/m);
     // Validate with the real binary, its CA path pointed at a real CA file.
     const ca = path.join(tmp, "ca.crt");
     fs.writeFileSync(ca, fileOf(step("lb1/haproxy"), "/etc/haproxy/pki/ca.crt"));
@@ -198,13 +203,11 @@ for error, code in [("OK: HTTP status code 200; transport: missing content-type 
       assert.throws(() => compile(spec, hostsOf(spec), pki, TEST_SECRETS), /a GCP plan needs the internal load balancer's address/);
     });
 
-    it("binds the balancer's address and the load balancer's (transparent) on 5000-5002 and 8405; /health on 8405; passes haproxy -c", () => {
-      for (const p of ["5000", "5001", "5002", "8405"]) {
+    it("binds the balancer's address and the load balancer's (transparent) on 5000-5003, 8404 and 8405; /health on 8405; passes haproxy -c", () => {
+      for (const p of ["5000", "5001", "5002", "5003", "8404", "8405"]) {
         assert.match(text, new RegExp(`^    bind ${lb.replace(/\./g, "\\.")}:${p}$`, "m"), `${lb}:${p}`);
         assert.match(text, new RegExp(`^    bind 10\\.30\\.0\\.100:${p} transparent$`, "m"), `${ENTRY}:${p}`);
       }
-      assert.match(text, /^    bind [\d.]+:8404$/m, "stats on the balancer's own address only");
-      assert.doesNotMatch(text, /10\.30\.0\.100:8404/, "the stats page is not bound to the load balancer's address");
       assert.match(text, /^frontend balancer_health\n    mode http\n(.*\n)*?    monitor-uri \/health\n    http-request deny\n/m);
       const ca = path.join(tmp, "gcp-ca.crt");
       fs.writeFileSync(ca, pki.caBundle);
