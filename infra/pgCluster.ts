@@ -10,6 +10,7 @@ import { splitCerts } from "../model/certs";
 import { Children, hostLabel } from "./children";
 import { SECRET_VALUE } from "./componentSpec";
 import { applyPlan, commandName, type Connection } from "./driver";
+import { decommissionCommands } from "./decommission";
 import { gceNameSuffixes, gcpHosts } from "./gcp";
 import { HostDrift } from "./hostDrift";
 import { HostKeyScan } from "./hostKeys";
@@ -150,6 +151,15 @@ export class PgCluster extends pulumi.ComponentResource {
     const commands = applyPlan(graph, pulumi.secret(plan), connections, (step) => ({
       name: c.name(`${label(step.host)}-${step.role}`),
       opts: c.opts(commandName(step.id), this.hosts[step.host]),
+    }));
+
+    // Scale in: a database node's decommission runs as its Command's delete (infra/decommission.ts).
+    const clusterInputs = pulumi.all([addressesOut, pki.ca, pki.caBundle, certsOut, secretsOut, entryAddress]).apply(([addr, ca, caBundle, certs, sec, entry]) => ({
+      hosts: spec.hosts.map((h) => ({ ...h, address: addr[h.name] })), pki: { ca, caBundle, ...splitCerts(certs) }, secrets: sec, ...(entry ? { entryAddress: entry } : {}),
+    }));
+    decommissionCommands(spec, pulumi.secret(clusterInputs), graph, commands, connections, (host) => ({
+      name: c.name(`${label(host)}-decommission`),
+      opts: c.optsNew(this.hosts[host]),
     }));
 
     // What `pulumi preview --refresh` reads back from each host (check mode of its steps).

@@ -9,6 +9,7 @@ import { apply, bringUpHosts } from "./up";
 import { topoOrder } from "../roles/compile";
 import { ConfigError } from "../model/config";
 import { CaSwitchError } from "./pki";
+import { ScaleInRefused } from "./scaleIn";
 
 const log = (l: string) => console.log(l);
 
@@ -65,6 +66,6 @@ async function main(): Promise<number> {
 if (require.main === module) {
   main().then((code) => process.exit(code), (e) => {
     console.error(e instanceof ConfigError ? e.message : `error: ${(e as Error).message}`);
-    process.exit(e instanceof ConfigError || e instanceof CaSwitchError ? 4 : 1);
+    process.exit(e instanceof ConfigError || e instanceof CaSwitchError || e instanceof ScaleInRefused ? 4 : 1);
   });
 }

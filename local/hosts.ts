@@ -392,3 +392,26 @@ export function nodeExec(name: string, argv: string[], timeoutMs = 5000): Promis
   if (!init) return Promise.resolve({ code: -1, out: `${name} is not running` });
   return run("nsenter", ["-t", String(init), "-m", "-u", "-i", "-n", "-p", "--", ...argv], { timeoutMs });
 }
+
+/** Whether a local host of this name exists (built, running or not). */
+export function nodeExists(name: string): boolean {
+  return fs.existsSync(nodeDir(name));
+}
+
+/**
+ * A host that left the inventory: powered off (cleanly, else killed) and its root, mounts and
+ * cgroups removed. Asynchronous where it takes long (its disk is hundreds of MB): a caller that
+ * measures a write load in the same process must not see its own stall as an outage.
+ */
+export async function removeNode(name: string, log: (l: string) => void = () => {}): Promise<void> {
+  requireRoot();
+  await stopNode(name, log);
+  const d = nodeDir(name);
+  if (mounted(path.join(d, "root"))) {
+    const r = await run("umount", [path.join(d, "root")]);
+    if (r.code !== 0) throw new Error(`${name}: umount ${path.join(d, "root")}: ${r.out.trim()}`);
+  }
+  cleanCgroups(name);
+  await fs.promises.rm(d, { recursive: true, force: true });
+  log(`${name}: removed`);
+}

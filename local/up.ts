@@ -4,6 +4,7 @@ import { hostsUp, hostKey } from "./hosts";
 import { ssh, writeKnownHosts } from "./ssh";
 import { stateId } from "./state";
 import type { LocalCluster } from "./cluster";
+import { finishScaleIn, scaleIn } from "./scaleIn";
 
 export type Log = (line: string) => void;
 
@@ -39,8 +40,14 @@ export async function apply(c: LocalCluster, log: Log, check = false): Promise<A
     log("nothing was changed on any host.");
     return { code: 2, changed: 0, outcomes: [], seconds: (Date.now() - t) / 1000 };
   }
+  // Database nodes that left the inventory: decommissioned first (refused before any change).
+  const leaving = await scaleIn(c, log, check);
+  if (leaving.code) {
+    log(`INCOMPLETE: the decommission failed; the remaining plan was not applied. Fix the cause and run again: steps are idempotent.`);
+    return { code: 1, changed: summarize(leaving.outcomes).changed, outcomes: leaving.outcomes, seconds: (Date.now() - t) / 1000 };
+  }
   log(check ? `checking ${c.plan.steps.length} steps (no changes are made)` : `applying ${c.plan.steps.length} steps`);
-  const outcomes = await applyPlan(c.plan, c.targets, c.ssh, { check, log, secrets: Object.values(c.secrets) });
+  const outcomes = [...leaving.outcomes, ...await applyPlan(c.plan, c.targets, c.ssh, { check, log, secrets: Object.values(c.secrets) })];
   const s = summarize(outcomes);
   const seconds = (Date.now() - t) / 1000;
   log(`${check ? "check" : "apply"} finished in ${seconds.toFixed(1)} s: ${s.changed} changed, ${s.drift} drifted, ${s.ok} ok, ${s.failed} failed, ${s.skipped} not run`);
@@ -49,6 +56,7 @@ export async function apply(c: LocalCluster, log: Log, check = false): Promise<A
     log(`INCOMPLETE: failed: ${outcomes.filter((o) => o.outcome === "failed").map((o) => o.step.id).join(", ")}; applied before the failure: ${done.join(", ") || "nothing"}. Fix the cause and run again: steps are idempotent.`);
     return { code: 1, changed: s.changed, outcomes, seconds };
   }
+  if (!check) await finishScaleIn(c, leaving, log);
   return { code: check && s.drift ? 3 : 0, changed: check ? s.drift : s.changed, outcomes, seconds };
 }
 

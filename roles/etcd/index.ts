@@ -2,7 +2,7 @@
 // blocking, since its start only completes once a quorum of members is up (the next role waits
 // for it); a change to a running, healthy cluster restarts the members one at a time.
 import { tlsDir, ETCD_DATA, ports } from "../../model/identities";
-import { run, shellFn, StepBuilder } from "../step";
+import { daemonReload, run, shellFn, StepBuilder } from "../step";
 import { stepId } from "../types";
 import type { Host, RoleContext } from "../types";
 import type { RoleUnit } from "../role";
@@ -18,7 +18,11 @@ export const ROLE = "etcd";
 export const shell = {
   quorum: shellFn(`${ROLE}/etcdctl.sh`, "pgc_etcd_quorum"),
   restart: shellFn(`${ROLE}/etcd.sh`, "pgc_etcd_restart"),
+  joinExisting: shellFn(`${ROLE}/etcd.sh`, "pgc_etcd_join_existing"),
 };
+
+/** Written only when a member joins a running cluster (pgc_etcd_join_existing); read after /etc/default/etcd. */
+export const ETCD_JOIN_FILE = "/var/lib/pgcluster/etcd-join.env";
 
 export function etcdEndpoints(ctx: RoleContext): string[] {
   return withRole(ctx, "etcd").map((h) => `https://${h.address}:${ports.etcdClient}`);
@@ -43,7 +47,11 @@ function etcdStep(ctx: RoleContext, host: Host): StepBuilder {
   const s = new StepBuilder();
   s.packages("etcd-server", "etcd-client");
   etcdClientShell(s, ctx, tls);
-  s.shell(ROLE, "etcd.sh", { dataDir: ETCD_DATA, count: members.length, clientPort: ports.etcdClient });
+  const peerUrl = `https://${host.address}:${ports.etcdPeer}`;
+  s.shell(ROLE, "etcd.sh", {
+    dataDir: ETCD_DATA, count: members.length, clientPort: ports.etcdClient, name: host.name, peerUrl, joinFile: ETCD_JOIN_FILE,
+    others: members.filter((m) => m.name !== host.name).map((m) => `https://${m.address}:${ports.etcdClient}`),
+  });
   const restart = [run(shell.restart, "etcd")];
   nodeTlsFiles(s, ctx, host, { dir: tls, owner: "etcd", notify: restart });
   s.file({
@@ -60,6 +68,13 @@ function etcdStep(ctx: RoleContext, host: Host): StepBuilder {
     }),
     notify: restart,
   });
+  // A member joining a running cluster (rebuilt empty, data lost) reads the join file: see etcd.sh.
+  s.file({
+    path: "/etc/systemd/system/etcd.service.d/pgcluster-join.conf",
+    content: render(ROLE, "join.conf", { joinFile: ETCD_JOIN_FILE }),
+    notify: [daemonReload],
+  });
+  s.call(shell.joinExisting);
   s.service("etcd", { noBlock: true });
   return s;
 }
