@@ -27,7 +27,8 @@ export function signingGeneration(spec: ClusterSpec): string {
 }
 
 /**
- * Hosts that need a node certificate: everything that serves TLS (etcd and database nodes).
+ * Hosts that need a node certificate: everything that serves TLS (etcd and database nodes, the
+ * backup host's pgBackRest server).
  * `address` gives a host's IP: a string locally, a Pulumi Output for GCP instances.
  * `entryAddresses`: what clients dial in front of the balancers, when that is not a balancer's
  * own address (GCP: the internal load balancer's; none for a static inventory today).
@@ -36,7 +37,7 @@ export function certRequests<A>(spec: ClusterSpec, address: (host: string) => A 
   const generation = `ca-${signingGeneration(spec)}.r-${spec.tls.rotation}`;
   const balancers = spec.hosts.filter((h) => h.roles.includes("balancer")).map((h) => address(h.name));
   const nodes = spec.hosts
-    .filter((h) => h.roles.includes("etcd") || h.roles.includes("postgres"))
+    .filter((h) => h.roles.includes("etcd") || h.roles.includes("postgres") || h.roles.includes("backup"))
     .map<CertRequest<A | string>>((h) => ({
       id: h.name,
       commonName: h.name,

@@ -15,14 +15,17 @@ import { pgbouncer } from "./pgbouncer";
 import { database } from "./database";
 import { haproxy } from "./haproxy";
 import { restart } from "./restart";
+import { pgbackrest } from "./pgbackrest";
+import { backup } from "./backup";
 
 /**
  * The roles, in plan order. Every host's firewall comes before any host starts talking to the
  * others (etcd first, the rest after etcd): a host new to the inventory is admitted everywhere
  * before it joins. postgresql is listed before etcd so that the plan's order stays the order the
- * steps run in.
+ * steps run in; pgbackrest (database nodes) before patroni, so archive_command works from the
+ * start; backup (the repository host) last, once every node runs and archives.
  */
-export const ROLES: readonly RoleUnit[] = [common, firewall, postgresql, etcd, patroni, database, restart, pgbouncer, haproxy];
+export const ROLES: readonly RoleUnit[] = [common, firewall, postgresql, pgbackrest, etcd, patroni, database, restart, pgbouncer, haproxy, backup];
 
 /**
  * The plan's graph (step ids, hosts, what each waits for) from the spec alone: a driver learns it
@@ -42,12 +45,14 @@ export function planGraph(spec: ClusterSpec): StepNode[] {
 export function compile(spec: ClusterSpec, hosts: Host[], pki: Pki, secrets: Secrets, entryAddress?: string): Plan {
   if (spec.provider === "gcp" && !entryAddress)
     throw new Error(`a GCP plan needs the internal load balancer's address: the balancers bind it and answer its health checks`);
+  if (spec.backup.enabled && !secrets.backupCipherPassphrase)
+    throw new Error(`backup.enabled needs the repository's cipher passphrase among the secrets (${"backupCipherPassphrase"})`);
   const ctx: RoleContext = { spec, hosts, pki, secrets, ...(entryAddress ? { entryAddress } : {}) };
   const byName = new Map(hosts.map((h) => [h.name, h]));
   for (const h of spec.hosts) if (!byName.has(h.name)) throw new Error(`host ${h.name} has no address`);
   for (const h of hosts) {
     if (!h.address) throw new Error(`host ${h.name} has no address`);
-    if ((h.roles.includes("etcd") || h.roles.includes("postgres")) && !pki.nodes[h.name])
+    if ((h.roles.includes("etcd") || h.roles.includes("postgres") || h.roles.includes("backup")) && !pki.nodes[h.name])
       throw new Error(`no TLS certificate for host ${h.name}`);
   }
   const roles = new Map(ROLES.map((r) => [r.name, r]));

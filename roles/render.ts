@@ -3,7 +3,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import Handlebars from "handlebars";
-import { aptString, configInt, configWord, identifier, ipv4, pgbouncerQuoted, shq, sqlLiteral } from "./quote";
+import { aptString, configInt, configWord, identifier, ipv4, pgbackrestValue, pgbouncerQuoted, shq, sqlLiteral, systemdCalendar } from "./quote";
 
 /** Files installed on hosts: templates/<role>/<file>.hbs. */
 export const TEMPLATE_DIR = path.join(__dirname, "..", "templates");
@@ -47,6 +47,10 @@ purposeHelper("ipaddr", ipv4);
 purposeHelper("int", configInt);
 // pgBouncer auth_file quoting: "user" "password" with embedded quotes doubled.
 purposeHelper("pgbq", pgbouncerQuoted);
+// {{pgbrvalue "purpose" value}}: a value in pgBackRest's INI file.
+purposeHelper("pgbrvalue", pgbackrestValue);
+// {{calendar "backup.schedule" value}}: a systemd OnCalendar= value.
+purposeHelper("calendar", systemdCalendar);
 
 const cache = new Map<string, HandlebarsTemplateDelegate>();
 
