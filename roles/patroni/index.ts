@@ -10,7 +10,7 @@ import { bootstrapHost, withRole } from "../hosts";
 import { etcdClientShell, ROLE as ETCD, shell as etcdShell } from "../etcd";
 import { ROLE as POSTGRESQL } from "../postgresql";
 import { nodeTlsFiles } from "../tls";
-import { archiveParameters, restoreCommand } from "../pgbackrest";
+import { archiveParameters, restoreCommand, ROLE as PGBACKREST } from "../pgbackrest";
 import { CLIENT_CERTS } from "../../model/identities";
 
 export const ROLE = "patroni";
@@ -111,6 +111,8 @@ export const patroni: RoleUnit = {
     const first = bootstrapHost(spec);
     return [
       stepId(host.name, POSTGRESQL),
+      // archive_command runs pgBackRest: configured before this node's PostgreSQL starts.
+      ...(spec.backup.enabled ? [stepId(host.name, PGBACKREST)] : []),
       ...withRole(spec, "etcd").map((h) => stepId(h.name, ETCD)),
       ...(first && first.name !== host.name ? [stepId(first.name, ROLE)] : []),
     ];
