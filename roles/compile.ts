@@ -17,15 +17,17 @@ import { haproxy } from "./haproxy";
 import { restart } from "./restart";
 import { pgbackrest } from "./pgbackrest";
 import { backup } from "./backup";
+import { stanzaRole } from "./stanza";
 
 /**
  * The roles, in plan order. Every host's firewall comes before any host starts talking to the
  * others (etcd first, the rest after etcd): a host new to the inventory is admitted everywhere
  * before it joins. postgresql is listed before etcd so that the plan's order stays the order the
- * steps run in; pgbackrest (database nodes) before patroni, so archive_command works from the
- * start; backup (the repository host) last, once every node runs and archives.
+ * steps run in. The repository host (backup) serves before the database nodes' pgbackrest, and
+ * that before their patroni, so archiving and restoring work from the start; the stanza (on the
+ * repository host) last, once every node runs and archives.
  */
-export const ROLES: readonly RoleUnit[] = [common, firewall, postgresql, pgbackrest, etcd, patroni, database, restart, pgbouncer, haproxy, backup];
+export const ROLES: readonly RoleUnit[] = [common, firewall, postgresql, backup, pgbackrest, etcd, patroni, database, restart, pgbouncer, haproxy, stanzaRole];
 
 /**
  * The plan's graph (step ids, hosts, what each waits for) from the spec alone: a driver learns it

@@ -1,38 +1,49 @@
 // backup: the backup repository host (static inventories). pgBackRest keeps the cluster's
 // encrypted posix repository here and serves it over TLS (client certificates from the cluster
-// CA: the database nodes push WAL to it). Its step creates the stanza once every node runs under
-// Patroni, checks archiving end to end, and schedules backups with systemd timers: full and
-// differential, taken from a standby, expired by retention.
+// CA: the database nodes push WAL to it and read it back). Serving before any node archives or
+// restores: a replica asks the repository first when it starts, so an unreachable one would
+// delay every start. The stanza role (roles/stanza) then creates the stanza, checks archiving and
+// schedules the backups.
 import { BACKUP_REPOSITORY, PG_DATA, PGBACKREST_CONFIG, ports, tlsDir } from "../../model/identities";
+import type { ClusterSpec } from "../../model/config";
 import { render } from "../render";
-import { daemonReload, restart, shellFn, StepBuilder } from "../step";
+import { restart, shellFn, StepBuilder } from "../step";
 import { stepId } from "../types";
+import type { Host, RoleContext } from "../types";
 import type { RoleUnit } from "../role";
+import { nodeTlsFiles } from "../tls";
 import { withRole } from "../hosts";
 import { ROLE as COMMON } from "../common";
 import { ROLE as FIREWALL } from "../firewall";
-import { ROLE as RESTART } from "../restart";
-import { hostsBlock, pgbackrestTls, ROLE as PGBACKREST, SERVER_UNIT, stanza } from "../pgbackrest";
 
 export const ROLE = "backup";
-export const BACKUP_TYPES = ["full", "diff"] as const;
-export const backupUnit = (type: string) => `pgcluster-backup@${type}.service`;
-export const timerUnit = (type: string) => `pgcluster-backup-${type}.timer`;
+/** Debian's unit: `pgbackrest server` as postgres, reading PGBACKREST_CONFIG (here and on the database nodes). */
+export const SERVER_UNIT = "pgbackrest";
 
 export const shell = {
-  stanza: shellFn(`${ROLE}/backup.sh`, "pgc_backup_stanza"),
-  check: shellFn(`${ROLE}/backup.sh`, "pgc_backup_check"),
+  hostsBlock: shellFn(`${ROLE}/hosts.sh`, "pgc_hosts_block"),
 };
 
+/** The stanza: one per cluster, named after it. */
+export function stanza(spec: ClusterSpec): string {
+  return spec.clusterName;
+}
+
+/** pgBackRest's directory and TLS files, owned by postgres (the Debian unit runs as postgres). */
+export function pgbackrestTls(s: StepBuilder, ctx: RoleContext, host: Host): void {
+  s.dir("/etc/pgbackrest", "root", "postgres", "0750");
+  nodeTlsFiles(s, ctx, host, { dir: tlsDir.pgbackrest, owner: "postgres", notify: [restart(SERVER_UNIT)] });
+}
+
+/** /etc/hosts entries for `hosts`, so pgBackRest can dial them by name. */
+export function hostsBlock(s: StepBuilder, hosts: Host[]): void {
+  s.shell(ROLE, "hosts.sh", { entries: hosts.map((h) => ({ address: h.address, name: h.name })) });
+  s.call(shell.hostsBlock);
+}
 export const backup: RoleUnit = {
   name: ROLE,
   hosts: (spec) => (spec.backup.enabled ? withRole(spec, "backup") : []),
-  // The stanza needs a running primary; `check` needs archive_mode on, which takes a restart:
-  // after every node's restart step (which comes after its patroni step) and its pgBackRest.
-  after: (spec, host) => [
-    stepId(host.name, COMMON), stepId(host.name, FIREWALL),
-    ...withRole(spec, "postgres").flatMap((h) => [stepId(h.name, PGBACKREST), stepId(h.name, RESTART)]),
-  ],
+  after: (_spec, host) => [stepId(host.name, COMMON), stepId(host.name, FIREWALL)],
   step(ctx, host) {
     const spec = ctx.spec;
     const b = spec.backup;
@@ -56,15 +67,8 @@ export const backup: RoleUnit = {
         nodes: nodes.map((n, i) => ({ name: n.name, index: i + 1 })),
       }),
     });
-    s.file({ path: `/etc/systemd/system/${backupUnit("")}`, content: render(ROLE, "pgcluster-backup@.service", { stanza: stanza(spec) }), notify: [daemonReload] });
-    for (const type of BACKUP_TYPES)
-      s.file({ path: `/etc/systemd/system/${timerUnit(type)}`, content: render(ROLE, "pgcluster-backup.timer", { stanza: stanza(spec), type, calendar: b.schedule[type] }), notify: [daemonReload, restart(timerUnit(type))] });
     s.handlers();
     s.service(SERVER_UNIT);
-    s.shell(ROLE, "backup.sh", { stanza: stanza(spec) });
-    s.call(shell.stanza);
-    s.wait(180, `the primary archiving WAL into the repository (pgbackrest check)`, shell.check);
-    for (const type of BACKUP_TYPES) s.service(timerUnit(type));
     return s;
   },
 };

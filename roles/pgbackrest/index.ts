@@ -5,27 +5,15 @@
 import { PG_DATA, PGBACKREST_CONFIG, ports, tlsDir, users } from "../../model/identities";
 import type { ClusterSpec } from "../../model/config";
 import { render } from "../render";
-import { restart, shellFn, StepBuilder } from "../step";
+import { restart, StepBuilder } from "../step";
 import { stepId } from "../types";
-import type { Host, RoleContext } from "../types";
 import type { RoleUnit } from "../role";
 import { withRole } from "../hosts";
-import { nodeTlsFiles } from "../tls";
 import { ROLE as POSTGRESQL } from "../postgresql";
 import { ROLE as FIREWALL } from "../firewall";
+import { hostsBlock, pgbackrestTls, ROLE as BACKUP, SERVER_UNIT, stanza } from "../backup";
 
 export const ROLE = "pgbackrest";
-/** Debian's unit: `pgbackrest server` as postgres, reading PGBACKREST_CONFIG. */
-export const SERVER_UNIT = "pgbackrest";
-
-export const shell = {
-  hostsBlock: shellFn(`${ROLE}/hosts.sh`, "pgc_hosts_block"),
-};
-
-/** The stanza: one per cluster, named after it. */
-export function stanza(spec: ClusterSpec): string {
-  return spec.clusterName;
-}
 
 /** PostgreSQL's archiving settings while backup.enabled (Patroni's DCS parameters). */
 export function archiveParameters(spec: ClusterSpec): Record<string, string | number> {
@@ -41,22 +29,12 @@ export function restoreCommand(spec: ClusterSpec): string {
   return `pgbackrest --stanza=${stanza(spec)} archive-get %f "%p"`;
 }
 
-/** pgBackRest's files and its TLS server, owned by postgres (the Debian unit runs as postgres). */
-export function pgbackrestTls(s: StepBuilder, ctx: RoleContext, host: Host): void {
-  s.dir("/etc/pgbackrest", "root", "postgres", "0750");
-  nodeTlsFiles(s, ctx, host, { dir: tlsDir.pgbackrest, owner: "postgres", notify: [restart(SERVER_UNIT)] });
-}
-
-/** /etc/hosts entries for `hosts`, so pgBackRest can dial them by name. */
-export function hostsBlock(s: StepBuilder, hosts: Host[]): void {
-  s.shell(ROLE, "hosts.sh", { entries: hosts.map((h) => ({ address: h.address, name: h.name })) });
-  s.call(shell.hostsBlock);
-}
 
 export const pgbackrest: RoleUnit = {
   name: ROLE,
   hosts: (spec) => (spec.backup.enabled ? withRole(spec, "postgres") : []),
-  after: (_spec, host) => [stepId(host.name, POSTGRESQL), stepId(host.name, FIREWALL)],
+  // The repository serving first: a replica asks it first whenever it starts.
+  after: (spec, host) => [stepId(host.name, POSTGRESQL), stepId(host.name, FIREWALL), ...withRole(spec, "backup").map((b) => stepId(b.name, BACKUP))],
   step(ctx, host) {
     const repo = withRole(ctx, "backup")[0];
     if (!repo) throw new Error(`backup.enabled without a backup host (the config refuses it)`);

@@ -129,20 +129,26 @@ describe("backups: the plan", () => {
     plan = compile(spec, hosts, pki, TEST_SECRETS);
   });
 
-  it("pgBackRest on every database node before its Patroni; the backup host's step after every node's restart step", () => {
+  it("the repository serves before any node's pgBackRest, that before the node's Patroni; the stanza after every node's restart step", () => {
+    assert.deepEqual(step("backup1/backup")!.after, ["backup1/common", "backup1/firewall"]);
     for (const n of ["pg1", "pg2", "pg3"]) {
-      assert.ok(step(`${n}/pgbackrest`), n);
+      assert.ok(step(`${n}/pgbackrest`)!.after.includes("backup1/backup"), n);
       assert.ok(step(`${n}/patroni`)!.after.includes(`${n}/pgbackrest`), n);
     }
-    const b = step("backup1/backup")!;
+    const b = step("backup1/stanza")!;
     for (const n of ["pg1", "pg2", "pg3"]) for (const r of ["pgbackrest", "restart"]) assert.ok(b.after.includes(`${n}/${r}`), `${n}/${r}`);
-    assert.deepEqual(plan.steps.filter((s) => s.host === "backup1").map((s) => s.role), ["common", "firewall", "backup"]);
+    assert.deepEqual(plan.steps.filter((s) => s.host === "backup1").map((s) => s.role), ["common", "firewall", "backup", "stanza"]);
+  });
+
+  it("a replica's restore_command gives up in seconds when the repository does not answer (it then streams)", () => {
+    const c = ini.parse(fileOf(step("pg1/pgbackrest"), CONF));
+    assert.equal(c["global:archive-get"]["io-timeout"], "5");
   });
 
   it("without backup, the plan has no pgBackRest and the DCS no archiving (existing stacks unchanged)", async () => {
     const off = localWith(withoutBackup);
     const offPlan = compile(off, hostsOf(off), pki, TEST_SECRETS);
-    assert.deepEqual(offPlan.steps.filter((s) => /pgbackrest|backup/.test(s.role)), []);
+    assert.deepEqual(offPlan.steps.filter((s) => /pgbackrest|backup|stanza/.test(s.role)), []);
     const dcs = dcsConfig({ spec: off } as RoleContext) as any;
     assert.equal(dcs.postgresql.recovery_conf, undefined);
     assert.deepEqual(Object.keys(dcs.postgresql.parameters).filter((k) => k.startsWith("archive")), []);
@@ -209,7 +215,7 @@ describe("backups: the plan", () => {
   });
 
   it("timers: full and differential on the configured calendar, one backup unit; systemd reads the calendar events", () => {
-    const b = step("backup1/backup")!;
+    const b = step("backup1/stanza")!;
     assert.match(fileOf(b, "/etc/systemd/system/pgcluster-backup-full.timer"), /^OnCalendar=Sun \*-\*-\* 01:00:00$/m);
     assert.match(fileOf(b, "/etc/systemd/system/pgcluster-backup-diff.timer"), /^Unit=pgcluster-backup@diff\.service$/m);
     assert.match(fileOf(b, "/etc/systemd/system/pgcluster-backup@.service"), /^ExecStart=\/usr\/bin\/pgbackrest --stanza=pglocal --type=%i backup$/m);

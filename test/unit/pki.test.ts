@@ -12,7 +12,7 @@ function spec(tls: Record<string, unknown> = {}) {
   const sf = readStackFile("local");
   return parseClusterSpec({ ...sf.values, tls }, { stack: "local", secretKeys: new Set(), source: "t" });
 }
-const addresses = { lb1: "10.213.0.10", pg1: "10.213.0.11", pg2: "10.213.0.12", pg3: "10.213.0.13" };
+const addresses = { lb1: "10.213.0.10", pg1: "10.213.0.11", pg2: "10.213.0.12", pg3: "10.213.0.13", backup1: "10.213.0.30" };
 
 describe("local PKI (the certificates @pulumi/tls issues for a stack)", function () {
   this.timeout(30000);
