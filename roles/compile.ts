@@ -27,7 +27,7 @@ import { stanzaRole } from "./stanza";
  * that before their patroni, so archiving and restoring work from the start; the stanza (on the
  * repository host) last, once every node runs and archives.
  */
-export const ROLES: readonly RoleUnit[] = [common, firewall, postgresql, backup, pgbackrest, etcd, patroni, database, restart, pgbouncer, haproxy, stanzaRole];
+export const ROLES: readonly RoleUnit[] = [common, firewall, postgresql, etcd, backup, pgbackrest, patroni, database, restart, pgbouncer, haproxy, stanzaRole];
 
 /**
  * The plan's graph (step ids, hosts, what each waits for) from the spec alone: a driver learns it
