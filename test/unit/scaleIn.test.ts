@@ -25,9 +25,9 @@ describe("scale in: the inventory that left", () => {
   });
 
   it("a balancer that left needs no decommission (the remaining plan drops it)", () => {
-    const previous: AppliedHost[] = [...appliedFromSpec(loadSpec("local")), { name: "lb2", address: "10.213.0.9", roles: ["balancer"], sshUser: "root", sshPort: 22 }];
+    const previous: AppliedHost[] = [...appliedFromSpec(loadSpec("local")), { name: "lb3", address: "10.213.0.8", roles: ["balancer"], sshUser: "root", sshPort: 22 }];
     const plan = scaleInPlan(previous, loadSpec("local"));
-    assert.deepEqual(plan.dropped.map((h) => h.name), ["lb2"]);
+    assert.deepEqual(plan.dropped.map((h) => h.name), ["lb3"]);
     assert.deepEqual(plan.decommission, []);
   });
 
