@@ -33,13 +33,25 @@ const RETRY_NODE_CODES = new Set(["ECONNRESET", "ECONNREFUSED", "EPIPE", "ETIMED
 // node-postgres some with no code at all).
 const RETRY_MESSAGES = /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|server conn crashed|server closed the connection unexpectedly|no more connections allowed|pgbouncer cannot connect to server|terminating connection|the database system is (starting up|shutting down|in recovery mode)|Query read timeout/i;
 
-/** Whether `e` is worth retrying on a new connection. */
+/**
+ * Whether `e` is worth retrying on a new connection. Looks through `cause`: drizzle-orm (0.45)
+ * wraps the driver's error in its own ("Failed query: …"), with the pg error, and its SQLSTATE,
+ * as the cause.
+ */
 export function isTransient(e: unknown): boolean {
-  if (!(e instanceof Error)) return false;
-  const code = (e as { code?: unknown }).code;
-  if (typeof code === "string" && RETRY_SQLSTATES.test(code)) return true;
-  if (typeof code === "string" && RETRY_NODE_CODES.has(code)) return true;
-  return RETRY_MESSAGES.test(e.message);
+  for (let x: unknown = e, depth = 0; x instanceof Error && depth < 5; x = (x as { cause?: unknown }).cause, depth++) {
+    const code = (x as { code?: unknown }).code;
+    if (typeof code === "string" && (RETRY_SQLSTATES.test(code) || RETRY_NODE_CODES.has(code))) return true;
+    if (RETRY_MESSAGES.test(x.message)) return true;
+  }
+  return false;
+}
+
+/** The innermost error's message and code (drizzle's wrapper says only which query failed). */
+export function rootCause(e: unknown): { message: string; code?: string } {
+  let x: unknown = e;
+  for (let depth = 0; x instanceof Error && (x as { cause?: unknown }).cause instanceof Error && depth < 5; depth++) x = (x as { cause?: unknown }).cause;
+  return x instanceof Error ? { message: x.message, code: (x as { code?: string }).code } : { message: String(x) };
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -57,7 +69,8 @@ export async function withRetry<T>(op: () => Promise<T>, policy: RetryPolicy = R
       return await op();
     } catch (e) {
       if (!isTransient(e) || Date.now() + delay > end) throw e;
-      onRetry?.({ at: Date.now(), error: (e as Error).message, code: (e as { code?: string }).code });
+      const root = rootCause(e);
+      onRetry?.({ at: Date.now(), error: root.message, code: root.code });
       // Full jitter: clients that lost their sessions together do not come back together.
       await sleep(delay / 2 + Math.random() * (delay / 2));
       delay = Math.min(policy.maxDelayMs, delay * 2);
@@ -76,7 +89,8 @@ export class RetryLedger {
       this.reports.push({ attempts: failures.length + 1, failures, ok: true });
       return v;
     } catch (e) {
-      failures.push({ at: Date.now(), error: (e as Error).message, code: (e as { code?: string }).code });
+      const root = rootCause(e);
+      failures.push({ at: Date.now(), error: root.message, code: root.code });
       this.reports.push({ attempts: failures.length, failures, ok: false });
       return undefined;
     }

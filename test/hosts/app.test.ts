@@ -18,7 +18,7 @@ import { redact } from "../../local/driver";
 import { connect, type Database } from "../../examples/app/db";
 import { addNote, addNotesAtomically, countBatch, ensureSchema, newNote, noteOnPrimary, noteOnReplica } from "../../examples/app/notes";
 import { notes } from "../../examples/app/schema";
-import { RetryLedger } from "../../examples/app/retry";
+import { RetryLedger, rootCause } from "../../examples/app/retry";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const ALREADY = /prepared statement "[^"]+" already exists/;
@@ -150,7 +150,7 @@ describe("hosts layer: the example application and the endpoint for each client 
       for (const k of kinds.slice(0, 8)) console.log(`        failed attempt: ${k}`);
       assert.equal(after, candidate, "the switchover happened");
       assert.ok(ledger.reports.length > 100, `load ran (${ledger.reports.length} operations)`);
-      assert.equal(ledger.failed, 0, `operations failed after retry: ${ledger.reports.filter((x) => !x.ok).map((x) => clean(x.failures.at(-1)!.error)).join("; ")}`);
+      assert.equal(ledger.failed, 0, `operations failed after retry: ${ledger.reports.filter((x) => !x.ok).map((x) => `${x.failures.at(-1)!.code ?? "-"} ${clean(x.failures.at(-1)!.error)}`).join("; ")}`);
       // Every acknowledged write is on the new primary (idempotent retries wrote none twice: ids are keys).
       const have = await countBatch(d, b);
       assert.equal(have, written.length, `${written.length} acknowledged writes, ${have} rows`);
@@ -253,9 +253,10 @@ describe("hosts layer: the example application and the endpoint for each client 
       let bErr = "(succeeded)", aErr = "(succeeded)";
       try {
         assert.equal(Number((await stmt(a, name).execute({ v: 1 }))[0].v), 1);
-        try { await stmt(b, name).execute({ v: 2 }); } catch (e) { bErr = (e as Error).message; }
+        // drizzle wraps the driver's error ("Failed query: ..."): the server's answer is its cause.
+        try { await stmt(b, name).execute({ v: 2 }); } catch (e) { bErr = rootCause(e).message; }
         await cc.query("begin"); await cc.query("select 1");
-        try { await stmt(a, name).execute({ v: 3 }); } catch (e) { aErr = (e as Error).message; }
+        try { await stmt(a, name).execute({ v: 3 }); } catch (e) { aErr = rootCause(e).message; }
         await cc.query("commit");
       } finally { for (const x of [a, b, cc]) await x.end().catch(() => {}); }
       assert.match(bErr, ALREADY);

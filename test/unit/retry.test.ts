@@ -11,10 +11,13 @@ describe("example application: retry policy", () => {
     for (const e of [err("terminating connection due to administrator command", "57P01"), err("x", "08006"), err("x", "57P03"),
       err("cannot execute INSERT in a read-only transaction", "25006"), err("x", "40001"), err("x", "40P01"),
       err("read ECONNRESET", "ECONNRESET"), err("connect ECONNREFUSED 10.213.0.10:5000", "ECONNREFUSED"),
-      err("Connection terminated unexpectedly"), err("timeout exceeded when trying to connect"), err("Query read timeout")])
+      err("Connection terminated unexpectedly"), err("timeout exceeded when trying to connect"), err("Query read timeout"),
+      // drizzle-orm wraps the driver's error: the SQLSTATE is on the cause.
+      Object.assign(new Error('Failed query: insert into "example_notes" ...'), { cause: err("terminating connection due to administrator command", "57P01") })])
       assert.equal(isTransient(e), true, `${(e as { code?: string }).code} ${e.message}`);
     for (const e of [err("duplicate key value violates unique constraint", "23505"), err("syntax error at or near", "42601"),
-      err('prepared statement "one" already exists', "42P05"), err("permission denied", "42501"), "not an error"])
+      err('prepared statement "one" already exists', "42P05"), err("permission denied", "42501"), "not an error",
+      Object.assign(new Error("Failed query: insert ..."), { cause: err("duplicate key value", "23505") })])
       assert.equal(isTransient(e), false, String(e));
   });
 
