@@ -18,7 +18,7 @@ export const ROLE = "etcd";
 export const shell = {
   quorum: shellFn(`${ROLE}/etcdctl.sh`, "pgc_etcd_quorum"),
   restart: shellFn(`${ROLE}/etcd.sh`, "pgc_etcd_restart"),
-  joinExisting: shellFn(`${ROLE}/etcd.sh`, "pgc_etcd_join_existing"),
+  joinExisting: shellFn(`${ROLE}/join.sh`, "pgc_etcd_join_existing"),
 };
 
 /** Written only when a member joins a running cluster (pgc_etcd_join_existing); read after /etc/default/etcd. */
@@ -48,8 +48,9 @@ function etcdStep(ctx: RoleContext, host: Host): StepBuilder {
   s.packages("etcd-server", "etcd-client");
   etcdClientShell(s, ctx, tls);
   const peerUrl = `https://${host.address}:${ports.etcdPeer}`;
-  s.shell(ROLE, "etcd.sh", {
-    dataDir: ETCD_DATA, count: members.length, clientPort: ports.etcdClient, name: host.name, peerUrl, joinFile: ETCD_JOIN_FILE,
+  s.shell(ROLE, "etcd.sh", { dataDir: ETCD_DATA, count: members.length, clientPort: ports.etcdClient });
+  s.shell(ROLE, "join.sh", {
+    dataDir: ETCD_DATA, name: host.name, peerUrl, joinFile: ETCD_JOIN_FILE,
     others: members.filter((m) => m.name !== host.name).map((m) => `https://${m.address}:${ports.etcdClient}`),
   });
   const restart = [run(shell.restart, "etcd")];
