@@ -14,6 +14,7 @@ import { stepScript } from "../../roles/script";
 import type { Pki, Plan, RoleContext, Secrets } from "../../roles/types";
 import { fileOf, hostsOf, localSpec, testPki, TEST_SECRETS } from "../support/fixtures";
 import { run } from "../support/tools";
+import { describeRepository } from "../../local/backup";
 
 const PEM = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmU=\n-----END OPENSSH PRIVATE KEY-----\n";
 const CONF = "/etc/pgbackrest/pgbackrest.conf";
@@ -299,5 +300,19 @@ describe("backups: pgBackRest 2.45 reads the rendered files (offline: its help c
     assert.match(pgbackrest(value, "backup", true).out, /ERROR: \[032\]: 'rot13' is not allowed for 'repo1-cipher-type' option/);
     const both = write("both.conf", good.replace("[global]\n", "[global]\nrepo1-host=elsewhere\n"));
     assert.match(pgbackrest(both, "backup", true).out, /ERROR: \[027\]: pg and repo hosts cannot both be configured as remote/);
+  });
+});
+
+describe("backups: npm run backups (the listing)", () => {
+  it("shows each backup with type, end time, sizes and WAL range, and the restorable window; says when nothing can be restored", () => {
+    const info = {
+      stanza: "pglocal", status: "ok", walMin: "000000010000000000000003", walMax: "0000000A000000000000001C",
+      backups: [{ label: "20261127-102632F", type: "full", start: new Date("2026-11-27T10:26:32Z"), stop: new Date("2026-11-27T10:26:41Z"), size: 32_296_960, repoSize: 3_984_588, walStart: "0000000A000000000000001D", walStop: "0000000A000000000000001E" }],
+    };
+    const lines = describeRepository(info);
+    assert.equal(lines[0], "stanza pglocal: ok; WAL archive 000000010000000000000003 … 0000000A000000000000001C");
+    assert.match(lines[1], /^ {2}20261127-102632F +full {2}2026-11-27T10:26:41\.000Z {2}database +30\.8 MB {2}stored +3\.8 MB {2}WAL 0000000A000000000000001D … 0000000A000000000000001E$/);
+    assert.equal(lines[2], "restorable from 2026-11-27T10:26:41.000Z to the newest archived WAL (0000000A000000000000001C)");
+    assert.deepEqual(describeRepository({ ...info, backups: [] }).slice(1), ["no backup yet: nothing can be restored"]);
   });
 });
