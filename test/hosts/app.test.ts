@@ -12,7 +12,8 @@ import { drizzle } from "drizzle-orm/node-postgres";
 import { eq, sql } from "drizzle-orm";
 import { requireHosts, settledCluster } from "../support/hostsLayer";
 import { connectionUrls, patroniCluster, type LocalCluster } from "../../local/cluster";
-import { healthy } from "../../local/chaos";
+import { floatingHolders, healthy } from "../../local/chaos";
+import { killNode, nodeRunning, startNode } from "../../local/hosts";
 import { ssh } from "../../local/ssh";
 import { redact } from "../../local/driver";
 import { connect, type Database } from "../../examples/app/db";
@@ -111,18 +112,18 @@ describe("hosts layer: the example application and the endpoint for each client 
       assert.equal(await countBatch(d, b), 200);
     });
 
-    it("rides through a switchover with README's retry policy: every operation succeeds after retry (failed attempts reported), no acknowledged write lost", async () => {
-      const ms = await patroniCluster(c);
-      const leader = ms.find((m) => m.role === "leader")!.name;
-      const candidate = (ms.find((m) => m.role === "sync_standby") ?? ms.find((m) => m.role === "replica"))!.name;
-      const b = `${batch}-switchover`;
+    /**
+     * Four writers and two readers, each one operation at a time as an application's requests,
+     * through the example's pools with README's retry policy, while `fault` breaks something;
+     * the load runs until the cluster is healthy again plus 3 s. Returns what the ledger saw.
+     */
+    const rideThrough = async (what: string, b: string, fault: () => Promise<void>) => {
       const ledger = new RetryLedger();
       const written: string[] = [];
       let stop = false;
-      // Four writers and two readers, each one operation at a time, as an application's requests.
       const writer = async () => {
         while (!stop) {
-          const n = newNote("during switchover", b);
+          const n = newNote(`during ${what}`, b);
           const ok = await ledger.run(async () => { await addNote(d, n); return true; });
           if (ok) written.push(n.id);
           await sleep(20);
@@ -137,23 +138,52 @@ describe("hosts layer: the example application and the endpoint for each client 
       const load = [writer(), writer(), writer(), writer(), reader(), reader()];
       await sleep(2000);
       const t0 = Date.now();
-      const r = await ssh(c.ssh, c.targets[leader], `patronictl -c /etc/patroni/config.yml switchover --leader ${leader} --candidate ${candidate} --force`, "", 60_000);
-      assert.equal(r.code, 0, `switchover ${leader} -> ${candidate}: ${r.out.trim()}`);
-      await healthy(c, 120);
-      await sleep(3000);
-      stop = true;
-      await Promise.all(load);
-      const after = (await patroniCluster(c)).find((m) => m.role === "leader")!.name;
+      try {
+        await fault();
+        await healthy(c, 120);
+        await sleep(3000);
+      } finally {
+        stop = true;
+        await Promise.all(load);
+      }
       const failures = ledger.reports.flatMap((x) => x.failures);
       const kinds = [...new Set(failures.map((f) => `${f.code ?? "-"} ${clean(f.error).slice(0, 80)}`))];
-      console.log(`      · switchover ${leader} -> ${after} (${((Date.now() - t0) / 1000).toFixed(1)} s until healthy + 3 s): ${ledger.reports.length} operations, ${ledger.retried} needed a retry (${ledger.failedAttempts} failed attempts), ${ledger.failed} failed after retry`);
+      console.log(`      · ${what} (${((Date.now() - t0) / 1000).toFixed(1)} s until healthy + 3 s): ${ledger.reports.length} operations, ${ledger.retried} needed a retry (${ledger.failedAttempts} failed attempts), ${ledger.failed} failed after retry`);
       for (const k of kinds.slice(0, 8)) console.log(`        failed attempt: ${k}`);
-      assert.equal(after, candidate, "the switchover happened");
       assert.ok(ledger.reports.length > 100, `load ran (${ledger.reports.length} operations)`);
-      assert.equal(ledger.failed, 0, `operations failed after retry: ${ledger.reports.filter((x) => !x.ok).map((x) => `${x.failures.at(-1)!.code ?? "-"} ${clean(x.failures.at(-1)!.error)}`).join("; ")}`);
-      // Every acknowledged write is on the new primary (idempotent retries wrote none twice: ids are keys).
+      assert.equal(ledger.failed, 0, `operations failed after retry: ${ledger.reports.filter((x) => !x.ok).map((x) => clean(x.failures.at(-1)!.error)).join("; ")}`);
+      // Every acknowledged write is there (idempotent retries wrote none twice: ids are keys).
       const have = await countBatch(d, b);
       assert.equal(have, written.length, `${written.length} acknowledged writes, ${have} rows`);
+    };
+
+    it("rides through a switchover with README's retry policy: every operation succeeds after retry (failed attempts reported), no acknowledged write lost", async () => {
+      const ms = await patroniCluster(c);
+      const leader = ms.find((m) => m.role === "leader")!.name;
+      const candidate = (ms.find((m) => m.role === "sync_standby") ?? ms.find((m) => m.role === "replica"))!.name;
+      await rideThrough(`switchover ${leader} -> ${candidate}`, `${batch}-switchover`, async () => {
+        const r = await ssh(c.ssh, c.targets[leader], `patronictl -c /etc/patroni/config.yml switchover --leader ${leader} --candidate ${candidate} --force`, "", 60_000);
+        assert.equal(r.code, 0, `switchover ${leader} -> ${candidate}: ${r.out.trim()}`);
+      });
+      const after = (await patroniCluster(c)).find((m) => m.role === "leader")!.name;
+      assert.equal(after, candidate, "the switchover happened");
+    });
+
+    it("rides through a power cut of the balancer holding the floating address: every operation succeeds after retry, no acknowledged write lost", async () => {
+      const holders = await floatingHolders(c);
+      assert.equal(holders.length, 1, `one balancer holds the floating address (${holders.join(", ") || "none"})`);
+      const [victim] = holders;
+      try {
+        await rideThrough(`power cut of ${victim}`, `${batch}-balancer`, async () => {
+          killNode(victim);
+          // Writes resume once the other balancer has taken the address.
+          const end = Date.now() + 30_000;
+          for (let h = await floatingHolders(c); Date.now() < end && !(h.length === 1 && h[0] !== victim); h = await floatingHolders(c)) await sleep(250);
+        });
+        assert.notDeepEqual(await floatingHolders(c), [victim], "the address moved");
+      } finally {
+        if (!nodeRunning(victim)) await startNode(c.spec, victim, async () => (await ssh(c.ssh, c.targets[victim], "systemctl is-system-running", "", 5000, 1)).out.match(/^(running|degraded)/m) !== null);
+      }
     });
   });
 
