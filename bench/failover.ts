@@ -18,6 +18,7 @@ const TARGETS: Record<string, string> = {
   "full-restart": "-",
   "kill-active-balancer": "<= 3 s, the address moved once (issue #12)",
   "kill-haproxy": "<= 3 s, the address moved at most once (issue #12)",
+  "stop-haproxy": "<= 3 s, the address moved once (issue #12)",
 };
 
 const unobserved = (r: ScenarioResult) => Math.max(...Object.values(r.probe.longestUnobserved).map((g) => g.ms));

@@ -404,6 +404,17 @@ export const SCENARIOS: Record<string, (c: LocalCluster) => Promise<ScenarioResu
     await balancerServing(holder);
     notes.push(`HAProxy on ${holder} serving again ${((Date.now() - t) / 1000).toFixed(1)} s after the writes resumed`);
   }),
+  /** #12: HAProxy stopped and staying down on the holder: keepalived's check gives the address up. */
+  "stop-haproxy": balancerScenario("stop-haproxy", async (_c, holder, notes) => {
+    const r = await nodeExec(holder, ["systemctl", "stop", "haproxy"], 30_000);
+    if (r.code !== 0) throw new Error(`systemctl stop haproxy on ${holder}: ${r.out.trim()}`);
+    notes.push(`HAProxy stopped on ${holder} (it stays down until started again)`);
+  }, async (_c2, holder, notes) => {
+    const r = await nodeExec(holder, ["systemctl", "start", "haproxy"], 30_000);
+    if (r.code !== 0) throw new Error(`systemctl start haproxy on ${holder}: ${r.out.trim()}`);
+    await balancerServing(holder);
+    notes.push(`HAProxy started again on ${holder}`);
+  }),
   /** 6: every database host powered off, then started: same data, a leader, writes resume. */
   "full-restart": (c) => scenario(c, "full-restart", async (c2, _l, notes) => {
     await Promise.all(dbNodes(c2).map((n) => poweroffNode(n)));

@@ -75,6 +75,11 @@ describe("hosts layer: chaos (faults under write load)", function () {
       assert.notEqual(after, on, "the address moved to the other balancer");
     });
 
+    it("11: HAProxy stopped (and staying down) on the balancer holding the floating address: keepalived's check gives the address to the other balancer, which keeps it; nothing lost", async () => {
+      const { on, after } = balancerChecks(await SCENARIOS["stop-haproxy"](c), (m) => m === 1);
+      assert.notEqual(after, on, "the address moved to the balancer whose HAProxy answers");
+    });
+
     it("10: HAProxy killed (-9) on the balancer holding the floating address: writes resume, the address moves at most once; nothing lost", async () => {
       balancerChecks(await SCENARIOS["kill-haproxy"](c), (m) => m <= 1);
     });
