@@ -432,7 +432,18 @@ const balancerNodes = (c: LocalCluster) => c.hosts.filter((h) => h.roles.include
  * "not holding it".
  */
 export async function floatingHolders(c: LocalCluster): Promise<string[]> {
-  const states = await floatingAddressHolders(c, (b, argv) => (nodeRunning(b) ? nodeExec(b, argv) : Promise.resolve({ code: 0, out: "" })));
+  const stopped = { code: 0, out: "" };
+  const read = async (b: string, argv: string[]) => {
+    for (let attempt = 1; ; attempt++) {
+      if (!nodeRunning(b)) return stopped;
+      const r = await nodeExec(b, argv);
+      // A node killed a moment ago may still be listed while its namespaces go away: asked
+      // again, it is either gone (it holds nothing) or answers; twice unreadable is unknown.
+      if (r.code === 0 || attempt === 2) return r;
+      await sleep(200);
+    }
+  };
+  const states = await floatingAddressHolders(c, read);
   const unknown = Object.keys(states).filter((b) => states[b] === "unknown");
   if (unknown.length) throw new Error(`cannot read the addresses of ${unknown.join(", ")}`);
   return Object.keys(states).filter((b) => states[b] === "holds");
