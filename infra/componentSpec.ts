@@ -2,7 +2,7 @@
 // (without "pgcluster:") through the same validation, minus what PgCluster takes as arguments,
 // so that secrets stay Pulumi secrets: the SSH private key and the passwords.
 import * as pulumi from "@pulumi/pulumi";
-import { ConfigError, SECRET_KEYS, configKey, parseClusterSpec, type ClusterSpec } from "../model/config";
+import { BACKUP_PASSPHRASE, ConfigError, SECRET_KEYS, configKey, parseClusterSpec, type ClusterSpec } from "../model/config";
 
 export interface ComponentSpecContext {
   /** Names the deployment when `environment` is not given (default: the Pulumi stack's name). */
@@ -24,7 +24,7 @@ const KEY_GIVEN_AS_ARGUMENT = "-----BEGIN OPENSSH PRIVATE KEY-----\nPgClusterArg
  */
 export function parseComponentSpec(raw: Record<string, unknown>, ctx: ComponentSpecContext = {}): ClusterSpec {
   const source = ctx.source ?? "PgCluster spec";
-  const misplaced = ["sshPrivateKey", ...SECRET_KEYS].filter((k) => raw[k] !== undefined);
+  const misplaced = ["sshPrivateKey", ...SECRET_KEYS, BACKUP_PASSPHRASE].filter((k) => raw[k] !== undefined);
   if (misplaced.length)
     throw new ConfigError(misplaced.map((k) => `${configKey([k])}: is an argument of PgCluster, not part of its spec: pass it as ${k === "sshPrivateKey" ? k : `secrets.${k}`}, a pulumi secret`), source);
   // The stack config's own rules ask it for the SSH key and, with secrets.generate false, for

@@ -5,7 +5,7 @@
 // host's Commands, HostDrift and HostKeyScan of that host's Host component. Names start with the
 // component's name, so two clusters live side by side in one program.
 import * as pulumi from "@pulumi/pulumi";
-import { PROJECT, SECRET_KEYS, type ClusterSpec, type Role, type SecretName } from "../model/config";
+import { BACKUP_PASSPHRASE, PROJECT, SECRET_KEYS, type ClusterSpec, type Role, type SecretName } from "../model/config";
 import { splitCerts } from "../model/certs";
 import { Children, hostLabel } from "./children";
 import { SECRET_VALUE } from "./componentSpec";
@@ -238,7 +238,9 @@ function checkArgs(name: string, args: PgClusterArgs): GivenSecrets {
   const given = args.secrets ?? {};
   const valueProblem = (k: string) => `secrets.${k}: must be 16 to 128 printable ASCII characters without spaces (the value is not shown)`;
   for (const k of Object.keys(given)) {
-    if (!(SECRET_KEYS as readonly string[]).includes(k)) problems.push(`secrets.${k}: is not a pgcluster password; they are ${SECRET_KEYS.join(", ")}`);
+    if (k === BACKUP_PASSPHRASE) {
+      if (typeof given[k] === "string" && !SECRET_VALUE.test(given[k] as string)) problems.push(valueProblem(k));
+    } else if (!(SECRET_KEYS as readonly string[]).includes(k)) problems.push(`secrets.${k}: is not a pgcluster password; they are ${SECRET_KEYS.join(", ")}`);
     else if (typeof given[k as SecretName] === "string" && !SECRET_VALUE.test(given[k as SecretName] as string)) problems.push(valueProblem(k));
   }
   if (spec.provider === "gcp") {
@@ -253,9 +255,13 @@ function checkArgs(name: string, args: PgClusterArgs): GivenSecrets {
     if (spec.secrets.provided.includes(k)) problems.push(`secrets.${k}: the spec was given ${PROJECT}:${k}, but PgCluster was not: pass it in secrets`);
     else if (!spec.secrets.generate) problems.push(`secrets.${k}: is required: spec.secrets.generate is false`);
   }
+  if (spec.backup.enabled && given[BACKUP_PASSPHRASE] === undefined) {
+    if (spec.secrets.backupPassphraseProvided) problems.push(`secrets.${BACKUP_PASSPHRASE}: the spec was given ${PROJECT}:${BACKUP_PASSPHRASE}, but PgCluster was not: pass it in secrets`);
+    else if (!spec.secrets.generate) problems.push(`secrets.${BACKUP_PASSPHRASE}: is required: spec.secrets.generate is false and backup.enabled is true`);
+  }
   if (problems.length) throw new Error(`PgCluster ${name}:\n` + problems.map((p) => `  - ${p}`).join("\n"));
   // A value known only later (an Output) is checked when it is known.
-  return Object.fromEntries(SECRET_KEYS.filter((k) => given[k] !== undefined).map((k) => [k, pulumi.output(given[k]!).apply((v) => {
+  return Object.fromEntries(([...SECRET_KEYS, BACKUP_PASSPHRASE] as const).filter((k) => given[k] !== undefined).map((k) => [k, pulumi.output(given[k]!).apply((v) => {
     if (typeof v !== "string" || !SECRET_VALUE.test(v)) throw new Error(`PgCluster ${name}: ${valueProblem(k)}`);
     return v;
   })]));

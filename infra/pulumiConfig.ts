@@ -3,7 +3,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
-import { PROJECT, type ClusterSpec, type SecretName, decodeConfigValue, parseClusterSpec } from "../model/config";
+import { BACKUP_PASSPHRASE, PROJECT, type ClusterSpec, type SecretName, decodeConfigValue, parseClusterSpec } from "../model/config";
 import { PROJECT_ROOT } from "../model/stackFile";
 
 // Exported by the SDK's runtime at run time, not in its typings.
@@ -37,6 +37,7 @@ export function sshPrivateKey(spec: ClusterSpec): pulumi.Output<string> {
 }
 
 /** The passwords the stack config sets (as secrets; loadSpec refused plain ones). */
-export function providedSecrets(spec: ClusterSpec): Partial<Record<SecretName, pulumi.Output<string>>> {
-  return Object.fromEntries(spec.secrets.provided.map((k) => [k, configSecret(k)!]));
+export function providedSecrets(spec: ClusterSpec): Partial<Record<SecretName | typeof BACKUP_PASSPHRASE, pulumi.Output<string>>> {
+  const keys: string[] = [...spec.secrets.provided, ...(spec.backup.enabled && spec.secrets.backupPassphraseProvided ? [BACKUP_PASSPHRASE] : [])];
+  return Object.fromEntries(keys.map((k) => [k, configSecret(k)!]));
 }

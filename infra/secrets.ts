@@ -5,21 +5,22 @@
 // re-apply changes nothing) with the same keepers: a new password comes with a new salt.
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
-import { SECRET_KEYS, type ClusterSpec, type SecretName } from "../model/config";
+import { BACKUP_PASSPHRASE, SECRET_KEYS, type ClusterSpec, type SecretName } from "../model/config";
 import { ROLE_PASSWORDS, saltName, type SaltName } from "../roles/scram";
 import type { Children } from "./children";
 
 /** Passwords added after stacks were adopted from the stack root: they never had a root name to alias. */
 const NEW_SECRETS: readonly SecretName[] = ["statsPassword"];
 
-export type SecretOutputs = Record<SecretName | SaltName, pulumi.Output<string>>;
-export type GivenSecrets = Partial<Record<SecretName, pulumi.Input<string>>>;
+export type SecretOutputs = Record<SecretName | SaltName, pulumi.Output<string>> & { backupCipherPassphrase?: pulumi.Output<string> };
+export type GivenSecrets = Partial<Record<SecretName | typeof BACKUP_PASSPHRASE, pulumi.Input<string>>>;
 
 /**
  * `given`: passwords not to generate (checked by the caller). `c`: names and parents the
  * resources (children.ts); `${clusterName}-…` are their stack-root names before PgCluster.
  */
 export function clusterSecrets(spec: ClusterSpec, given: GivenSecrets, c: Children): SecretOutputs {
+  const given_ = given;
   const n = spec.clusterName;
   const out = {} as SecretOutputs;
   for (const name of SECRET_KEYS) {
@@ -39,6 +40,14 @@ export function clusterSecrets(spec: ClusterSpec, given: GivenSecrets, c: Childr
     }, NEW_SECRETS.includes(name) ? c.optsNew() : c.opts(`${n}-${name}`));
     out[name] = pulumi.secret(pw.result);
   }
+  // The backup repository's cipher passphrase: no rotation keepers (a new passphrase could not
+  // read the repository already written); a new child, never adopted.
+  if (spec.backup.enabled) {
+    const given = givenPassphrase(given_);
+    out[BACKUP_PASSPHRASE] = pulumi.secret(given ?? new random.RandomPassword(c.name(BACKUP_PASSPHRASE), {
+      length: 32, special: false, minLower: 2, minUpper: 2, minNumeric: 2,
+    }, c.optsNew()).result);
+  }
   for (const name of ROLE_PASSWORDS) {
     // Not a secret in itself, but kept out of logs and outputs like one (RandomBytes marks it so).
     const salt = new random.RandomBytes(c.name(`${name}-scram-salt`), {
@@ -48,4 +57,8 @@ export function clusterSecrets(spec: ClusterSpec, given: GivenSecrets, c: Childr
     out[saltName(name)] = pulumi.secret(salt.base64);
   }
   return out;
+}
+
+function givenPassphrase(given: GivenSecrets): pulumi.Input<string> | undefined {
+  return given[BACKUP_PASSPHRASE];
 }

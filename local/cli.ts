@@ -3,6 +3,7 @@
 //   apply  apply the plan to the stack's hosts        drift  check mode: what differs on the hosts
 //   plan   list the steps and their order             status Patroni's view of the cluster
 //   down   stop the local hosts and remove what up made
+//   backup [--type full|diff|incr]  a backup now (on the backup host)   backups  what the repository holds
 import { loadCluster, connectionUrls, floatingAddressHolders, writeEnvFile, patroniCluster, statsUrls, writeStatsCurlConfig, type LocalCluster } from "./cluster";
 import { hostsDown } from "./hosts";
 import { apply, bringUpHosts } from "./up";
@@ -10,13 +11,15 @@ import { topoOrder } from "../roles/compile";
 import { ConfigError } from "../model/config";
 import { CaSwitchError } from "./pki";
 import { ScaleInRefused } from "./scaleIn";
+import { BACKUP_TYPES, describeRepository, repositoryInfo, takeBackup, type BackupType } from "./backup";
 
 const log = (l: string) => console.log(l);
 
 function args(argv: string[]) {
   const cmd = argv[0] ?? "up";
   const i = argv.indexOf("--stack");
-  return { cmd, stack: i >= 0 ? argv[i + 1] : "local" };
+  const t = argv.indexOf("--type");
+  return { cmd, stack: i >= 0 ? argv[i + 1] : "local", type: t >= 0 ? argv[t + 1] : "full" };
 }
 
 async function printStatus(c: LocalCluster): Promise<void> {
@@ -32,7 +35,7 @@ async function printStatus(c: LocalCluster): Promise<void> {
 }
 
 async function main(): Promise<number> {
-  const { cmd, stack } = args(process.argv.slice(2));
+  const { cmd, stack, type } = args(process.argv.slice(2));
   if (cmd === "down") { await hostsDown(log); return 0; }
   const c = await loadCluster(stack);
   switch (cmd) {
@@ -41,6 +44,18 @@ async function main(): Promise<number> {
       return 0;
     case "status":
       await printStatus(c);
+      return 0;
+    case "backup": {
+      if (!(BACKUP_TYPES as readonly string[]).includes(type)) throw new Error(`--type ${type}: use ${BACKUP_TYPES.join(", ")}`);
+      const t = Date.now();
+      log(`taking a ${type} backup of ${c.spec.clusterName} on the backup host…`);
+      await takeBackup(c, type as BackupType);
+      log(`done in ${((Date.now() - t) / 1000).toFixed(1)} s`);
+      for (const l of describeRepository(await repositoryInfo(c))) log(l);
+      return 0;
+    }
+    case "backups":
+      for (const l of describeRepository(await repositoryInfo(c))) log(l);
       return 0;
     case "drift":
     case "check":
@@ -59,7 +74,7 @@ async function main(): Promise<number> {
       return 0;
     }
     default:
-      throw new Error(`unknown command ${cmd}; commands: up, apply, drift, plan, status, down`);
+      throw new Error(`unknown command ${cmd}; commands: up, apply, drift, plan, status, down, backup, backups`);
   }
 }
 

@@ -4,7 +4,7 @@
 import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
-import { SECRET_KEYS, type ClusterSpec, type SecretName } from "../model/config";
+import { BACKUP_PASSPHRASE, SECRET_KEYS, type ClusterSpec, type SecretName } from "../model/config";
 import { PROJECT_ROOT } from "../model/stackFile";
 import type { Secrets } from "../roles/types";
 import { newScramSalt, ROLE_PASSWORDS, saltName } from "../roles/scram";
@@ -79,6 +79,15 @@ export function ensureSecretsFile(file: string, spec: ClusterSpec): Secrets {
       changed = true;
     }
     out[name] = stored[name].value;
+  }
+  // The backup repository's passphrase: generated once and kept, never rotated (a new one could
+  // not read the repository already written), and kept when backup is switched off and on again.
+  if (spec.backup.enabled) {
+    if (!stored[BACKUP_PASSPHRASE]) {
+      stored[BACKUP_PASSPHRASE] = { value: password(), keepers: { rotation: "never", rotate: "" } };
+      changed = true;
+    }
+    out.backupCipherPassphrase = stored[BACKUP_PASSPHRASE].value;
   }
   for (const name of ROLE_PASSWORDS) {
     const entry = stored[name];

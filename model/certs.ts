@@ -27,7 +27,8 @@ export function signingGeneration(spec: ClusterSpec): string {
 }
 
 /**
- * Hosts that need a node certificate: everything that serves TLS (etcd and database nodes).
+ * Hosts that need a node certificate: everything that serves TLS (etcd and database nodes, the
+ * backup host's pgBackRest server).
  * `address` gives a host's IP: a string locally, a Pulumi Output for GCP instances.
  * `entryAddresses`: what clients dial in front of the balancers, when that is not a balancer's
  * own address (GCP: the internal load balancer's); a static inventory's network.floatingAddress
@@ -39,7 +40,7 @@ export function certRequests<A>(spec: ClusterSpec, address: (host: string) => A 
   // A static inventory's balancers share a floating address: clients dial it.
   if (spec.network.floatingAddress) entryAddresses = [...entryAddresses, spec.network.floatingAddress];
   const nodes = spec.hosts
-    .filter((h) => h.roles.includes("etcd") || h.roles.includes("postgres"))
+    .filter((h) => h.roles.includes("etcd") || h.roles.includes("postgres") || h.roles.includes("backup"))
     .map<CertRequest<A | string>>((h) => ({
       id: h.name,
       commonName: h.name,

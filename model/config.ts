@@ -12,7 +12,8 @@ import { GCP_REGIONS, GCP_ZONES, GCP_ZONES_TAKEN } from "./gcpZones";
 
 export const PROJECT = "pgcluster";
 
-export type Role = "etcd" | "postgres" | "balancer";
+export type Role = "etcd" | "postgres" | "balancer" | "backup";
+export const ROLES_OF_HOSTS = ["etcd", "postgres", "balancer", "backup"] as const;
 export const SECRET_KEYS = [
   "superuserPassword",
   "replicationPassword",
@@ -26,6 +27,12 @@ export const SECRET_KEYS = [
   "statsPassword",
 ] as const;
 export type SecretName = (typeof SECRET_KEYS)[number];
+/**
+ * The backup repository's cipher passphrase: a secret, but not a password. It is never rotated
+ * (secrets.rotation does not touch it): a new passphrase cannot read the repository already
+ * written, so it lives as long as the repository.
+ */
+export const BACKUP_PASSPHRASE = "backupCipherPassphrase";
 
 
 /** Parameters Patroni (or pgcluster itself) sets; a hand-set value would fight it. */
@@ -36,6 +43,9 @@ export const PATRONI_OWNED_PARAMETERS = [
   "recovery_target_timeline", "recovery_target_xid", "synchronous_standby_names",
   "ssl", "ssl_cert_file", "ssl_key_file", "ssl_ca_file", "password_encryption", "wal_log_hints",
 ];
+
+/** Parameters pgcluster sets for WAL archiving while backup.enabled is true. */
+export const BACKUP_OWNED_PARAMETERS = ["archive_mode", "archive_timeout"];
 
 /**
  * Further refused parameters, with the reason: each runs a command, loads code, or reads or
@@ -93,6 +103,14 @@ const token = z.preprocess(
 const devicePath = z.string()
   .regex(/^\/dev\/[A-Za-z0-9._/-]{1,120}$/, "must be a device path under /dev/ of letters, digits, '.', '_', '-' and '/'")
   .refine((s) => !s.includes(".."), "must not contain '..'");
+
+/**
+ * A systemd calendar event (OnCalendar=), e.g. "Sun *-*-* 01:00:00": it lands in a unit file,
+ * where '%' is a specifier, '\\' continues a line and a newline starts a new setting.
+ */
+const calendar = z.string().regex(/^[A-Za-z0-9*:,./~+ -]{1,100}$/,
+  "must be a systemd calendar event like \"Sun *-*-* 01:00:00\" or daily: letters, digits, spaces and * : , . / ~ + - only (see man systemd.time)")
+  .refine((s) => s.trim() === s && !s.includes("  "), "must not start or end with a space or hold two in a row");
 
 /** Local path of the SSH private key: plain characters only, never starting with '-'. */
 const keyFilePath = z.string().regex(/^[A-Za-z0-9._/+@][A-Za-z0-9._/+@-]{0,254}$/,
@@ -159,7 +177,7 @@ const gcpRegion = z.string().superRefine((v, ctx) => {
 const hostSchema = z.strictObject({
   name,
   address: z.string().refine(isIPv4, "is not an IPv4 address").optional(),
-  roles: z.array(z.enum(["etcd", "postgres", "balancer"])).min(1),
+  roles: z.array(z.enum(ROLES_OF_HOSTS)).min(1),
   sshUser: posixUser.optional(),
   sshPort: port.optional(),
   dataDevice: devicePath.optional(),
@@ -277,6 +295,22 @@ const spec = z.strictObject({
     /** Trusted CA generations, the signing one first. A CA rotation goes [1] -> [1,2] -> [2,1] -> [2]. */
     caGenerations: z.array(z.string().regex(/^[a-z0-9-]{1,20}$/, "must be a short lower-case name like 2 or 2026a")).min(1).max(2).default(["1"]),
   }).prefault({}),
+  /** WAL archiving and backups with pgBackRest (ARCHITECTURE.md: Backups and WAL archiving). */
+  backup: z.strictObject({
+    enabled: z.boolean().default(false),
+    /** PostgreSQL's archive_timeout: a segment is archived at least this often, the most a total loss can cost. */
+    archiveTimeout: int(10, 86400, seconds, { min: ": each switch archives a 16 MB segment, however little it holds", max: "" }).default(60),
+    schedule: z.strictObject({
+      full: calendar.default("Sun *-*-* 01:00:00"),
+      diff: calendar.default("Mon..Sat *-*-* 01:00:00"),
+    }).prefault({}),
+    retention: z.strictObject({
+      /** Full backups kept (pgBackRest repo1-retention-full); WAL older than the oldest is expired. */
+      full: int(1, 1000).default(2),
+      /** Differential backups kept (repo1-retention-diff). */
+      diff: int(1, 1000).default(7),
+    }).prefault({}),
+  }).prefault({}),
   secrets: z.strictObject({
     generate: z.boolean().default(true),
     rotation: token.default("0"),
@@ -284,6 +318,7 @@ const spec = z.strictObject({
   }).prefault({}),
   // Secret values only ever appear here as "present": the values themselves stay Pulumi secrets.
   ...Object.fromEntries(SECRET_KEYS.map((k) => [k, secretValue.optional()])),
+  [BACKUP_PASSPHRASE]: secretValue.optional(),
   sshPrivateKey: privateKey.optional(),
 });
 
@@ -321,7 +356,9 @@ export interface ClusterSpec {
   haproxy: RawSpec["haproxy"];
   keepalived: RawSpec["keepalived"];
   tls: RawSpec["tls"];
-  secrets: RawSpec["secrets"] & { provided: SecretName[] };
+  backup: RawSpec["backup"];
+  /** `backupPassphraseProvided`: the stack gives the backup cipher passphrase (else it is generated). */
+  secrets: RawSpec["secrets"] & { provided: SecretName[]; backupPassphraseProvided: boolean };
 }
 
 export class ConfigError extends Error {
@@ -498,7 +535,7 @@ export function parseClusterSpec(raw: Record<string, unknown>, ctx: ParseContext
   // Secrets: present ones must be Pulumi secrets (even when their value is refused); absent
   // ones need generation switched on.
   const provided = SECRET_KEYS.filter((k) => raw[k] !== undefined);
-  for (const k of [...provided, ...(raw.sshPrivateKey !== undefined ? ["sshPrivateKey"] : [])]) {
+  for (const k of [...provided, ...(raw.sshPrivateKey !== undefined ? ["sshPrivateKey"] : []), ...(raw[BACKUP_PASSPHRASE] !== undefined ? [BACKUP_PASSPHRASE] : [])]) {
     if (!ctx.secretKeys.has(k)) fail([k], `is stored in plain text; store it encrypted: pulumi config set --secret ${PROJECT}:${k} <value>`);
   }
   if (field("secrets", "generate") === false) {
@@ -520,12 +557,16 @@ export function parseClusterSpec(raw: Record<string, unknown>, ctx: ParseContext
   const database = field("postgresql", "database");
   const databaseWhy = database === undefined ? undefined : databaseProblem(database);
   if (databaseWhy) fail(["postgresql", "database"], databaseWhy);
+  const backupEnabled = field("backup", "enabled") === true;
+  if (backupEnabled && field("secrets", "generate") === false && raw[BACKUP_PASSPHRASE] === undefined)
+    fail([BACKUP_PASSPHRASE], `is required because backup.enabled is true and ${PROJECT}:secrets.generate is false; set it: pulumi config set --secret ${PROJECT}:${BACKUP_PASSPHRASE} <value> (keep it: the repository cannot be read without it)`);
   const parameters: Record<string, string | number | boolean> = {};
   const seenParameter = new Map<string, string>();
   for (const [param, value] of Object.entries(field("postgresql", "parameters") ?? {})) {
     const lower = param.toLowerCase();
     const problem = parameterProblem(lower, value);
     if (problem) fail(["postgresql", "parameters", param], problem);
+    else if (backupEnabled && BACKUP_OWNED_PARAMETERS.includes(lower)) fail(["postgresql", "parameters", param], `is set by pgcluster while backup.enabled is true (WAL archiving)${lower === "archive_timeout" ? "; use backup.archiveTimeout" : ""}; remove it`);
     else if (seenParameter.has(lower)) fail(["postgresql", "parameters", param], `is given twice (as ${JSON.stringify(seenParameter.get(lower))} too); parameter names are case-insensitive`);
     seenParameter.set(lower, param);
     parameters[lower] = value;
@@ -564,6 +605,7 @@ export function parseClusterSpec(raw: Record<string, unknown>, ctx: ParseContext
   if (ok("provider") && c.provider === "gcp") {
     if (raw.gcp === undefined) fail(["gcp"], `is required when provider is gcp (project, region, zones, sshSourceRanges)`);
     if (raw.hosts !== undefined) fail(["hosts"], `is only for provider static; with provider gcp the hosts are created from ${PROJECT}:gcp`);
+    if (backupEnabled) fail(["backup", "enabled"], `is not built for provider gcp yet (a Cloud Storage bucket and pgBackRest's gcs repository: ARCHITECTURE.md); set it to false for now`);
     if (!given("ssh", "publicKey")) fail(["ssh", "publicKey"], `is required for provider gcp (it is put on the instances); set it to your ssh-ed25519 public key`);
     if (ok("clusterName") && c.clusterName.length > GCP_MAX_CLUSTER_NAME)
       fail(["clusterName"], `has ${c.clusterName.length} characters; with provider gcp at most ${GCP_MAX_CLUSTER_NAME}: the nodes' service account id "${c.clusterName}-nodes" may have at most 30 characters`);
@@ -647,6 +689,15 @@ export function parseClusterSpec(raw: Record<string, unknown>, ctx: ParseContext
         else if (taken >= 0) fail(["network", "floatingAddress"], `${floating} is hosts[${taken}]'s ("${c.hosts[taken].name}") own address; the floating address must be a free one that only the balancers carry`);
       } else if (balancers.length >= 2)
         fail(["network", "floatingAddress"], `is required with ${balancers.length} balancers (${balancers.join(", ")}): clients dial one address that keepalived moves to a healthy balancer; set it to a free address in network.cidr`);
+      const backupHosts = c.hosts.map((h, i) => ({ h, i })).filter(({ h }) => h.roles.includes("backup"));
+      for (const { h, i } of backupHosts) {
+        if (new Set(h.roles).size > 1) fail(["hosts", i, "roles"], `host "${h.name}" has role backup with ${h.roles.filter((r) => r !== "backup").join(", ")}: the backup repository must be a host of its own (a repository on a node that fails with it protects nothing)`);
+        if (!backupEnabled && ok("backup")) fail(["hosts", i, "roles"], `host "${h.name}" has role backup, but backup.enabled is false; set backup.enabled: true, or remove the role`);
+      }
+      if (backupEnabled && backupHosts.length !== 1)
+        fail(["hosts"], backupHosts.length === 0
+          ? `gives no backup host, but backup.enabled is true: add a host of its own with roles [backup] (pgBackRest's repository and TLS server)`
+          : `gives ${backupHosts.length} backup hosts (${backupHosts.map(({ h }) => h.name).join(", ")}); pgcluster keeps one repository: give role backup to one host`);
       if (ok("ssh")) {
         for (const h of c.hosts)
           hosts.push({ name: h.name, address: h.address, roles: [...new Set(h.roles)], sshUser: h.sshUser ?? c.ssh.user, sshPort: h.sshPort ?? c.ssh.port, dataDevice: h.dataDevice, hostKey: h.hostKey, kind: "static" });
@@ -675,7 +726,8 @@ export function parseClusterSpec(raw: Record<string, unknown>, ctx: ParseContext
     stack: ctx.stack, environment: environment!, clusterName: c.clusterName, provider: c.provider, gcp: c.gcp, hosts,
     network: c.network, ssh: c.ssh, apt: c.apt, firewall: c.firewall, patroni: c.patroni,
     postgresql: { ...c.postgresql, parameters }, pgbouncer: c.pgbouncer, haproxy: c.haproxy, keepalived: c.keepalived, tls: c.tls,
-    secrets: { ...c.secrets, provided },
+    backup: c.backup,
+    secrets: { ...c.secrets, provided, backupPassphraseProvided: raw[BACKUP_PASSPHRASE] !== undefined },
   };
 }
 

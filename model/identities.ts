@@ -7,6 +7,7 @@ export const tlsDir = {
   patroni: "/etc/patroni/pki",
   pgbouncer: "/etc/pgbouncer/pki",
   haproxy: "/etc/haproxy/pki",
+  pgbackrest: "/etc/pgbackrest/pki",
 } as const;
 
 export const PG_VERSION = 15;
@@ -14,6 +15,10 @@ export const PG_BIN = `/usr/lib/postgresql/${PG_VERSION}/bin`;
 export const PG_DATA = `/var/lib/postgresql/${PG_VERSION}/main`;
 export const PATRONI_CONFIG = "/etc/patroni/config.yml";
 export const ETCD_DATA = "/var/lib/etcd/pgcluster";
+/** pgBackRest's configuration (its default path; Debian's /etc/pgbackrest.conf is then not read). */
+export const PGBACKREST_CONFIG = "/etc/pgbackrest/pgbackrest.conf";
+/** The posix repository on the backup host. */
+export const BACKUP_REPOSITORY = "/var/lib/pgbackrest";
 
 export const ports = {
   etcdClient: 2379,
@@ -31,6 +36,8 @@ export const ports = {
   readersDirect: 5003,
   /** HAProxy's stats page: authenticated (users.haproxyStats), network.adminCidrs only. */
   stats: 8404,
+  /** pgBackRest's TLS server (on the backup host and on every database node). */
+  pgbackrest: 8432,
   /**
    * HAProxy's own health answer (HTTP GET /health, 200 while HAProxy serves), for a load balancer
    * in front of the balancers: GCP's internal load balancer asks it (infra/gcp.ts).

@@ -16,14 +16,19 @@ import { database } from "./database";
 import { haproxy } from "./haproxy";
 import { restart } from "./restart";
 import { keepalived } from "./keepalived";
+import { pgbackrest } from "./pgbackrest";
+import { backup } from "./backup";
+import { stanzaRole } from "./stanza";
 
 /**
  * The roles, in plan order. Every host's firewall comes before any host starts talking to the
  * others (etcd first, the rest after etcd): a host new to the inventory is admitted everywhere
  * before it joins. postgresql is listed before etcd so that the plan's order stays the order the
- * steps run in.
+ * steps run in. The repository host (backup) serves before the database nodes' pgbackrest, and
+ * that before their patroni, so archiving and restoring work from the start; the stanza (on the
+ * repository host) last, once every node runs and archives.
  */
-export const ROLES: readonly RoleUnit[] = [common, firewall, postgresql, etcd, patroni, database, restart, pgbouncer, haproxy, keepalived];
+export const ROLES: readonly RoleUnit[] = [common, firewall, postgresql, etcd, backup, pgbackrest, patroni, database, restart, pgbouncer, haproxy, keepalived, stanzaRole];
 
 /**
  * The plan's graph (step ids, hosts, what each waits for) from the spec alone: a driver learns it
@@ -43,6 +48,8 @@ export function planGraph(spec: ClusterSpec): StepNode[] {
 export function compile(spec: ClusterSpec, hosts: Host[], pki: Pki, secrets: Secrets, entryAddress?: string): Plan {
   if (spec.provider === "gcp" && !entryAddress)
     throw new Error(`a GCP plan needs the internal load balancer's address: the balancers bind it and answer its health checks`);
+  if (spec.backup.enabled && !secrets.backupCipherPassphrase)
+    throw new Error(`backup.enabled needs the repository's cipher passphrase among the secrets (${"backupCipherPassphrase"})`);
   // A static inventory's entry address is its balancers' floating address, when it has one.
   const entry = entryAddress ?? spec.network.floatingAddress;
   const ctx: RoleContext = { spec, hosts, pki, secrets, ...(entry ? { entryAddress: entry } : {}) };
@@ -50,7 +57,7 @@ export function compile(spec: ClusterSpec, hosts: Host[], pki: Pki, secrets: Sec
   for (const h of spec.hosts) if (!byName.has(h.name)) throw new Error(`host ${h.name} has no address`);
   for (const h of hosts) {
     if (!h.address) throw new Error(`host ${h.name} has no address`);
-    if ((h.roles.includes("etcd") || h.roles.includes("postgres")) && !pki.nodes[h.name])
+    if ((h.roles.includes("etcd") || h.roles.includes("postgres") || h.roles.includes("backup")) && !pki.nodes[h.name])
       throw new Error(`no TLS certificate for host ${h.name}`);
   }
   const roles = new Map(ROLES.map((r) => [r.name, r]));

@@ -158,3 +158,19 @@ export function hbaName(v: unknown, purpose: string): string {
   if (s === "") throw new UnsafeValueError(purpose, "pg_hba.conf", "it is empty");
   return /^[a-z_][a-z0-9_-]*$/.test(s) && !HBA_KEYWORDS.has(s) ? s : `"${s}"`;
 }
+
+/**
+ * A value in pgBackRest's configuration file (INI, `key=value`, no quoting): printable ASCII
+ * without blanks (pgBackRest trims them), so a value cannot add a line or a section.
+ */
+export function pgbackrestValue(v: unknown, purpose: string): string {
+  return only(purpose, "pgBackRest's configuration", v, /^[\x21-\x7e]$/);
+}
+
+/**
+ * A systemd calendar event (OnCalendar=): no '%' (a specifier), '\\' (line continuation), quote
+ * or control character can reach the unit file.
+ */
+export function systemdCalendar(v: unknown, purpose: string): string {
+  return only(purpose, "a systemd calendar event", v, /^[A-Za-z0-9*:,./~+ -]$/);
+}

@@ -3,7 +3,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import Handlebars from "handlebars";
-import { aptString, configInt, configWord, haproxyQuoted, identifier, ipv4, ipv4Cidr, pgbouncerQuoted, shq, sqlLiteral } from "./quote";
+import { aptString, configInt, configWord, haproxyQuoted, identifier, ipv4, ipv4Cidr, pgbackrestValue, pgbouncerQuoted, shq, sqlLiteral, systemdCalendar } from "./quote";
 
 /** Files installed on hosts: templates/<role>/<file>.hbs. */
 export const TEMPLATE_DIR = path.join(__dirname, "..", "templates");
@@ -51,6 +51,10 @@ purposeHelper("cidr", ipv4Cidr);
 purposeHelper("hapq", haproxyQuoted);
 // pgBouncer auth_file quoting: "user" "password" with embedded quotes doubled.
 purposeHelper("pgbq", pgbouncerQuoted);
+// {{pgbrvalue "purpose" value}}: a value in pgBackRest's INI file.
+purposeHelper("pgbrvalue", pgbackrestValue);
+// {{calendar "backup.schedule" value}}: a systemd OnCalendar= value.
+purposeHelper("calendar", systemdCalendar);
 
 const cache = new Map<string, HandlebarsTemplateDelegate>();
 

@@ -23,8 +23,11 @@ export interface Pki {
   pooler: KeyPair;
 }
 
-/** Passwords, and the SCRAM salt of each PostgreSQL role's password (roles/scram.ts). */
-export type Secrets = Record<SecretName, string> & Record<SaltName, string>;
+/**
+ * Passwords, and the SCRAM salt of each PostgreSQL role's password (roles/scram.ts); the backup
+ * repository's cipher passphrase when backup.enabled (model/config.ts BACKUP_PASSPHRASE).
+ */
+export type Secrets = Record<SecretName, string> & Record<SaltName, string> & { backupCipherPassphrase?: string };
 
 export interface Step {
   /** "<host>/<role>", unique in the plan. */

@@ -69,6 +69,7 @@ const WHO = {
   etcd: "etcd members",
   db: "database nodes",
   balancers: "balancers",
+  backup: "the backup host",
   self: "this host",
   healthChecks: "Google's health checkers (the internal load balancer)",
 };
@@ -105,6 +106,7 @@ export function hostFirewall(ctx: RoleContext, host: Host): HostFirewall {
   const etcd = addrs("etcd");
   const db = addrs("postgres");
   const balancers = addrs("balancer");
+  const backups = addrs("backup");
   const admin = spec.network.adminCidrs;
   const gcp = spec.provider === "gcp";
   const sshSources = gcp ? [spec.gcp!.bastionCidr] : admin;
@@ -128,6 +130,16 @@ export function hostFirewall(ctx: RoleContext, host: Host): HostFirewall {
     admit([ports.postgres, ports.patroni, ports.pgbouncer], balancers, WHO.balancers);
     admit([ports.pgbouncer], [host.address], WHO.self);
     service.push(ports.postgres, ports.pgbouncer, ports.patroni);
+  }
+  // pgBackRest's TLS servers: database nodes push WAL to the backup host; the backup host takes
+  // backups from the database nodes.
+  if (has("postgres") && backups.length) {
+    admit([ports.pgbackrest], backups, WHO.backup);
+    service.push(ports.pgbackrest);
+  }
+  if (has("backup")) {
+    admit([ports.pgbackrest], db, WHO.db);
+    service.push(ports.pgbackrest);
   }
   if (has("balancer")) {
     admit([ports.writer, ports.readers, ports.writerDirect, ports.readersDirect], spec.network.clientCidrs, WHO.clients);
@@ -174,7 +186,7 @@ const SERVICE: Record<number, string> = {
   [ports.pgbouncer]: "pgBouncer", [ports.patroni]: "Patroni REST", [ports.writer]: "writer",
   [ports.readers]: "readers", [ports.writerDirect]: "writer direct",
   [ports.readersDirect]: "readers direct", [ports.stats]: "HAProxy stats",
-  [ports.balancerHealth]: "balancer health",
+  [ports.balancerHealth]: "balancer health", [ports.pgbackrest]: "pgBackRest",
 };
 
 /** nft syntax: 10.0.0.5 for a host, 5000-5002 for consecutive ports. */

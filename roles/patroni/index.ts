@@ -10,6 +10,7 @@ import { bootstrapHost, withRole } from "../hosts";
 import { etcdClientShell, ROLE as ETCD, shell as etcdShell } from "../etcd";
 import { ROLE as POSTGRESQL } from "../postgresql";
 import { nodeTlsFiles } from "../tls";
+import { archiveParameters, restoreCommand, ROLE as PGBACKREST } from "../pgbackrest";
 import { CLIENT_CERTS } from "../../model/identities";
 
 export const ROLE = "patroni";
@@ -61,6 +62,8 @@ export function dcsConfig(ctx: RoleContext): Record<string, unknown> {
     postgresql: {
       use_pg_rewind: true,
       use_slots: true,
+      // A replica (or a node catching up after a failover) reads WAL it lacks from the repository.
+      ...(ctx.spec.backup.enabled ? { recovery_conf: { restore_command: restoreCommand(ctx.spec) } } : {}),
       parameters: {
         wal_level: "replica",
         hot_standby: "on",
@@ -69,6 +72,8 @@ export function dcsConfig(ctx: RoleContext): Record<string, unknown> {
         max_replication_slots: 10,
         wal_keep_size: "1GB",
         wal_log_hints: "on",
+        // WAL archiving to the backup repository, from whichever node is primary.
+        ...(ctx.spec.backup.enabled ? archiveParameters(ctx.spec) : {}),
         ...Object.fromEntries(Object.entries(ctx.spec.postgresql.parameters).map(([k, v]) => [k, typeof v === "boolean" ? (v ? "on" : "off") : v])),
       },
     },
@@ -106,6 +111,8 @@ export const patroni: RoleUnit = {
     const first = bootstrapHost(spec);
     return [
       stepId(host.name, POSTGRESQL),
+      // archive_command runs pgBackRest: configured before this node's PostgreSQL starts.
+      ...(spec.backup.enabled ? [stepId(host.name, PGBACKREST)] : []),
       ...withRole(spec, "etcd").map((h) => stepId(h.name, ETCD)),
       ...(first && first.name !== host.name ? [stepId(first.name, ROLE)] : []),
     ];

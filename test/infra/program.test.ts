@@ -87,8 +87,9 @@ for (const stack of ["dev", "prod", "local"]) {
 
     it("keeps passwords secret: generated ones from @pulumi/random with rotation keepers, outputs secret", async () => {
       const pws = ofType(ctx.registered, "random:index/randomPassword:RandomPassword");
-      assert.equal(pws.length, SECRET_KEYS.length);
-      for (const p of pws) assert.deepEqual(p.inputs.keepers, { rotation: "0", rotate: "" });
+      // Every password with rotation keepers; the backup cipher passphrase (backup.enabled) has none: it is never rotated.
+      assert.equal(pws.length, SECRET_KEYS.length + (ctx.spec.backup.enabled ? 1 : 0));
+      for (const p of pws) assert.deepEqual(p.inputs.keepers, p.name.endsWith("backupCipherPassphrase") ? undefined : { rotation: "0", rotate: "" }, p.name);
       for (const k of ["DATABASE_URL_PRIMARY", "DATABASE_URL_REPLICA"] as const)
         assert.equal(await (ctx.out[k] as any).isSecret, true, k);
       const url = await settle(ctx.out.DATABASE_URL_PRIMARY);
@@ -103,7 +104,7 @@ for (const stack of ["dev", "prod", "local"]) {
       assert.equal(ca[0].inputs.validityPeriodHours, ctx.spec.tls.caValidityHours);
       assert.equal(ca[0].inputs.earlyRenewalHours, undefined, "a CA is never replaced in place (that would switch trust mid-apply)");
       const csrs = ofType(ctx.registered, "tls:index/certRequest:CertRequest");
-      const tlsHosts = ctx.spec.hosts.filter((h) => h.roles.includes("etcd") || h.roles.includes("postgres"));
+      const tlsHosts = ctx.spec.hosts.filter((h) => h.roles.includes("etcd") || h.roles.includes("postgres") || h.roles.includes("backup"));
       assert.equal(csrs.length, tlsHosts.length + 2);
       const repl = csrs.find((c) => c.name.endsWith("-replication-csr"))!;
       assert.equal(repl.inputs.subject.commonName, "replicator");
@@ -175,7 +176,7 @@ for (const stack of ["dev", "prod", "local"]) {
       it("static inventory: no cloud resources, Commands reach the inventory addresses", () => {
         assert.equal(ctx.registered.filter((r) => r.type.startsWith("gcp:")).length, 0);
         const hosts = ofType(ctx.registered, "command:remote:Command").map((c) => reveal(c.inputs.connection).host);
-        assert.deepEqual([...new Set(hosts)].sort(), ["10.213.0.10", "10.213.0.11", "10.213.0.12", "10.213.0.13", "10.213.0.9"]);
+        assert.deepEqual([...new Set(hosts)].sort(), ["10.213.0.10", "10.213.0.11", "10.213.0.12", "10.213.0.13", "10.213.0.30", "10.213.0.9"]);
       });
     } else {
       it("GCP: one instance per node spread over the zones, no public IP on database nodes, pd-ssd data disks", () => {
@@ -270,7 +271,7 @@ for (const stack of ["dev", "prod", "local"]) {
     it("static, trust on first use with one key pinned: that host uses the config's key, the others are recorded", async () => {
       const hosts = localHosts().map((h) => (h.name === "pg2" ? { ...h, hostKey: fakeHostKey("config pg2") } : h));
       const { registered, spec } = await run("local", { "pgcluster:hosts": JSON.stringify(hosts) });
-      assert.deepEqual(scans(registered).map((r) => r.name).sort(), ["pglocal-lb1-hostkey", "pglocal-lb2-hostkey", "pglocal-pg1-hostkey", "pglocal-pg3-hostkey"]);
+      assert.deepEqual(scans(registered).map((r) => r.name).sort(), ["pglocal-backup1-hostkey", "pglocal-lb1-hostkey", "pglocal-lb2-hostkey", "pglocal-pg1-hostkey", "pglocal-pg3-hostkey"]);
       const hostOf = commandHosts(spec);
       const keys = new Map(ofType(registered, "command:remote:Command").map((c) => [hostOf.get(c.name), reveal(c.inputs.connection).hostKey]));
       assert.equal(keys.get("pg2"), fakeHostKey("config pg2"));

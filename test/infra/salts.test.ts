@@ -32,7 +32,7 @@ describe("Pulumi program: SCRAM salts (mocks)", function () {
     for (const p of ROLE_PASSWORDS) {
       const o = secrets[`${p}Salt` as keyof typeof secrets];
       assert.equal(await (o as any).isSecret, true, p);
-      assert.equal(Buffer.from(await settle(o), "base64").length, 16, p);
+      assert.equal(Buffer.from(await settle(o!), "base64").length, 16, p);
     }
   });
 

@@ -25,6 +25,7 @@ export const TEST_SECRETS: Secrets = {
   ...Object.fromEntries(SECRET_KEYS.map((k) => [k, `test-${k}-'quote"dq$dollar`])),
   // Fixed, distinct salts (as a state file holds them): plans stay byte-for-byte deterministic.
   ...Object.fromEntries(ROLE_PASSWORDS.map((p, i) => [saltName(p), Buffer.alloc(16, i + 1).toString("base64")])),
+  backupCipherPassphrase: `test-backupCipherPassphrase-'quote"dq$dollar#hash`,
 } as Secrets;
 
 let cached: Promise<LocalPkiState> | undefined;

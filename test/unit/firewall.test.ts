@@ -50,7 +50,11 @@ function expectedAdmits(spec: ClusterSpec, hosts: Host[], h: Host): Map<number, 
   if (h.roles.includes("postgres")) {
     for (const p of [5432, 8008]) add(p, [...of("postgres"), ...of("balancer"), ...op]);
     add(6432, [...of("balancer"), h.address, ...op]);
+    // pgBackRest's TLS server: the backup host takes backups from the nodes.
+    if (of("backup").length) add(8432, [...of("backup"), ...op]);
   }
+  // The backup host's pgBackRest TLS server: the nodes push WAL to it.
+  if (h.roles.includes("backup")) add(8432, [...of("postgres"), ...op]);
   if (h.roles.includes("balancer")) {
     for (const p of [5000, 5001, 5002, 5003]) add(p, [...spec.network.clientCidrs, ...op]);
     add(8404, admin);

@@ -167,7 +167,7 @@ for error, code in [("OK: HTTP status code 200; transport: missing content-type 
     assert.equal((text.match(/server pg\d 10\.213\.0\.1\d:6432 check port 8008/g) ?? []).length, 9);
     // Without pooler: the writer, and the readers (replicas within the lag limit, else the primary).
     assert.equal((text.match(/server pg\d 10\.213\.0\.1\d:5432 check port 8008/g) ?? []).length, 9);
-    assert.match(text, /^frontend readers_direct\n    bind 10\.213\.0\.10:5003\n(    bind [\d.]+:5003 transparent\n)?    use_backend replicas_direct if \{ nbsrv\(replicas_direct\) gt 0 \}\n    default_backend readers_direct_fallback$/m);
+    assert.match(text, /^frontend readers_direct\n    bind 10\.213\.0\.10:5003\n    bind 10\.213\.0\.5:5003 transparent\n    use_backend replicas_direct if \{ nbsrv\(replicas_direct\) gt 0 \}\n    default_backend readers_direct_fallback$/m);
     assert.match(text, /^backend replicas_direct\n    balance roundrobin\n    option httpchk OPTIONS \/replica\?lag=16777216\n/m);
     assert.match(text, /^backend readers_direct_fallback\n    option httpchk OPTIONS \/primary\n/m);
     // Validate with the real binary, its CA path pointed at a real CA file.

@@ -1,0 +1,87 @@
+// Backups of a static inventory's cluster (issue #11): take one now on the backup host (the same
+// systemd unit its timers start), and list what the repository holds.
+import type { LocalCluster } from "./cluster";
+import { ssh } from "./ssh";
+import { shq } from "../roles/quote";
+
+export const BACKUP_TYPES = ["full", "diff", "incr"] as const;
+export type BackupType = (typeof BACKUP_TYPES)[number];
+
+export interface BackupEntry {
+  label: string;
+  type: string;
+  start: Date;
+  stop: Date;
+  /** Bytes of the database at backup time, and stored in the repository (compressed, encrypted). */
+  size: number;
+  repoSize: number;
+  walStart: string;
+  walStop: string;
+}
+
+export interface RepositoryInfo {
+  stanza: string;
+  status: string;
+  backups: BackupEntry[];
+  /** The oldest and newest WAL segment in the archive. */
+  walMin?: string;
+  walMax?: string;
+}
+
+function backupHost(c: LocalCluster) {
+  if (!c.spec.backup.enabled) throw new Error(`stack ${c.spec.stack}: backup.enabled is false; nothing is backed up`);
+  const h = c.hosts.find((x) => x.roles.includes("backup"));
+  if (!h) throw new Error(`stack ${c.spec.stack}: no host with role backup`);
+  return h;
+}
+
+/** Runs `command` on the backup host; fails with its output's tail. */
+async function onBackupHost(c: LocalCluster, command: string, timeoutMs: number): Promise<string> {
+  const h = backupHost(c);
+  const r = await ssh(c.ssh, c.targets[h.name], command, "", timeoutMs);
+  if (r.code !== 0) throw new Error(`${h.name}: ${command.split(" ").slice(0, 4).join(" ")} … exited ${r.code}: ${r.out.trim().split("\n").slice(-8).join("\n")}`);
+  return r.out;
+}
+
+/** One backup now, through the unit the timers start (so the same user, options and logs); blocks until it ends. */
+export async function takeBackup(c: LocalCluster, type: BackupType): Promise<void> {
+  if (!(BACKUP_TYPES as readonly string[]).includes(type)) throw new Error(`--type ${type}: use ${BACKUP_TYPES.join(", ")}`);
+  const unit = `pgcluster-backup@${type}.service`;
+  try {
+    await onBackupHost(c, `systemctl start ${shq(unit)}`, 6 * 3600_000);
+  } catch (e) {
+    const journal = await ssh(c.ssh, c.targets[backupHost(c).name], `journalctl -u ${shq(unit)} -n 20 --no-pager`, "", 30_000);
+    throw new Error(`${(e as Error).message}\n${journal.out.trim()}`);
+  }
+}
+
+export async function repositoryInfo(c: LocalCluster): Promise<RepositoryInfo> {
+  const stanza = c.spec.clusterName;
+  const out = await onBackupHost(c, `runuser -u postgres -- pgbackrest --stanza=${shq(stanza)} --log-level-console=error info --output=json`, 120_000);
+  const [s] = JSON.parse(out) as any[];
+  const archive = (s.archive ?? [])[0];
+  return {
+    stanza,
+    status: s.status.message,
+    walMin: archive?.min ?? undefined,
+    walMax: archive?.max ?? undefined,
+    backups: (s.backup ?? []).map((b: any) => ({
+      label: b.label, type: b.type, start: new Date(b.timestamp.start * 1000), stop: new Date(b.timestamp.stop * 1000),
+      size: b.info.size, repoSize: b.info.repository.delta ?? b.info.repository.size, walStart: b.archive.start, walStop: b.archive.stop,
+    })),
+  };
+}
+
+const mb = (n: number) => `${(n / 1024 / 1024).toFixed(1)} MB`;
+
+/** The repository as lines: each backup with its sizes and WAL range, and the restorable window. */
+export function describeRepository(info: RepositoryInfo): string[] {
+  const lines = [`stanza ${info.stanza}: ${info.status}; WAL archive ${info.walMin ?? "-"} … ${info.walMax ?? "-"}`];
+  for (const b of info.backups)
+    lines.push(`  ${b.label.padEnd(34)} ${b.type.padEnd(5)} ${b.stop.toISOString()}  database ${mb(b.size).padStart(10)}  stored ${mb(b.repoSize).padStart(10)}  WAL ${b.walStart} … ${b.walStop}`);
+  // The earliest point a restore can reach is the end of the oldest backup; the latest is the
+  // newest archived WAL (its time is known to PostgreSQL only when it replays it).
+  if (info.backups.length) lines.push(`restorable from ${info.backups[0].stop.toISOString()} to the newest archived WAL (${info.walMax ?? "-"})`);
+  else lines.push("no backup yet: nothing can be restored");
+  return lines;
+}
