@@ -303,6 +303,8 @@ const spec = z.strictObject({
     schedule: z.strictObject({
       full: calendar.default("Sun *-*-* 01:00:00"),
       diff: calendar.default("Mon..Sat *-*-* 01:00:00"),
+      /** The restore drill on the backup host (the seed's monthly recovery test): the first Sunday of each month. */
+      drill: calendar.default("Sun *-*-01..07 04:00:00"),
     }).prefault({}),
     retention: z.strictObject({
       /** Full backups kept (pgBackRest repo1-retention-full); WAL older than the oldest is expired. */

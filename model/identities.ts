@@ -19,6 +19,19 @@ export const ETCD_DATA = "/var/lib/etcd/pgcluster";
 export const PGBACKREST_CONFIG = "/etc/pgbackrest/pgbackrest.conf";
 /** The posix repository on the backup host. */
 export const BACKUP_REPOSITORY = "/var/lib/pgbackrest";
+/** The restore drill on the backup host: its scratch restores, its pgBackRest config, its last result. */
+export const DRILL = {
+  dir: "/var/lib/pgcluster-drill",
+  config: "/etc/pgbackrest/drill.conf",
+  script: "/usr/local/lib/pgcluster/restore-drill",
+  result: "/var/lib/pgcluster-drill/last.json",
+  unit: "pgcluster-restore-drill.service",
+  timer: "pgcluster-restore-drill.timer",
+  /** The scratch server listens on a socket in its own directory only; the port names the socket. */
+  port: 5499,
+};
+/** Where Debian's prometheus-node-exporter reads *.prom files (its textfile collector). */
+export const TEXTFILE_DIR = "/var/lib/prometheus/node-exporter";
 
 export const ports = {
   etcdClient: 2379,

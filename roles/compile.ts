@@ -19,6 +19,7 @@ import { keepalived } from "./keepalived";
 import { pgbackrest } from "./pgbackrest";
 import { backup } from "./backup";
 import { stanzaRole } from "./stanza";
+import { drill } from "./drill";
 
 /**
  * The roles, in plan order. Every host's firewall comes before any host starts talking to the
@@ -28,7 +29,7 @@ import { stanzaRole } from "./stanza";
  * that before their patroni, so archiving and restoring work from the start; the stanza (on the
  * repository host) last, once every node runs and archives.
  */
-export const ROLES: readonly RoleUnit[] = [common, firewall, postgresql, etcd, backup, pgbackrest, patroni, database, restart, pgbouncer, haproxy, keepalived, stanzaRole];
+export const ROLES: readonly RoleUnit[] = [common, firewall, postgresql, etcd, backup, pgbackrest, patroni, database, restart, pgbouncer, haproxy, keepalived, stanzaRole, drill];
 
 /**
  * The plan's graph (step ids, hosts, what each waits for) from the spec alone: a driver learns it

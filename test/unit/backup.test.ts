@@ -6,6 +6,7 @@ import * as os from "os";
 import * as path from "path";
 import * as ini from "ini";
 import { ConfigError, parseClusterSpec, type ClusterSpec } from "../../model/config";
+import { DRILL } from "../../model/identities";
 import { readStackFile } from "../../model/stackFile";
 import { compile } from "../../roles/compile";
 import { dcsConfig } from "../../roles/patroni";
@@ -49,7 +50,7 @@ describe("backups: config", () => {
     assert.deepEqual(spec.hosts.filter((h) => h.roles.includes("backup")).map((h) => [h.name, h.address]), [["backup1", "10.213.0.30"]]);
     assert.deepEqual(spec.backup, {
       enabled: true, archiveTimeout: 60,
-      schedule: { full: "Sun *-*-* 01:00:00", diff: "Mon..Sat *-*-* 01:00:00" },
+      schedule: { full: "Sun *-*-* 01:00:00", diff: "Mon..Sat *-*-* 01:00:00", drill: "Sun *-*-01..07 04:00:00" },
       retention: { full: 2, diff: 7 },
     });
   });
@@ -141,7 +142,7 @@ describe("backups: the plan", () => {
     }
     const b = step("backup1/stanza")!;
     for (const n of ["pg1", "pg2", "pg3"]) for (const r of ["pgbackrest", "restart"]) assert.ok(b.after.includes(`${n}/${r}`), `${n}/${r}`);
-    assert.deepEqual(plan.steps.filter((s) => s.host === "backup1").map((s) => s.role), ["common", "firewall", "backup", "stanza"]);
+    assert.deepEqual(plan.steps.filter((s) => s.host === "backup1").map((s) => s.role), ["common", "firewall", "backup", "stanza", "drill"]);
   });
 
   it("a replica's restore_command gives up in seconds when the repository does not answer (it then streams)", () => {
@@ -202,14 +203,17 @@ describe("backups: the plan", () => {
 
   it("the passphrase is only in the backup host's configuration file (0640, secret: no diff in check mode), never on a command line", () => {
     const holders = plan.steps.filter((s) => stepScript(s).includes(PASSPHRASE)).map((s) => s.id);
-    assert.deepEqual(holders, ["backup1/backup"]);
-    const b = step("backup1/backup")!;
-    const files = b.actions.filter((a) => a.kind === "file" && a.content.includes(PASSPHRASE));
-    assert.deepEqual(files.map((f) => f.kind === "file" && [f.path, f.mode, f.owner, f.group, f.secret]), [[CONF, "0640", "root", "postgres", true]]);
-    // Outside the file's here-document, no line of the script carries it.
-    const script = stepScript(b);
-    const body = script.replace(/<<'(PGC_EOF_[0-9a-f]+)'\n[\s\S]*?\n\1/g, "");
-    assert.ok(!body.includes(PASSPHRASE));
+    // The repository's own config, and the restore drill's (which reads the same repository).
+    assert.deepEqual(holders, ["backup1/backup", "backup1/drill"]);
+    for (const [id, path] of [["backup1/backup", CONF], ["backup1/drill", DRILL.config]]) {
+      const b = step(id)!;
+      const files = b.actions.filter((a) => a.kind === "file" && a.content.includes(PASSPHRASE));
+      assert.deepEqual(files.map((f) => f.kind === "file" && [f.path, f.mode, f.owner, f.group, f.secret]), [[path, "0640", "root", "postgres", true]]);
+      // Outside the file's here-document, no line of the script carries it.
+      const script = stepScript(b);
+      const body = script.replace(/<<'(PGC_EOF_[0-9a-f]+)'\n[\s\S]*?\n\1/g, "");
+      assert.ok(!body.includes(PASSPHRASE), id);
+    }
   });
 
   it("refuses a passphrase that would add a line to pgBackRest's file (the quoting bites even without validation)", async () => {
@@ -228,6 +232,23 @@ describe("backups: the plan", () => {
       assert.equal(r.code, 0, r.out);
       assert.match(r.out, /Next elapse:/);
     }
+  });
+
+  it("the restore drill: on the backup host only, after the stanza; its timer on backup.schedule.drill; its script restores with archiving off into a scratch directory", () => {
+    const d = step("backup1/drill")!;
+    assert.ok(d.after.includes("backup1/stanza"));
+    assert.deepEqual(plan.steps.filter((s) => s.role === "drill").map((s) => s.id), ["backup1/drill"]);
+    assert.match(fileOf(d, `/etc/systemd/system/${DRILL.timer}`), /^OnCalendar=Sun \*-\*-01\.\.07 04:00:00$/m);
+    assert.match(fileOf(d, `/etc/systemd/system/${DRILL.unit}`), new RegExp(`^ExecStart=${DRILL.script}$`, "m"));
+    const script = fileOf(d, DRILL.script);
+    assert.match(script, /--archive-mode=off/, "the copy never archives into the cluster's repository");
+    assert.match(script, /^archive_mode = off$/m);
+    assert.match(script, /^listen_addresses = ''$/m, "socket only");
+    assert.match(script, /pg_amcheck" .*--all --install-missing/, "pg_amcheck of every database");
+    const r = run("systemd-analyze", ["calendar", spec.backup.schedule.drill]);
+    assert.equal(r.code, 0, r.out);
+    // A hostile schedule never reaches the timer: the config refuses it (and the template's helper would too).
+    assert.throws(() => localWith((raw) => { raw.backup = { ...raw.backup, schedule: { drill: "daily\nExecStart=/bin/sh" } }; }), /backup\.schedule\.drill: must/);
   });
 
   it("firewall: 8432 on the backup host from the database nodes (and operators); on the nodes from the backup host", () => {
@@ -290,6 +311,17 @@ describe("backups: pgBackRest 2.45 reads the rendered files (offline: its help c
     for (const n of ["pg1", "pg2", "pg3"]) assert.match(auth, new RegExp(`${n}=pglocal`));
     const pass = pgbackrest(f, "backup", true, "repo1-cipher-pass");
     assert.ok(!pass.out.includes(PASSPHRASE), "help shows no secure option's value");
+  });
+
+  it("the restore drill's file, for info, restore and archive-get (what the restored copy runs); the passphrase is never printed", () => {
+    const f = write("drill.conf", fileOf(plan.steps.find((s) => s.id === "backup1/drill"), DRILL.config));
+    for (const cmd of ["info", "restore", "archive-get"]) {
+      const r = pgbackrest(f, cmd, true);
+      clean(r, cmd);
+      assert.ok(!r.out.includes(PASSPHRASE), cmd);
+    }
+    assert.match(pgbackrest(f, "restore", true, "repo1-path").out, /current: \/var\/lib\/pgbackrest/);
+    assert.doesNotMatch(fs.readFileSync(f, "utf8"), /-host=/, "the drill never reaches the database nodes");
   });
 
   it("the check bites: an unknown option, a bad value or a misplaced one fails it", () => {
