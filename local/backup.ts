@@ -3,6 +3,7 @@
 import type { LocalCluster } from "./cluster";
 import { ssh } from "./ssh";
 import { shq } from "../roles/quote";
+import { DRILL } from "../model/identities";
 
 export const BACKUP_TYPES = ["full", "diff", "incr"] as const;
 export type BackupType = (typeof BACKUP_TYPES)[number];
@@ -84,4 +85,44 @@ export function describeRepository(info: RepositoryInfo): string[] {
   if (info.backups.length) lines.push(`restorable from ${info.backups[0].stop.toISOString()} to the newest archived WAL (${info.walMax ?? "-"})`);
   else lines.push("no backup yet: nothing can be restored");
   return lines;
+}
+
+/** What the last restore drill recorded on the backup host (last.json). */
+export interface DrillResult {
+  stanza: string;
+  result: "pass" | "fail";
+  reason: string | null;
+  backup: string | null;
+  startedAt: number;
+  finishedAt: number;
+  seconds: number;
+  tables: number;
+  rows: number;
+  recoveredTo: string | null;
+}
+
+/**
+ * The restore drill now, through the unit its timer starts (same script, same record): the
+ * latest backup restored on the backup host, checked, removed. Its output, and what it recorded;
+ * a failed drill is a result here, not an exception (the caller decides the exit code).
+ */
+export async function runDrill(c: LocalCluster): Promise<{ result: DrillResult; output: string[] }> {
+  const h = backupHost(c);
+  const since = Math.floor(Date.now() / 1000) - 1;
+  const start = await ssh(c.ssh, c.targets[h.name], `systemctl start ${shq(DRILL.unit)}`, "", 6 * 3600_000);
+  const journal = await ssh(c.ssh, c.targets[h.name], `journalctl -u ${shq(DRILL.unit)} --since=@${since} -o cat --no-pager`, "", 60_000);
+  const output = journal.out.split("\n").filter((l) => /restore drill|^\S+ \[\d+\]|FATAL|ERROR/.test(l));
+  const read = await ssh(c.ssh, c.targets[h.name], `cat ${shq(DRILL.result)}`, "", 30_000);
+  if (read.code !== 0) throw new Error(`${h.name}: the drill left no result (${DRILL.result}); systemctl start exited ${start.code}: ${start.out.trim()}`);
+  const result = JSON.parse(read.out) as DrillResult;
+  // A record older than this run is not this run's: the drill did not get to write one.
+  if (result.finishedAt < since) throw new Error(`${h.name}: the drill did not record a result (the last is from ${new Date(result.finishedAt * 1000).toISOString()}); systemctl start exited ${start.code}: ${start.out.trim()}`);
+  if ((start.code === 0) !== (result.result === "pass")) throw new Error(`${h.name}: the drill's unit exited ${start.code} but recorded ${result.result}`);
+  return { result, output };
+}
+
+export function describeDrill(r: DrillResult): string {
+  return r.result === "pass"
+    ? `restore drill PASSED: backup ${r.backup}${r.recoveredTo ? `, recovered to ${r.recoveredTo}` : ""}, ${r.tables} tables, ${r.rows} rows counted, pg_amcheck clean, ${r.seconds} s`
+    : `restore drill FAILED${r.backup ? ` (backup ${r.backup})` : ""}: ${r.reason}`;
 }

@@ -4,6 +4,7 @@
 //   plan   list the steps and their order             status Patroni's view of the cluster
 //   down   stop the local hosts and remove what up made
 //   backup [--type full|diff|incr]  a backup now (on the backup host)   backups  what the repository holds
+//   backup:verify  the restore drill now: the latest backup restored on the backup host, checked, removed
 import { loadCluster, connectionUrls, floatingAddressHolders, writeEnvFile, patroniCluster, statsUrls, writeStatsCurlConfig, type LocalCluster } from "./cluster";
 import { hostsDown } from "./hosts";
 import { apply, bringUpHosts } from "./up";
@@ -11,7 +12,7 @@ import { topoOrder } from "../roles/compile";
 import { ConfigError } from "../model/config";
 import { CaSwitchError } from "./pki";
 import { ScaleInRefused } from "./scaleIn";
-import { BACKUP_TYPES, describeRepository, repositoryInfo, takeBackup, type BackupType } from "./backup";
+import { BACKUP_TYPES, describeDrill, describeRepository, repositoryInfo, runDrill, takeBackup, type BackupType } from "./backup";
 
 const log = (l: string) => console.log(l);
 
@@ -57,6 +58,13 @@ async function main(): Promise<number> {
     case "backups":
       for (const l of describeRepository(await repositoryInfo(c))) log(l);
       return 0;
+    case "backup:verify": {
+      log(`restore drill of ${c.spec.clusterName} on the backup host: the latest backup restored into a scratch directory, started privately, checked, removed…`);
+      const { result, output } = await runDrill(c);
+      for (const l of output) log(`  ${l}`);
+      log(describeDrill(result));
+      return result.result === "pass" ? 0 : 3;
+    }
     case "drift":
     case "check":
       return (await apply(c, log, true)).code;
@@ -74,7 +82,7 @@ async function main(): Promise<number> {
       return 0;
     }
     default:
-      throw new Error(`unknown command ${cmd}; commands: up, apply, drift, plan, status, down, backup, backups`);
+      throw new Error(`unknown command ${cmd}; commands: up, apply, drift, plan, status, down, backup, backups, backup:verify`);
   }
 }
 

@@ -1,12 +1,14 @@
 // Backups on the real local cluster (issue #11): WAL archiving into the backup host's encrypted
 // repository keeps working after a switchover (a segment of the new timeline, read back from the
 // repository on another node, equals the primary's own), and a full backup taken during a write
-// load fails no transaction and loses no row.
+// load fails no transaction and loses no row; the restore drill passes on the latest backup and
+// fails on a tampered one.
 import { strict as assert } from "assert";
 import { requireHosts, settledCluster } from "../support/hostsLayer";
 import { patroniCluster, type LocalCluster } from "../../local/cluster";
 import { ensureChaosTable, healthy, leader, lostRows, WriteLoad } from "../../local/chaos";
-import { repositoryInfo, takeBackup } from "../../local/backup";
+import { repositoryInfo, runDrill, takeBackup } from "../../local/backup";
+import { DRILL, TEXTFILE_DIR } from "../../model/identities";
 import { apply } from "../../local/up";
 import { ssh } from "../../local/ssh";
 import { shq } from "../../roles/quote";
@@ -93,6 +95,50 @@ describe("backups on the local hosts (pgBackRest, backup host backup1)", functio
     assert.match(journal, /replay on the standby reached/, "pgBackRest copied the files from a standby");
     assert.equal(await lostRows(c, run, load.acked.map((a) => a.id)), 0);
     console.log(`      full backup ${newest.label}: ${seconds.toFixed(1)} s, database ${(newest.size / 1048576).toFixed(1)} MB, stored ${(newest.repoSize / 1048576).toFixed(1)} MB; ${load.acked.length} writes acknowledged during it, 0 failed`);
+  });
+
+  it("the restore drill (npm run backup:verify): the latest backup and its WAL restored on the backup host, every table counted (a table of known rows exactly), pg_amcheck clean, recorded for monitoring, the copy removed", async () => {
+    const rows = 1000 + Math.floor(Math.random() * 1000);
+    const l = await leader(c);
+    await psql(c, l, `create table if not exists pgc_drill_probe(id int primary key); truncate pgc_drill_probe; insert into pgc_drill_probe select generate_series(1, ${rows})`);
+    await takeBackup(c, "incr");
+    const newest = (await repositoryInfo(c)).backups.at(-1)!;
+    const { result, output } = await runDrill(c);
+    for (const line of output) console.log(`      ${line}`);
+    assert.equal(result.result, "pass", `the drill failed: ${result.reason}`);
+    assert.equal(result.backup, newest.label, "the drill restored the newest backup");
+    assert.ok(result.recoveredTo, "the drill says up to when it recovered");
+    const counts = (await on(c, repo, `cat ${shq(DRILL.dir)}/last-counts.tsv`)).split("\n").map((x) => x.split("\t"));
+    assert.deepEqual(counts.find(([db, t]) => db === "postgres" && t === "public.pgc_drill_probe"), ["postgres", "public.pgc_drill_probe", String(rows)]);
+    assert.ok(counts.some(([db]) => db === c.spec.postgresql.database), "the application database's tables were counted");
+    assert.equal(result.tables, counts.length);
+    const prom = await on(c, repo, `cat ${shq(TEXTFILE_DIR)}/pgcluster_restore_drill.prom`);
+    assert.match(prom, new RegExp(`^pgcluster_restore_drill_success\\{stanza="${stanza}"\\} 1$`, "m"));
+    assert.match(prom, new RegExp(`^pgcluster_restore_drill_timestamp_seconds\\{stanza="${stanza}"\\} ${result.finishedAt}$`, "m"));
+    // Nothing of the copy is left: no directory, no server.
+    assert.equal(await on(c, repo, `test -e ${shq(DRILL.dir)}/run && echo left || echo gone`), "gone");
+    assert.equal(await on(c, repo, `pgrep -u postgres -x postgres >/dev/null && echo running || echo none`), "none");
+    console.log(`      drill: ${result.seconds} s for backup ${result.backup} (recovered to ${result.recoveredTo}), ${result.tables} tables, ${result.rows} rows`);
+  });
+
+  it("a tampered backup fails the drill: it says why, records the failure for monitoring, and leaves no copy behind", async () => {
+    const newest = (await repositoryInfo(c)).backups.at(-1)!;
+    const dir = `/var/lib/pgbackrest/backup/${stanza}/${newest.label}/pg_data`;
+    // The largest file of the newest backup: a stretch of it overwritten in place (same size).
+    const victim = await on(c, repo, `find ${shq(dir)} -type f -size +4k -printf '%s %p\\n' | sort -n | tail -n 1 | cut -d' ' -f2-`);
+    assert.ok(victim.startsWith(dir), `a file to tamper with in ${dir}: ${victim}`);
+    const saved = "/root/pgc-drill-tamper.saved";
+    await on(c, repo, `cp -p ${shq(victim)} ${saved} && dd if=/dev/urandom of=${shq(victim)} bs=1 seek=2048 count=512 conv=notrunc status=none`);
+    try {
+      const { result } = await runDrill(c);
+      assert.equal(result.result, "fail", "the drill passed on a tampered backup");
+      assert.match(result.reason ?? "", /pgbackrest restore of .* failed/);
+      console.log(`      tampered ${victim.slice(dir.length + 1)}: drill failed with: ${result.reason}`);
+      assert.match(await on(c, repo, `cat ${shq(TEXTFILE_DIR)}/pgcluster_restore_drill.prom`), new RegExp(`^pgcluster_restore_drill_success\\{stanza="${stanza}"\\} 0$`, "m"));
+      assert.equal(await on(c, repo, `test -e ${shq(DRILL.dir)}/run && echo left || echo gone`), "gone");
+    } finally {
+      await on(c, repo, `cp -p ${saved} ${shq(victim)} && rm -f ${saved}`);
+    }
   });
 
   it("leaves the cluster settled: healthy, and check mode finds nothing to change", async () => {
