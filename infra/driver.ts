@@ -30,7 +30,7 @@ export function commandName(stepId: string): string {
   return stepId.replace(/\//g, "-");
 }
 
-/** A step's Command: its resource name and options (parent, aliases). */
+/** A step's Command: its resource name and options (parent, aliases, resources it needs besides its steps). */
 export type Placement = (step: StepNode) => { name: string; opts: pulumi.CustomResourceOptions };
 
 /**
@@ -77,9 +77,17 @@ export function applyPlan(graph: StepNode[], plan: pulumi.Output<Plan>, connecti
       logging: "stdout",
     }, {
       ...opts,
-      dependsOn: step.after.map((a) => cmds[a]),
+      // The steps it waits for, and whatever else the placement says it needs (cloud resources).
+      dependsOn: [...step.after.map((a) => cmds[a]), ...placedDependencies(opts)],
       additionalSecretOutputs: ["stdout", "stderr"],
     });
   }
   return cmds;
+}
+
+function placedDependencies(opts: pulumi.CustomResourceOptions): pulumi.Resource[] {
+  const d = opts.dependsOn;
+  if (d === undefined) return [];
+  if (!Array.isArray(d) && !pulumi.Resource.isInstance(d)) throw new Error(`a placement's dependsOn must be resources, not an Output`);
+  return (Array.isArray(d) ? d : [d]) as pulumi.Resource[];
 }

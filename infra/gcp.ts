@@ -12,6 +12,7 @@ import { GCP_HEALTH_CHECK_RANGES } from "../model/gcpHealthChecks";
 import { guestAttributeHostKey } from "./hostKeys";
 import { hostLabel, type Children } from "./children";
 import { ilbNameSuffixes, internalLoadBalancer } from "./gcpLoadBalancer";
+import { backupBucket, type BackupBucket } from "./backupBucket";
 
 export interface GcpHosts {
   addresses: Record<string, pulumi.Output<string>>;
@@ -21,6 +22,8 @@ export interface GcpHosts {
   instances: Record<string, gcp.compute.Instance>;
   /** The internal load balancer in front of the balancers: its address is what clients dial. */
   loadBalancer: { address: pulumi.Output<string> };
+  /** backup.enabled: the repository's bucket and the nodes' access to it (backupBucket.ts). */
+  backupRepository?: BackupBucket;
 }
 
 /** Firewall rules, by name suffix (see gceNameSuffixes). */
@@ -87,7 +90,8 @@ export function gcpHosts(spec: ClusterSpec, c: Children): GcpHosts {
   // answer only (the balancers' nftables admit the same).
   rule("lb-health-checks", [ports.balancerHealth], { sourceRanges: [...GCP_HEALTH_CHECK_RANGES] }, [TAG.balancer], true);
 
-  // Least privilege: the nodes may write logs and metrics, nothing else.
+  // Least privilege: the nodes may write logs and metrics, nothing else in the project; with
+  // backup.enabled, use objects in the repository's bucket (a binding on that bucket only).
   // The account id is unique per project: it derives from clusterName (two clusters in one
   // project need two clusterNames), never from the component's name.
   const sa = new gcp.serviceaccount.Account(c.name("nodes"), { accountId: `${n}-nodes`.slice(0, 30), displayName: `pgcluster ${n} nodes` }, opts(`${n}-nodes`));
@@ -144,5 +148,6 @@ export function gcpHosts(spec: ClusterSpec, c: Children): GcpHosts {
   const bastionIp = bastion.networkInterfaces.apply((ni) => ni[0].accessConfigs?.[0]?.natIp ?? "");
   const balancers = Object.fromEntries(spec.hosts.filter((h) => h.kind === "balancer").map((h) => [h.name, instances[h.name]]));
   const loadBalancer = internalLoadBalancer({ spec, c, provider, network, subnet, balancers });
-  return { addresses, hostKeys, bastion: { address: bastionIp, hostKey: guestAttributeHostKey(bastion, g.project, provider, `${n}-bastion`) }, instances, loadBalancer };
+  const backupRepository = spec.backup.enabled ? backupBucket(spec, c, provider, sa) : undefined;
+  return { addresses, hostKeys, bastion: { address: bastionIp, hostKey: guestAttributeHostKey(bastion, g.project, provider, `${n}-bastion`) }, instances, loadBalancer, ...(backupRepository ? { backupRepository } : {}) };
 }

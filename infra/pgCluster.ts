@@ -20,6 +20,8 @@ import { compile, planGraph, topoOrder } from "../roles/compile";
 import { stepScript } from "../roles/script";
 import type { Host, Plan, Secrets } from "../roles/types";
 import { ports } from "../model/identities";
+import { ROLE as PGBACKREST } from "../roles/pgbackrest";
+import { ROLE as STANZA } from "../roles/stanza";
 
 export interface PgClusterArgs {
   /** The cluster, validated: parseClusterSpec(...) from "pgcluster" (the stack program: its stack config). */
@@ -49,6 +51,8 @@ export interface ClusterNode {
 }
 
 export const PGCLUSTER_TYPE = "pgcluster:index:PgCluster";
+/** Steps whose Commands use the backup repository first: a node's pgBackRest (archiving starts with it), the stanza. */
+const REPOSITORY_ROLES: readonly string[] = [PGBACKREST, STANZA];
 export const HOST_TYPE = "pgcluster:index:Host";
 
 /** One host of a cluster: parent of that host's Commands, its HostDrift and its HostKeyScan. */
@@ -119,9 +123,12 @@ export class PgCluster extends pulumi.ComponentResource {
     // load balancer). A static inventory's is network.floatingAddress (keepalived), which
     // compile() and the certificates take from the spec; without one, the first balancer.
     let entryAddress: pulumi.Output<string> | undefined;
+    // The steps that use the backup repository wait for it (GCP: the bucket and the nodes' access).
+    let repositoryReady: pulumi.Resource[] = [];
     if (spec.provider === "gcp") {
       const g = gcpHosts(spec, c);
       entryAddress = g.loadBalancer.address;
+      repositoryReady = g.backupRepository?.ready ?? [];
       addresses = g.addresses;
       hostKeys = g.hostKeys;
       const why = "The key is the one the instance published in its guest attributes, so a mismatch means something else answers at its address: investigate before anything else (a replaced instance publishes its new key by itself)";
@@ -150,7 +157,10 @@ export class PgCluster extends pulumi.ComponentResource {
     );
     const commands = applyPlan(graph, pulumi.secret(plan), connections, (step) => ({
       name: c.name(`${label(step.host)}-${step.role}`),
-      opts: c.opts(commandName(step.id), this.hosts[step.host]),
+      opts: {
+        ...c.opts(commandName(step.id), this.hosts[step.host]),
+        ...(REPOSITORY_ROLES.includes(step.role) && repositoryReady.length ? { dependsOn: repositoryReady } : {}),
+      },
     }));
 
     // Scale in: a database node's decommission runs as its Command's delete (infra/decommission.ts).

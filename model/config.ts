@@ -312,6 +312,20 @@ const spec = z.strictObject({
       /** Differential backups kept (repo1-retention-diff). */
       diff: int(1, 1000).default(7),
     }).prefault({}),
+    /**
+     * provider gcp: the Cloud Storage bucket holding the repository (infra/backupBucket.ts). Its
+     * name is derived (backupBucketName), never configured. Object versioning is always on.
+     */
+    bucket: z.strictObject({
+      /**
+       * Days a deleted object stays soft-deleted (Cloud Storage's soft delete policy, 7 to 90):
+       * nothing the nodes' account can do removes it sooner, so a compromised node cannot erase
+       * the history within this window.
+       */
+      softDeleteDays: int(7, 90, " (days)", { min: ": Cloud Storage's soft delete keeps objects 7 to 90 days", max: ": Cloud Storage's soft delete keeps objects 7 to 90 days" }).default(14),
+      /** Days a replaced or deleted version (noncurrent) is kept before a lifecycle rule deletes it. */
+      noncurrentVersionDays: int(1, 3650, " (days)").default(30),
+    }).prefault({}),
   }).prefault({}),
   secrets: z.strictObject({
     generate: z.boolean().default(true),
@@ -516,6 +530,22 @@ export interface ParseContext {
   source: string;
 }
 
+/**
+ * The Cloud Storage bucket of a GCP cluster's backup repository (provider gcp, backup.enabled).
+ * Bucket names are global: the project id (itself globally unique) makes it one nobody else
+ * takes by accident; at most 30 + 1 + 24 + 7 = 62 characters, within the 63 allowed.
+ */
+export function backupBucketName(project: string, clusterName: string): string {
+  return `${project}-${clusterName}-backup`;
+}
+
+/** Why Cloud Storage would refuse this bucket name, if it would (its naming rules; names are lower-case already). */
+export function bucketNameProblem(name: string): string | undefined {
+  if (!/^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$/.test(name)) return `gives the backup bucket name "${name}", which is not 3 to 63 lower-case letters, digits and '-'`;
+  if (/g[o0]{2}gle/.test(name) || name.startsWith("goog")) return `gives the backup bucket name "${name}": Cloud Storage refuses names that start with "goog" or contain "google" (or a look-alike); pick another clusterName (the name is gcp.project-clusterName-backup)`;
+  return undefined;
+}
+
 /** The longest clusterName that keeps every GCP id valid: the service account `${clusterName}-nodes` may have 30 characters. */
 export const GCP_MAX_CLUSTER_NAME = 30 - "-nodes".length;
 
@@ -607,7 +637,11 @@ export function parseClusterSpec(raw: Record<string, unknown>, ctx: ParseContext
   if (ok("provider") && c.provider === "gcp") {
     if (raw.gcp === undefined) fail(["gcp"], `is required when provider is gcp (project, region, zones, sshSourceRanges)`);
     if (raw.hosts !== undefined) fail(["hosts"], `is only for provider static; with provider gcp the hosts are created from ${PROJECT}:gcp`);
-    if (backupEnabled) fail(["backup", "enabled"], `is not built for provider gcp yet (a Cloud Storage bucket and pgBackRest's gcs repository: ARCHITECTURE.md); set it to false for now`);
+    const project = field("gcp", "project");
+    if (backupEnabled && project !== undefined && ok("clusterName")) {
+      const problem = bucketNameProblem(backupBucketName(project, c.clusterName));
+      if (problem) fail(["clusterName"], problem);
+    }
     if (!given("ssh", "publicKey")) fail(["ssh", "publicKey"], `is required for provider gcp (it is put on the instances); set it to your ssh-ed25519 public key`);
     if (ok("clusterName") && c.clusterName.length > GCP_MAX_CLUSTER_NAME)
       fail(["clusterName"], `has ${c.clusterName.length} characters; with provider gcp at most ${GCP_MAX_CLUSTER_NAME}: the nodes' service account id "${c.clusterName}-nodes" may have at most 30 characters`);
@@ -654,6 +688,7 @@ export function parseClusterSpec(raw: Record<string, unknown>, ctx: ParseContext
     }
   } else if (ok("provider")) {
     if (raw.gcp !== undefined) fail(["gcp"], `is only for provider gcp; remove it or set provider: gcp`);
+    if (given("backup", "bucket")) fail(["backup", "bucket"], `is only for provider gcp (the Cloud Storage bucket); a static inventory keeps its repository on the backup host`);
     if (ok("hosts") && (!c.hosts || c.hosts.length === 0)) fail(["hosts"], `is required for provider static: a list of {name, address, roles}`);
     // The host firewall admits SSH to static hosts only from adminCidrs: empty, the next apply
     // could not get in (the step's guard would refuse it on the host; say so here, before anything).

@@ -1,12 +1,13 @@
 // pgbackrest: pgBackRest on every database node while backup.enabled. PostgreSQL's
-// archive_command pushes WAL with it to the backup host's repository (TLS, this node's
-// certificate); its TLS server lets the backup host take backups from this node. The archiving
+// archive_command pushes WAL with it to the repository: static, the backup host's (TLS, this
+// node's certificate), whose backups come through this node's TLS server; gcp, the cluster's
+// Cloud Storage bucket, with the instance's service account. The archiving
 // settings themselves are Patroni's (the patroni role's dcsConfig), so every node has them.
 import { PG_DATA, PGBACKREST_CONFIG, ports, tlsDir, users } from "../../model/identities";
-import type { ClusterSpec } from "../../model/config";
+import { backupBucketName, type ClusterSpec } from "../../model/config";
 import { render } from "../render";
 import { restart, StepBuilder } from "../step";
-import { stepId } from "../types";
+import { stepId, type Host, type RoleContext } from "../types";
 import type { RoleUnit } from "../role";
 import { withRole } from "../hosts";
 import { ROLE as POSTGRESQL } from "../postgresql";
@@ -30,31 +31,72 @@ export function restoreCommand(spec: ClusterSpec): string {
 }
 
 
+/** The repository's prefix in the cluster's bucket (provider gcp): the bucket is the cluster's own. */
+export const GCS_REPOSITORY_PATH = "/pgbackrest";
+
+/** The Cloud Storage bucket of the cluster's repository (provider gcp; infra/backupBucket.ts makes it). */
+export function clusterBucket(spec: ClusterSpec): string {
+  if (spec.provider !== "gcp" || !spec.gcp) throw new Error(`only a GCP cluster keeps its repository in a bucket`);
+  return backupBucketName(spec.gcp.project, spec.clusterName);
+}
+
 export const pgbackrest: RoleUnit = {
   name: ROLE,
   hosts: (spec) => (spec.backup.enabled ? withRole(spec, "postgres") : []),
   // The repository serving first: a replica asks it first whenever it starts.
   after: (spec, host) => [stepId(host.name, POSTGRESQL), stepId(host.name, FIREWALL), ...withRole(spec, "backup").map((b) => stepId(b.name, BACKUP))],
   step(ctx, host) {
-    const repo = withRole(ctx, "backup")[0];
-    if (!repo) throw new Error(`backup.enabled without a backup host (the config refuses it)`);
-    const s = new StepBuilder();
-    s.packages("pgbackrest");
-    hostsBlock(s, [repo]);
-    pgbackrestTls(s, ctx, host);
-    s.file({
-      path: PGBACKREST_CONFIG,
-      owner: "root",
-      group: "postgres",
-      mode: "0640",
-      notify: [restart(SERVER_UNIT)],
-      content: render(ROLE, "pgbackrest.conf", {
-        name: host.name, stanza: stanza(ctx.spec), repoHost: repo.name, port: ports.pgbackrest, tls: tlsDir.pgbackrest,
-        address: host.address, dataDir: PG_DATA, pgPort: ports.postgres, superuser: users.superuser,
-      }),
-    });
-    s.handlers();
-    s.service(SERVER_UNIT);
-    return s;
+    return ctx.spec.provider === "gcp" ? gcsRepositoryStep(ctx, host) : repositoryHostStep(ctx, host);
   },
 };
+
+/** static: the repository on the backup host, over TLS; this node serves the backup host too. */
+function repositoryHostStep(ctx: RoleContext, host: Host): StepBuilder {
+  const repo = withRole(ctx, "backup")[0];
+  if (!repo) throw new Error(`backup.enabled without a backup host (the config refuses it)`);
+  const s = new StepBuilder();
+  s.packages("pgbackrest");
+  hostsBlock(s, [repo]);
+  pgbackrestTls(s, ctx, host);
+  s.file({
+    path: PGBACKREST_CONFIG,
+    owner: "root",
+    group: "postgres",
+    mode: "0640",
+    notify: [restart(SERVER_UNIT)],
+    content: render(ROLE, "pgbackrest.conf", {
+      name: host.name, stanza: stanza(ctx.spec), repoHost: repo.name, port: ports.pgbackrest, tls: tlsDir.pgbackrest,
+      address: host.address, dataDir: PG_DATA, pgPort: ports.postgres, superuser: users.superuser,
+    }),
+  });
+  s.handlers();
+  s.service(SERVER_UNIT);
+  return s;
+}
+
+/**
+ * gcp: the repository is the cluster's bucket and there is no backup host: every node pushes
+ * WAL (when primary), reads it back (as a replica) and backs up (when primary, roles/stanza)
+ * itself, so every node holds the cipher passphrase, in this file only (0640 root:postgres,
+ * secret: no diff in check mode). Nobody dials this node's pgBackRest: its TLS server stays off.
+ */
+function gcsRepositoryStep(ctx: RoleContext, host: Host): StepBuilder {
+  const spec = ctx.spec;
+  const s = new StepBuilder();
+  s.packages("pgbackrest");
+  s.dir("/etc/pgbackrest", "root", "postgres", "0750");
+  s.file({
+    path: PGBACKREST_CONFIG,
+    owner: "root",
+    group: "postgres",
+    mode: "0640",
+    secret: true,
+    content: render(ROLE, "pgbackrest-gcs.conf", {
+      name: host.name, stanza: stanza(spec), bucket: clusterBucket(spec), repoPath: GCS_REPOSITORY_PATH,
+      cipherPass: ctx.secrets.backupCipherPassphrase, retentionFull: spec.backup.retention.full, retentionDiff: spec.backup.retention.diff,
+      dataDir: PG_DATA, pgPort: ports.postgres, superuser: users.superuser,
+    }),
+  });
+  s.stopped(SERVER_UNIT);
+  return s;
+}
