@@ -48,6 +48,18 @@ export const PATRONI_OWNED_PARAMETERS = [
 export const BACKUP_OWNED_PARAMETERS = ["archive_mode", "archive_timeout"];
 
 /**
+ * Logging parameters pgcluster always sets (roles/patroni dcsConfig), with what to do instead:
+ * the config key that sets it, or why it is fixed (log aggregation reads every node's lines alike).
+ */
+export const LOGGING_OWNED_PARAMETERS: Readonly<Record<string, string>> = {
+  log_min_duration_statement: "use postgresql.slowQueryMs",
+  log_autovacuum_min_duration: "use postgresql.autovacuumLogMs",
+  log_line_prefix: "every node's lines carry the same prefix (time, pid, user@database, application, client) for log aggregation; remove it",
+  log_destination: "PostgreSQL logs to stderr, which Patroni's unit hands to the journal; remove it",
+  logging_collector: "PostgreSQL logs to stderr, which Patroni's unit hands to the journal; remove it",
+};
+
+/**
  * Further refused parameters, with the reason: each runs a command, loads code, or reads or
  * writes a path pgcluster does not manage. (Every ssl* parameter is refused as well: TLS is
  * pgcluster's.) shared_preload_libraries is allowed with plain library names only.
@@ -99,6 +111,16 @@ const posixUser = z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/,
 const token = z.preprocess(
   (v) => (typeof v === "number" && Number.isSafeInteger(v) && v >= 0 ? String(v) : v),
   z.string().regex(/^[A-Za-z0-9._-]{1,40}$/, "must be a short token: 1 to 40 letters, digits, '.', '_' or '-'"));
+
+/**
+ * A journald size (SystemMaxUse=): a whole number of MiB or GiB, 16M to 1024G. It lands in a
+ * config file, so nothing but digits and the unit letter.
+ */
+const JOURNAL_SIZE = /^([1-9][0-9]{0,6})([MG])$/;
+const journalSize = z.string()
+  .regex(JOURNAL_SIZE, "must be a size like 512M or 2G: a whole number followed by M (MiB) or G (GiB)")
+  .refine((s) => { const m = JOURNAL_SIZE.exec(s); return !m || (m[2] === "G" ? Number(m[1]) * 1024 : Number(m[1])) >= 16; }, "must be at least 16M: journald needs room for its active files")
+  .refine((s) => { const m = JOURNAL_SIZE.exec(s); return !m || (m[2] === "G" ? Number(m[1]) * 1024 : Number(m[1])) <= 1024 * 1024; }, "must be at most 1024G");
 
 const devicePath = z.string()
   .regex(/^\/dev\/[A-Za-z0-9._/-]{1,120}$/, "must be a device path under /dev/ of letters, digits, '.', '_', '-' and '/'")
@@ -270,8 +292,22 @@ const spec = z.strictObject({
   postgresql: z.strictObject({
     database: name.default("app"),
     appUser: name.default("app"),
+    /**
+     * log_min_duration_statement: statements that run longer are logged with their duration
+     * (-1: none; 0: every statement, with its text — noisy, and texts may hold personal data).
+     */
+    slowQueryMs: int(-1, 86_400_000, " (ms; -1 disables)").default(250),
+    /** log_autovacuum_min_duration: autovacuum/autoanalyze runs that take longer are logged (-1: none). */
+    autovacuumLogMs: int(-1, 86_400_000, " (ms; -1 disables)").default(1000),
     // Names and values are checked (and names lower-cased) in parseClusterSpec, one problem each.
     parameters: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).default({}),
+  }).prefault({}),
+  /** The journal on every host (journald drop-in, roles/common): every service logs there. */
+  logs: z.strictObject({
+    /** SystemMaxUse=: the most disk the persistent journal takes; the oldest files go first. */
+    journalMaxUse: journalSize.default("1G"),
+    /** MaxRetentionSec=: entries older than this are removed (whole files, one per day). */
+    retentionDays: int(1, 3650, " (days)").default(30),
   }).prefault({}),
   pgbouncer: z.strictObject({
     poolMode: z.enum(["transaction", "session", "statement"]).default("transaction"),
@@ -368,6 +404,7 @@ export interface ClusterSpec {
   firewall: RawSpec["firewall"];
   patroni: RawSpec["patroni"];
   postgresql: RawSpec["postgresql"];
+  logs: RawSpec["logs"];
   pgbouncer: RawSpec["pgbouncer"];
   haproxy: RawSpec["haproxy"];
   keepalived: RawSpec["keepalived"];
@@ -513,6 +550,8 @@ function parameterProblem(lower: string, value: string | number | boolean): stri
   if (lower.startsWith("ssl")) return `is refused: TLS is pgcluster's (certificates, keys, CA and protocol settings); remove it`;
   const reason = Object.hasOwn(REFUSED_PARAMETERS, lower) ? REFUSED_PARAMETERS[lower] : undefined;
   if (reason) return `is refused: it ${reason}; remove it`;
+  const logging = Object.hasOwn(LOGGING_OWNED_PARAMETERS, lower) ? LOGGING_OWNED_PARAMETERS[lower] : undefined;
+  if (logging) return `is set by pgcluster: ${logging}`;
   if (typeof value === "string") {
     if (!PARAMETER_TEXT.test(value) || /["'\\]/.test(value))
       return `has a value that is not allowed: printable ASCII (spaces included), at most 1024, without quotes, backslashes, newlines or control characters`;
@@ -762,7 +801,7 @@ export function parseClusterSpec(raw: Record<string, unknown>, ctx: ParseContext
   return {
     stack: ctx.stack, environment: environment!, clusterName: c.clusterName, provider: c.provider, gcp: c.gcp, hosts,
     network: c.network, ssh: c.ssh, apt: c.apt, firewall: c.firewall, patroni: c.patroni,
-    postgresql: { ...c.postgresql, parameters }, pgbouncer: c.pgbouncer, haproxy: c.haproxy, keepalived: c.keepalived, tls: c.tls,
+    postgresql: { ...c.postgresql, parameters }, logs: c.logs, pgbouncer: c.pgbouncer, haproxy: c.haproxy, keepalived: c.keepalived, tls: c.tls,
     backup: c.backup,
     secrets: { ...c.secrets, provided, backupPassphraseProvided: raw[BACKUP_PASSPHRASE] !== undefined },
   };

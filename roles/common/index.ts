@@ -1,10 +1,11 @@
 // common: every host. Apt proxy (hosts need no internet access), base packages, kernel
-// settings for fast dead-peer detection, time sync.
+// settings for fast dead-peer detection, time sync, the journal's retention.
 import { render } from "../render";
-import { StepBuilder } from "../step";
+import { restart, StepBuilder } from "../step";
 import type { RoleUnit } from "../role";
 
 export const ROLE = "common";
+export const JOURNALD_DROPIN = "/etc/systemd/journald.conf.d/pgcluster.conf";
 
 export const common: RoleUnit = {
   name: ROLE,
@@ -19,6 +20,12 @@ export const common: RoleUnit = {
     }
     s.packages("ca-certificates", "curl", "python3", "ssl-cert", "procps");
     s.file({ path: "/etc/sysctl.d/90-pgcluster.conf", content: render(ROLE, "sysctl.conf", {}) });
+    // journald reads its drop-ins only when it starts; a restart keeps the services' log streams.
+    s.file({
+      path: JOURNALD_DROPIN,
+      content: render(ROLE, "journald.conf", { maxUse: ctx.spec.logs.journalMaxUse, retentionDays: ctx.spec.logs.retentionDays }),
+      notify: [restart("systemd-journald")],
+    });
     s.shell(ROLE, "base.sh", {});
     return s;
   },

@@ -8,7 +8,7 @@ import { stepId } from "../types";
 import type { Host, RoleContext } from "../types";
 import type { RoleUnit } from "../role";
 import { withRole } from "../hosts";
-import { ROLE as PATRONI } from "../patroni";
+import { PRELOADED_LIBRARIES, ROLE as PATRONI } from "../patroni";
 
 export const ROLE = "database";
 
@@ -37,6 +37,8 @@ function databaseStep(ctx: RoleContext, _host: Host): StepBuilder {
     database: pg.database,
     appUser: pg.appUser,
     authUser: users.pgbouncerAuth,
+    // Each preloaded library here is an extension of the same name (pg_stat_statements).
+    extensions: PRELOADED_LIBRARIES,
     roles: [
       role(users.superuser, "superuserPassword", { superuser: true, replication: true }),
       role(users.replication, "replicationPassword", { replication: true }),

@@ -49,6 +49,36 @@ export function pgHba(ctx: RoleContext): string[] {
   ];
 }
 
+/** What PostgreSQL logs besides errors, unless postgresql.parameters says otherwise. */
+const LOGGED_EVENTS = {
+  log_checkpoints: "on",
+  log_lock_waits: "on",
+  // Every temporary file, with its size: a query spilling to disk is a work_mem to look at.
+  log_temp_files: 0,
+};
+
+/** Preloaded whatever the stack adds: pg_stat_statements (created by the database role). */
+export const PRELOADED_LIBRARIES = ["pg_stat_statements"];
+
+/**
+ * PostgreSQL's own logging, pgcluster's (refused in postgresql.parameters): to stderr, which
+ * Patroni's unit hands to the journal; one line prefix on every node for log aggregation.
+ */
+function loggingParameters(ctx: RoleContext): Record<string, string | number> {
+  const pg = ctx.spec.postgresql;
+  const extra = String(pg.parameters.shared_preload_libraries ?? "").split(",").map((l) => l.trim()).filter((l) => l !== "");
+  return {
+    shared_preload_libraries: [...new Set([...PRELOADED_LIBRARIES, ...extra])].join(","),
+    log_min_duration_statement: pg.slowQueryMs,
+    log_autovacuum_min_duration: pg.autovacuumLogMs,
+    // Time (ms), [pid], then for sessions only key=value pairs, the form pgBadger and most
+    // aggregators read (application names are the client's and may hold spaces).
+    log_line_prefix: "%m [%p] %quser=%u,db=%d,app=%a,client=%h ",
+    log_destination: "stderr",
+    logging_collector: "off",
+  };
+}
+
 /** Patroni's dynamic (DCS) configuration: the bootstrap value, and what every apply keeps live. */
 export function dcsConfig(ctx: RoleContext): Record<string, unknown> {
   const p = ctx.spec.patroni;
@@ -72,9 +102,12 @@ export function dcsConfig(ctx: RoleContext): Record<string, unknown> {
         max_replication_slots: 10,
         wal_keep_size: "1GB",
         wal_log_hints: "on",
+        // Defaults a stack may override in postgresql.parameters.
+        ...LOGGED_EVENTS,
         // WAL archiving to the backup repository, from whichever node is primary.
         ...(ctx.spec.backup.enabled ? archiveParameters(ctx.spec) : {}),
         ...Object.fromEntries(Object.entries(ctx.spec.postgresql.parameters).map(([k, v]) => [k, typeof v === "boolean" ? (v ? "on" : "off") : v])),
+        ...loggingParameters(ctx),
       },
     },
   };

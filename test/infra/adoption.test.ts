@@ -34,6 +34,21 @@ const NEW_GCP_TYPES = [
   "gcp:compute/regionBackendService:RegionBackendService", "gcp:compute/forwardingRule:ForwardingRule",
 ];
 const isNewGcpResource = (r: Registered) => NEW_GCP_TYPES.includes(r.type) || (r.type === "gcp:compute/firewall:Firewall" && r.name.endsWith("-lb-health-checks"));
+/**
+ * The stack config as its owner edits it for this version: parameters that became pgcluster's
+ * after the fixture was recorded are refused, naming the key that replaces them
+ * (log_min_duration_statement -> postgresql.slowQueryMs). Resources do not change with it.
+ */
+function migrateConfig(config: Record<string, string>): Record<string, string> {
+  const raw = config["pgcluster:postgresql"];
+  if (raw === undefined) return config;
+  const pg = JSON.parse(raw) as { parameters?: Record<string, unknown>; slowQueryMs?: unknown };
+  if (pg.parameters && "log_min_duration_statement" in pg.parameters) {
+    pg.slowQueryMs = pg.parameters.log_min_duration_statement;
+    delete pg.parameters.log_min_duration_statement;
+  }
+  return { ...config, "pgcluster:postgresql": JSON.stringify(pg) };
+}
 /** Passwords added after the fixture was recorded (HAProxy's stats page): new, no alias. */
 const isNewSecret = (r: Registered) => r.type === "random:index/randomPassword:RandomPassword" && r.name.endsWith("-statsPassword");
 /**
@@ -57,7 +72,7 @@ for (const [stack, old] of Object.entries(FIXTURE.stacks)) {
 
     before(async () => {
       // Adopted resources keep the state (ids, keys, certificates) the old ones had, as with the engine.
-      registered = await withMocks(stack, old.config, old.secretKeys, "pgcluster", { adopt: true });
+      registered = await withMocks(stack, migrateConfig(old.config), old.secretKeys, "pgcluster", { adopt: true });
       const out = runProgram(STACK_PROGRAM);
       await settle(pulumi.all([out.DATABASE_URL_PRIMARY, out.nodes, out.caCert]));
       await new Promise((r) => setTimeout(r, 300));
