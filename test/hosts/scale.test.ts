@@ -1,6 +1,7 @@
 // Scale in on the real local cluster (issue 13 item 1): pg4 (10.213.0.14) joins through the
-// inventory, then leaves it under a write load through :5000 — once as a replica, once as the
-// leader. The apply of the inventory without it decommissions it first; afterwards Patroni,
+// inventory, becomes the leader, then leaves it under a write load through :5000. The leader's
+// path is the whole of a replica's and more (it hands over first, then leaves as a replica), so
+// the suite runs that one (a join is two minutes of CI); README has a replica's figures too. The apply of the inventory without it decommissions it first; afterwards Patroni,
 // the leader's slots, HAProxy and the firewalls know nothing of it, its host is gone, nothing
 // acknowledged is lost, never two writable nodes, and a re-apply changes nothing.
 import { strict as assert } from "assert";
@@ -156,16 +157,6 @@ describe("hosts layer: scale in (a database node leaves the inventory)", functio
       if (nodeExists("pg4")) await removeNode("pg4", log);
       assert.equal(r.code, 0, `clean-up apply: ${failed(r)}`);
     }
-  });
-
-  it("a replica leaves: decommissioned first, then dropped from HAProxy and the firewalls; nothing lost, its host removed", async () => {
-    const c4 = await addPg4(c);
-    assert.ok((await patroniCluster(c4)).some((m) => m.name === "pg4" && m.role !== "leader"), "pg4 joined as a replica");
-    const x = await removePg4(c, c4, "scale-in-replica");
-    print("replica leaves", x);
-    await assertGone(c, x);
-    assert.equal(x.leaderAfter, x.leaderBefore, "the leader did not change");
-    assert.ok(x.gap < 3, `writer gap ${x.gap.toFixed(1)} s while a replica left`);
   });
 
   it("the leader leaves: it hands over to the synchronous standby first (a planned switchover), then as above", async () => {
