@@ -126,3 +126,30 @@ export function describeDrill(r: DrillResult): string {
     ? `restore drill PASSED: backup ${r.backup}${r.recoveredTo ? `, recovered to ${r.recoveredTo}` : ""}, ${r.tables} tables, ${r.rows} rows counted, pg_amcheck clean, ${r.seconds} s`
     : `restore drill FAILED${r.backup ? ` (backup ${r.backup})` : ""}: ${r.reason}`;
 }
+
+/** A duration as people say it: 45 s, 12 min, 5 h, 3 d. */
+export function age(seconds: number): string {
+  if (seconds < 90) return `${Math.max(0, Math.round(seconds))} s`;
+  if (seconds < 90 * 60) return `${Math.round(seconds / 60)} min`;
+  if (seconds < 36 * 3600) return `${Math.round(seconds / 3600)} h`;
+  return `${Math.round(seconds / 86400)} d`;
+}
+
+/** `npm run status`'s backup lines: the newest backup and its age, the last drill's result and age. */
+export function describeBackupStatus(info: RepositoryInfo, drill: DrillResult | undefined, now: Date): string[] {
+  const newest = info.backups.at(-1);
+  const since = (t: number) => age((now.getTime() - t) / 1000);
+  return [
+    newest ? `backups: newest ${newest.label} (${newest.type}) ended ${since(newest.stop.getTime())} ago; ${info.backups.length} in the repository` : "backups: NONE in the repository (nothing can be restored)",
+    drill ? `restore drill: ${drill.result === "pass" ? "passed" : `FAILED (${drill.reason})`} ${since(drill.finishedAt * 1000)} ago${drill.backup ? ` on ${drill.backup}` : ""}` : "restore drill: never run (npm run backup:verify)",
+  ];
+}
+
+/** The last drill's record, or undefined when no drill ran yet. */
+export async function lastDrill(c: LocalCluster): Promise<DrillResult | undefined> {
+  const h = backupHost(c);
+  const r = await ssh(c.ssh, c.targets[h.name], `test -e ${shq(DRILL.result)} || exit 3; cat ${shq(DRILL.result)}`, "", 30_000);
+  if (r.code === 3) return undefined;
+  if (r.code !== 0) throw new Error(`${h.name}: cannot read ${DRILL.result}: ${r.out.trim()}`);
+  return JSON.parse(r.out) as DrillResult;
+}

@@ -12,7 +12,7 @@ import { topoOrder } from "../roles/compile";
 import { ConfigError } from "../model/config";
 import { CaSwitchError } from "./pki";
 import { ScaleInRefused } from "./scaleIn";
-import { BACKUP_TYPES, describeDrill, describeRepository, repositoryInfo, runDrill, takeBackup, type BackupType } from "./backup";
+import { BACKUP_TYPES, describeBackupStatus, describeDrill, describeRepository, lastDrill, repositoryInfo, runDrill, takeBackup, type BackupType } from "./backup";
 
 const log = (l: string) => console.log(l);
 
@@ -29,10 +29,18 @@ async function printStatus(c: LocalCluster): Promise<void> {
   for (const m of members) log(`  ${m.name.padEnd(8)} ${m.host.padEnd(14)} ${m.role.padEnd(13)} ${String(m.state).padEnd(10)} timeline ${m.timeline ?? "-"} lag ${m.lag ?? 0}`);
   log(`HAProxy stats (network.adminCidrs only; the login is in ${writeStatsCurlConfig(c)}): curl -K <that file> <url>`);
   for (const u of statsUrls(c)) log(`  ${u}`);
-  if (!c.spec.network.floatingAddress) return;
-  const holders = await floatingAddressHolders(c);
-  const on = Object.keys(holders).filter((b) => holders[b] === "holds");
-  log(`floating address ${c.spec.network.floatingAddress}: ${Object.entries(holders).map(([b, s]) => `${b} ${s}`).join(", ")}${on.length === 1 ? "" : `  <- ${on.length ? "HELD BY MORE THAN ONE" : "HELD BY NONE"}`}`);
+  if (c.spec.network.floatingAddress) {
+    const holders = await floatingAddressHolders(c);
+    const on = Object.keys(holders).filter((b) => holders[b] === "holds");
+    log(`floating address ${c.spec.network.floatingAddress}: ${Object.entries(holders).map(([b, s]) => `${b} ${s}`).join(", ")}${on.length === 1 ? "" : `  <- ${on.length ? "HELD BY MORE THAN ONE" : "HELD BY NONE"}`}`);
+  }
+  if (c.spec.backup.enabled) {
+    // Unreadable is said as such, never as "fine".
+    const lines = await Promise.all([repositoryInfo(c), lastDrill(c)])
+      .then(([info, drill]) => describeBackupStatus(info, drill, new Date()))
+      .catch((e) => [`backups: UNKNOWN (${(e as Error).message.split("\n")[0]})`]);
+    for (const l of lines) log(l);
+  }
 }
 
 async function main(): Promise<number> {

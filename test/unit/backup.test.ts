@@ -15,7 +15,7 @@ import { stepScript } from "../../roles/script";
 import type { Pki, Plan, RoleContext, Secrets } from "../../roles/types";
 import { fileOf, hostsOf, localSpec, testPki, TEST_SECRETS } from "../support/fixtures";
 import { run } from "../support/tools";
-import { describeRepository } from "../../local/backup";
+import { describeBackupStatus, describeRepository } from "../../local/backup";
 
 const PEM = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmU=\n-----END OPENSSH PRIVATE KEY-----\n";
 const CONF = "/etc/pgbackrest/pgbackrest.conf";
@@ -341,5 +341,24 @@ describe("backups: npm run backups (the listing)", () => {
     assert.match(lines[1], /^ {2}20261127-102632F +full {2}2026-11-27T10:26:41\.000Z {2}database +30\.8 MB {2}stored +3\.8 MB {2}WAL 0000000A000000000000001D … 0000000A000000000000001E$/);
     assert.equal(lines[2], "restorable from 2026-11-27T10:26:41.000Z to the newest archived WAL (0000000A000000000000001C)");
     assert.deepEqual(describeRepository({ ...info, backups: [] }).slice(1), ["no backup yet: nothing can be restored"]);
+  });
+});
+
+describe("backups: npm run status (the newest backup's age, the last drill)", () => {
+  const info = {
+    stanza: "pglocal", status: "ok", walMin: "000000010000000000000003", walMax: "00000001000000000000000A",
+    backups: [{ label: "20261127-102632F", type: "full", start: new Date("2026-11-27T10:26:32Z"), stop: new Date("2026-11-27T10:26:41Z"), size: 1, repoSize: 1, walStart: "x", walStop: "y" }],
+  };
+  const drill = { stanza: "pglocal", result: "pass" as const, reason: null, backup: "20261127-102632F", startedAt: 0, finishedAt: Date.parse("2026-11-27T11:00:00Z") / 1000, seconds: 9, tables: 2, rows: 10, recoveredTo: null };
+  it("says how old the newest backup and the last drill are, and a failed drill's reason", () => {
+    const now = new Date("2026-11-27T13:26:41Z");
+    assert.deepEqual(describeBackupStatus(info, drill, now), [
+      "backups: newest 20261127-102632F (full) ended 3 h ago; 1 in the repository",
+      "restore drill: passed 2 h ago on 20261127-102632F",
+    ]);
+    assert.match(describeBackupStatus(info, { ...drill, result: "fail", reason: "checksum mismatch" }, now)[1], /^restore drill: FAILED \(checksum mismatch\) 2 h ago/);
+  });
+  it("says loudly when there is no backup and no drill", () => {
+    assert.deepEqual(describeBackupStatus({ ...info, backups: [] }, undefined, new Date()), ["backups: NONE in the repository (nothing can be restored)", "restore drill: never run (npm run backup:verify)"]);
   });
 });
