@@ -143,6 +143,16 @@ const aptUrl = z.string()
   .regex(URL_SHAPE, "must be an http:// or https:// URL host[:port][/path] of letters, digits and . - _ ~ % / + only (no user:password@, query, quotes, spaces, ';', '$' or backticks)")
   .refine((s) => { const p = URL_SHAPE.exec(s)?.[4]; return p === undefined || (Number(p) >= 1 && Number(p) <= 65535); }, "has a port outside 1-65535");
 
+/**
+ * Alertmanager's webhook receiver: https only (alerts name hosts and databases), no user:password@,
+ * query or fragment; it lands in alertmanager.yml as a JSON string.
+ */
+const WEBHOOK_SHAPE = /^https:\/\/([A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?)(:(\d{1,5}))?(\/[A-Za-z0-9._~%/+-]*)?$/;
+const webhookUrl = z.string()
+  .regex(WEBHOOK_SHAPE, "must be an https:// URL host[:port][/path] of letters, digits and . - _ ~ % / + only (no user:password@, query, quotes, spaces, ';', '$' or backticks)")
+  .max(500, "must be at most 500 characters")
+  .refine((s) => { const p = WEBHOOK_SHAPE.exec(s)?.[4]; return p === undefined || (Number(p) >= 1 && Number(p) <= 65535); }, "has a port outside 1-65535");
+
 export const SSH_KEY_TYPES = ["ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521", "ssh-rsa"] as const;
 const KEY_TYPES_TEXT = "ssh-ed25519, ecdsa-sha2-nistp256/384/521 or ssh-rsa";
 
@@ -363,6 +373,25 @@ const spec = z.strictObject({
       noncurrentVersionDays: int(1, 3650, " (days)").default(30),
     }).prefault({}),
   }).prefault({}),
+  /** Prometheus + Alertmanager on a monitoring host, exporters on every host (issue #14). */
+  monitoring: z.strictObject({
+    enabled: z.boolean().default(false),
+    scrapeIntervalSeconds: int(5, 30, seconds, { min: "", max: ": the alert rules wait 1 min, which must span two scrapes or more" }).default(15),
+    /** Prometheus's --storage.tsdb.retention.time, in days. */
+    retentionDays: int(1, 3650, " (days)").default(15),
+    alertmanager: z.strictObject({
+      /** Where Alertmanager posts alerts (its webhook receiver); absent: alerts show on its page only. */
+      webhookUrl: webhookUrl.optional(),
+    }).prefault({}),
+    alerts: z.strictObject({
+      /** The newest good backup of any type may be this old (default schedule: one a day at 01:00, plus 2 h to run). */
+      backupMaxAgeHours: int(1, 8760, " (hours)").default(26),
+      /** The newest good full backup may be this old (default schedule: Sundays, plus 2 h). */
+      fullBackupMaxAgeHours: int(1, 8760, " (hours)").default(170),
+      /** The last restore drill may be this old. */
+      restoreDrillMaxAgeHours: int(1, 8760, " (hours)").default(192),
+    }).prefault({}),
+  }).prefault({}),
   secrets: z.strictObject({
     generate: z.boolean().default(true),
     rotation: token.default("0"),
@@ -410,6 +439,7 @@ export interface ClusterSpec {
   keepalived: RawSpec["keepalived"];
   tls: RawSpec["tls"];
   backup: RawSpec["backup"];
+  monitoring: RawSpec["monitoring"];
   /** `backupPassphraseProvided`: the stack gives the backup cipher passphrase (else it is generated). */
   secrets: RawSpec["secrets"] & { provided: SecretName[]; backupPassphraseProvided: boolean };
 }
@@ -802,7 +832,7 @@ export function parseClusterSpec(raw: Record<string, unknown>, ctx: ParseContext
     stack: ctx.stack, environment: environment!, clusterName: c.clusterName, provider: c.provider, gcp: c.gcp, hosts,
     network: c.network, ssh: c.ssh, apt: c.apt, firewall: c.firewall, patroni: c.patroni,
     postgresql: { ...c.postgresql, parameters }, logs: c.logs, pgbouncer: c.pgbouncer, haproxy: c.haproxy, keepalived: c.keepalived, tls: c.tls,
-    backup: c.backup,
+    backup: c.backup, monitoring: c.monitoring,
     secrets: { ...c.secrets, provided, backupPassphraseProvided: raw[BACKUP_PASSPHRASE] !== undefined },
   };
 }

@@ -56,6 +56,14 @@ export const ports = {
    * in front of the balancers: GCP's internal load balancer asks it (infra/gcp.ts).
    */
   balancerHealth: 8405,
+  /** Monitoring (issue #14): exporters over TLS with basic auth, reachable from the monitoring host only. */
+  nodeExporter: 9100,
+  postgresExporter: 9187,
+  /** pgbouncer-exporter 1.7 has no TLS: it listens on 127.0.0.1 at pgbouncerExporterLoopback, a TLS proxy here. */
+  pgbouncerExporter: 9128,
+  pgbouncerExporterLoopback: 9127,
+  prometheus: 9090,
+  alertmanager: 9093,
 } as const;
 
 /** The path HAProxy answers on ports.balancerHealth (its monitor-uri). */

@@ -112,7 +112,7 @@ describe("backups on the local hosts (pgBackRest, backup host backup1)", functio
     assert.deepEqual(counts.find(([db, t]) => db === "postgres" && t === "public.pgc_drill_probe"), ["postgres", "public.pgc_drill_probe", String(rows)]);
     assert.ok(counts.some(([db]) => db === c.spec.postgresql.database), "the application database's tables were counted");
     assert.equal(result.tables, counts.length);
-    const prom = await on(c, repo, `cat ${shq(TEXTFILE_DIR)}/pgcluster_restore_drill.prom`);
+    const prom = await on(c, repo, `cat ${shq(TEXTFILE_DIR)}/pgcluster-restore-drill.prom`);
     assert.match(prom, new RegExp(`^pgcluster_restore_drill_success\\{stanza="${stanza}"\\} 1$`, "m"));
     assert.match(prom, new RegExp(`^pgcluster_restore_drill_timestamp_seconds\\{stanza="${stanza}"\\} ${result.finishedAt}$`, "m"));
     // Nothing of the copy is left: no directory, no server.
@@ -134,7 +134,7 @@ describe("backups on the local hosts (pgBackRest, backup host backup1)", functio
       assert.equal(result.result, "fail", "the drill passed on a tampered backup");
       assert.match(result.reason ?? "", /pgbackrest restore of .* failed/);
       console.log(`      tampered ${victim.slice(dir.length + 1)}: drill failed with: ${result.reason}`);
-      assert.match(await on(c, repo, `cat ${shq(TEXTFILE_DIR)}/pgcluster_restore_drill.prom`), new RegExp(`^pgcluster_restore_drill_success\\{stanza="${stanza}"\\} 0$`, "m"));
+      assert.match(await on(c, repo, `cat ${shq(TEXTFILE_DIR)}/pgcluster-restore-drill.prom`), new RegExp(`^pgcluster_restore_drill_success\\{stanza="${stanza}"\\} 0$`, "m"));
       assert.equal(await on(c, repo, `test -e ${shq(DRILL.dir)}/run && echo left || echo gone`), "gone");
     } finally {
       await on(c, repo, `cp -p ${saved} ${shq(victim)} && rm -f ${saved}`);

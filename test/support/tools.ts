@@ -8,4 +8,4 @@ export function run(cmd: string, args: string[], input?: string): { code: number
   return { code: r.status ?? -1, out: `${r.stdout ?? ""}${r.stderr ?? ""}` };
 }
 
-const aptName: Record<string, string> = { patroni: "patroni", haproxy: "haproxy", shellcheck: "shellcheck", openssl: "openssl", pgbackrest: "pgbackrest" };
+const aptName: Record<string, string> = { patroni: "patroni", haproxy: "haproxy", shellcheck: "shellcheck", openssl: "openssl", pgbackrest: "pgbackrest", promtool: "prometheus", amtool: "prometheus-alertmanager" };
