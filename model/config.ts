@@ -346,6 +346,13 @@ const spec = z.strictObject({
     enabled: z.boolean().default(false),
     /** PostgreSQL's archive_timeout: a segment is archived at least this often, the most a total loss can cost. */
     archiveTimeout: int(10, 86400, seconds, { min: ": each switch archives a 16 MB segment, however little it holds", max: "" }).default(60),
+    /**
+     * Replicas read WAL they lack from the repository (Patroni's recovery_conf restore_command,
+     * and pg_rewind --restore-target-wal). Off by default: replicas catch up by streaming from
+     * their replication slots, and every start, rewind and promotion of a node then waits on
+     * no repository round trip (README: Backups, measured).
+     */
+    replicasUseRepository: z.boolean().default(false),
     schedule: z.strictObject({
       full: calendar.default("Sun *-*-* 01:00:00"),
       diff: calendar.default("Mon..Sat *-*-* 01:00:00"),

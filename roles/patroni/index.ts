@@ -93,7 +93,7 @@ export function dcsConfig(ctx: RoleContext): Record<string, unknown> {
       use_pg_rewind: true,
       use_slots: true,
       // A replica (or a node catching up after a failover) reads WAL it lacks from the repository.
-      ...(ctx.spec.backup.enabled ? { recovery_conf: { restore_command: restoreCommand(ctx.spec) } } : {}),
+      ...(ctx.spec.backup.enabled && ctx.spec.backup.replicasUseRepository ? { recovery_conf: { restore_command: restoreCommand(ctx.spec) } } : {}),
       parameters: {
         wal_level: "replica",
         hot_standby: "on",

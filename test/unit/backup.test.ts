@@ -51,6 +51,7 @@ describe("backups: config", () => {
     assert.deepEqual(spec.backup, {
       enabled: true, archiveTimeout: 60,
       schedule: { full: "Sun *-*-* 01:00:00", diff: "Mon..Sat *-*-* 01:00:00", drill: "Sun *-*-01..07 04:00:00" },
+      replicasUseRepository: false,
       retention: { full: 2, diff: 7 },
       // gcp only (the bucket's policies); inert on a static inventory.
       bucket: { softDeleteDays: 14, noncurrentVersionDays: 30 },
@@ -155,12 +156,14 @@ describe("backups: the plan", () => {
     for (const s of offPlan.steps) assert.ok(!stepScript(s).includes("pgbackrest"), s.id);
   });
 
-  it("archives through Patroni's DCS configuration, from whichever node is primary; replicas restore from the repository", () => {
+  it("archives through Patroni's DCS configuration, from whichever node is primary; replicas restore from the repository only with backup.replicasUseRepository", () => {
     const dcs = dcsConfig({ spec } as RoleContext) as any;
     assert.equal(dcs.postgresql.parameters.archive_mode, "on");
     assert.equal(dcs.postgresql.parameters.archive_command, "pgbackrest --stanza=pglocal archive-push %p");
     assert.equal(dcs.postgresql.parameters.archive_timeout, 60);
-    assert.equal(dcs.postgresql.recovery_conf.restore_command, `pgbackrest --stanza=pglocal archive-get %f "%p"`);
+    assert.equal(dcs.postgresql.recovery_conf, undefined, "off by default: replicas stream from their slots");
+    const fetching = localWith((raw) => { raw.backup = { ...raw.backup, replicasUseRepository: true }; });
+    assert.equal((dcsConfig({ spec: fetching } as RoleContext) as any).postgresql.recovery_conf.restore_command, `pgbackrest --stanza=pglocal archive-get %f "%p"`);
     const archiveTimeout = localWith((raw) => { raw.backup = { ...raw.backup, archiveTimeout: 300 }; });
     assert.equal((dcsConfig({ spec: archiveTimeout } as RoleContext) as any).postgresql.parameters.archive_timeout, 300);
   });

@@ -159,7 +159,9 @@ describe("backups on gcp: the plan", () => {
   it("archives through Patroni's DCS configuration and restores from the bucket (the same commands as with a backup host)", () => {
     const dcs = dcsConfig({ spec } as RoleContext) as any;
     assert.equal(dcs.postgresql.parameters.archive_command, "pgbackrest --stanza=pgdev archive-push %p");
-    assert.equal(dcs.postgresql.recovery_conf.restore_command, `pgbackrest --stanza=pgdev archive-get %f "%p"`);
+    assert.equal(dcs.postgresql.recovery_conf, undefined);
+    const fetching = { ...spec, backup: { ...spec.backup, replicasUseRepository: true } };
+    assert.equal((dcsConfig({ spec: fetching } as RoleContext) as any).postgresql.recovery_conf.restore_command, `pgbackrest --stanza=pgdev archive-get %f "%p"`);
   });
 
   it("timers on every node; the unit runs the primary-only script; the stanza is created by the primary, read back elsewhere", () => {
