@@ -9,7 +9,7 @@ import * as os from "os";
 import * as path from "path";
 import { Worker, isMainThread, parentPort, workerData } from "worker_threads";
 import { nodeInitPid } from "./hosts";
-import { PG_BIN } from "../model/identities";
+import { PG_BIN, PG_DATA } from "../model/identities";
 
 /**
  * writable: pg_is_in_recovery() = f. read-only: = t. not-serving: PostgreSQL refused the
@@ -56,6 +56,20 @@ function postgresRuns(init: number): boolean | undefined {
   }
 }
 
+/**
+ * Whether the node's postmaster says it is starting (postmaster.pid's status line, which
+ * PostgreSQL rewrites to "ready" or "standby" once it takes connections). A starting postmaster
+ * refuses every client, so nothing can write through it: a definite answer, read from the host
+ * without a process, while a booting node is too slow to answer a question in time.
+ */
+function postmasterStarting(init: number): boolean {
+  try {
+    return readFileSync(`/proc/${init}/root${PG_DATA}/postmaster.pid`, "utf8").split("\n")[7]?.trim() === "starting";
+  } catch {
+    return false;
+  }
+}
+
 /** The node's postgres uid and gid, from its own /etc/passwd. */
 function postgresUser(init: number): { uid: string; gid: string } | undefined {
   try {
@@ -90,6 +104,7 @@ class NodeSession {
     if (this.pending) {
       // Still busy with the previous question: what the host can see of the node still counts.
       const runs = postgresRuns(init);
+      if (runs !== false && postmasterStarting(init)) return answer("not-serving", "PostgreSQL starting (postmaster.pid): no connection taken");
       answer(runs === false ? "not-serving" : "unknown", runs === false ? "no PostgreSQL process" : "previous question still open");
       return;
     }
