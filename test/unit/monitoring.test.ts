@@ -32,11 +32,15 @@ function bcrypt(password: string): string {
 describe("monitoring config", () => {
   it("is off by default, so the plans of existing stacks are unchanged", () => {
     const s = localSpec();
-    assert.deepEqual(s.monitoring, { enabled: false, scrapeIntervalSeconds: 15, retentionDays: 15, alertmanager: {}, alerts: { backupMaxAgeHours: 26, fullBackupMaxAgeHours: 170, restoreDrillMaxAgeHours: 192 } });
+    assert.deepEqual(s.monitoring, { enabled: false, scrapeIntervalSeconds: 15, retentionDays: 15, alertmanager: {}, alerts: { backupMaxAgeHours: 26, fullBackupMaxAgeHours: 170, restoreDrillMaxAgeHours: 864 } });
+  });
+
+  it("refuses monitoring.enabled: true while the roles that would act on it are not built", () => {
+    assert.throws(() => localWith({ enabled: true }), /monitoring\.enabled: is not built yet/);
   });
 
   it("takes valid values", () => {
-    const s = localWith({ enabled: true, scrapeIntervalSeconds: 30, retentionDays: 90, alertmanager: { webhookUrl: "https://hooks.example.com:8443/alert/pg_cluster-1" }, alerts: { backupMaxAgeHours: 50 } });
+    const s = localWith({ scrapeIntervalSeconds: 30, retentionDays: 90, alertmanager: { webhookUrl: "https://hooks.example.com:8443/alert/pg_cluster-1" }, alerts: { backupMaxAgeHours: 50 } });
     assert.equal(s.monitoring.alertmanager.webhookUrl, "https://hooks.example.com:8443/alert/pg_cluster-1");
     assert.equal(s.monitoring.alerts.backupMaxAgeHours, 50);
     assert.equal(s.monitoring.alerts.fullBackupMaxAgeHours, 170);
