@@ -285,8 +285,10 @@ describe("hosts layer: the example application and the endpoint for each client 
         try { await stmt(a, name).execute({ v: 3 }); } catch (e) { aErr = rootCause(e).message; }
         await cc.query("commit");
       } finally { for (const x of [a, b, cc]) await x.end().catch(() => {}); }
-      assert.match(bErr, ALREADY);
-      assert.match(aErr, MISSING);
+      // As with node-postgres above: pgBouncer picks the server connection, so the sequence meets
+      // at least one of the two errors (seen in CI: the second step got another connection).
+      console.log(`      · drizzle through DATABASE_URL_PRIMARY: second session's prepare ${bErr}; first session again ${aErr}`);
+      assert.ok(ALREADY.test(bErr) || MISSING.test(aErr), "drizzle's prepared statement met neither error through the pooled writer");
       // Through the session endpoints: every step works.
       for (const endpoint of ["DATABASE_URL_PRIMARY_DIRECT", "DATABASE_URL_REPLICA_DIRECT"] as const) {
         const n = `drizzle_${Date.now()}`;
