@@ -163,11 +163,11 @@ function aptProxyAnswers(): boolean {
   return sh("curl", ["-s", "-o", "/dev/null", "-m", "2", "-w", "%{http_code}", `http://${HOST_IP}:3142/`], { allowFail: true }).stdout.trim() !== "000";
 }
 
-async function waitFor(what: string, seconds: number, probe: () => Promise<boolean> | boolean): Promise<void> {
+async function waitFor(what: string, seconds: number, probe: () => Promise<boolean> | boolean, everyMs = 300): Promise<void> {
   const end = Date.now() + seconds * 1000;
   while (Date.now() < end) {
     if (await probe()) return;
-    await new Promise((r) => setTimeout(r, 300));
+    await new Promise((r) => setTimeout(r, everyMs));
   }
   throw new Error(`timed out after ${seconds} s waiting for ${what}`);
 }
@@ -368,7 +368,9 @@ export async function startNode(spec: ClusterSpec, name: string, ready: () => Pr
   // A killed or powered-off node's processes may still be winding down.
   await waitFor(`${name}'s previous instance to exit`, 30, () => !nodeRunning(name) && cgroupEmpty(name));
   bootNode(node, log);
-  await waitFor(`${name} to boot and answer SSH`, 90, ready);
+  // Once a second: each try is an SSH login into a booting node, and three nodes booting at
+  // once on two cores were seen starving everything else (the split-brain probe's rounds too).
+  await waitFor(`${name} to boot and answer SSH`, 90, ready, 1000);
 }
 
 /** Clean shutdown of one node (systemd poweroff), waiting until it is gone. */
