@@ -2,6 +2,7 @@
 //   up     build the local hosts if missing, apply the plan, print URLs and cluster state
 //   apply  apply the plan to the stack's hosts        drift  check mode: what differs on the hosts
 //   plan   list the steps and their order             status Patroni's view of the cluster
+//   update the cluster's packages to the newest the mirror has, one host at a time
 //   down   stop the local hosts and remove what up made
 //   backup [--type full|diff|incr]  a backup now (on the backup host)   backups  what the repository holds
 //   backup:verify  the restore drill now: the latest backup restored on the backup host, checked, removed
@@ -73,6 +74,18 @@ async function main(): Promise<number> {
       log(describeDrill(result));
       return result.result === "pass" ? 0 : 3;
     }
+    case "update": {
+      // One apply with packages.newest: every host's cluster packages to the newest the mirror
+      // has (pinned ones stay at their pin), one host at a time (roles/update).
+      const u = await loadCluster(stack, { packages: { newest: true } });
+      log(`updating the packages of ${u.spec.clusterName} to the newest versions the mirror has, one host at a time (database nodes: replicas first, the leader last after a switchover)…`);
+      const r = await apply(u, log);
+      const updated = r.outcomes.filter((o) => o.step.role === "update" && o.outcome === "changed").map((o) => o.step.host);
+      log(r.code === 0 ? `updated: ${updated.join(", ") || "nothing (every host already runs the newest)"}` : `the update stopped (exit ${r.code}); what ran is above; run it again once the cause is fixed`);
+      if (r.code !== 0) return r.code;
+      await printStatus(u);
+      return 0;
+    }
     case "drift":
     case "check":
       return (await apply(c, log, true)).code;
@@ -90,7 +103,7 @@ async function main(): Promise<number> {
       return 0;
     }
     default:
-      throw new Error(`unknown command ${cmd}; commands: up, apply, drift, plan, status, down, backup, backups, backup:verify`);
+      throw new Error(`unknown command ${cmd}; commands: up, apply, update, drift, plan, status, down, backup, backups, backup:verify`);
   }
 }
 

@@ -122,6 +122,12 @@ const journalSize = z.string()
   .refine((s) => { const m = JOURNAL_SIZE.exec(s); return !m || (m[2] === "G" ? Number(m[1]) * 1024 : Number(m[1])) >= 16; }, "must be at least 16M: journald needs room for its active files")
   .refine((s) => { const m = JOURNAL_SIZE.exec(s); return !m || (m[2] === "G" ? Number(m[1]) * 1024 : Number(m[1])) <= 1024 * 1024; }, "must be at most 1024G");
 
+/** Debian's version grammar ([epoch:]upstream[-revision]), as apt-cache policy prints it. */
+const DEBIAN_VERSION = /^([0-9]{1,4}:)?[0-9][A-Za-z0-9.+~]{0,40}(-[A-Za-z0-9.+~]{1,30})?$/;
+const debianVersion = z.string().regex(DEBIAN_VERSION, "must be a Debian package version like 15.18-0+deb12u1 (as `apt-cache policy` prints it)");
+/** The package sets whose versions a stack can pin, and the Debian packages of each. */
+export const PACKAGE_SETS = ["postgresql", "patroni", "pgbouncer", "etcd", "haproxy"] as const;
+export type PackageSet = (typeof PACKAGE_SETS)[number];
 const devicePath = z.string()
   .regex(/^\/dev\/[A-Za-z0-9._/-]{1,120}$/, "must be a device path under /dev/ of letters, digits, '.', '_', '-' and '/'")
   .refine((s) => !s.includes(".."), "must not contain '..'");
@@ -276,6 +282,17 @@ const spec = z.strictObject({
     proxy: aptUrl.optional(),
     /** Debian mirror for the local hosts' base root; default: this machine's own apt sources. */
     mirror: aptUrl.optional(),
+  }).prefault({}),
+  /**
+   * The cluster's packages (Debian's). `versions`: exact Debian versions to run (apt pins them at
+   * priority 1001); a change rolls over the hosts one at a time (roles/update: the database nodes'
+   * leader last, after a switchover). `newest`: bring them to the newest version the mirror has,
+   * the same way (what `npm run update` sets for one apply); unpinned packages are otherwise
+   * installed once and left alone.
+   */
+  packages: z.strictObject({
+    versions: z.strictObject(Object.fromEntries(PACKAGE_SETS.map((k) => [k, debianVersion.optional()])) as Record<PackageSet, z.ZodOptional<typeof debianVersion>>).default({}),
+    newest: z.boolean().default(false),
   }).prefault({}),
   /** The balancers' VRRP (keepalived) when network.floatingAddress is set. */
   keepalived: z.strictObject({
@@ -444,6 +461,7 @@ export interface ClusterSpec {
   pgbouncer: RawSpec["pgbouncer"];
   haproxy: RawSpec["haproxy"];
   keepalived: RawSpec["keepalived"];
+  packages: RawSpec["packages"];
   tls: RawSpec["tls"];
   backup: RawSpec["backup"];
   monitoring: RawSpec["monitoring"];
@@ -842,7 +860,7 @@ export function parseClusterSpec(raw: Record<string, unknown>, ctx: ParseContext
   return {
     stack: ctx.stack, environment: environment!, clusterName: c.clusterName, provider: c.provider, gcp: c.gcp, hosts,
     network: c.network, ssh: c.ssh, apt: c.apt, firewall: c.firewall, patroni: c.patroni,
-    postgresql: { ...c.postgresql, parameters }, logs: c.logs, pgbouncer: c.pgbouncer, haproxy: c.haproxy, keepalived: c.keepalived, tls: c.tls,
+    postgresql: { ...c.postgresql, parameters }, logs: c.logs, pgbouncer: c.pgbouncer, haproxy: c.haproxy, keepalived: c.keepalived, packages: c.packages, tls: c.tls,
     backup: c.backup, monitoring: c.monitoring,
     secrets: { ...c.secrets, provided, backupPassphraseProvided: raw[BACKUP_PASSPHRASE] !== undefined },
   };

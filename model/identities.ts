@@ -89,3 +89,15 @@ export const MANAGED_ROLES = [users.superuser, users.replication, users.rewind, 
  * PostgreSQL and a password rotation cannot break a pooled session.
  */
 export const CLIENT_CERTS = { replication: "replicator", pooler: "pgbouncer" } as const;
+
+/** The Debian packages of each pinnable package set (packages.versions): one source version each. */
+export const PACKAGES_OF = {
+  postgresql: ["postgresql-15", "postgresql-client-15", "libpq5"],
+  patroni: ["patroni"],
+  pgbouncer: ["pgbouncer"],
+  etcd: ["etcd-server", "etcd-client"],
+  haproxy: ["haproxy"],
+} as const;
+
+/** apt's preferences file holding packages.versions (roles/common writes it, roles/update moves to it). */
+export const APT_PINS_FILE = "/etc/apt/preferences.d/pgcluster-versions";

@@ -20,6 +20,7 @@ import { pgbackrest } from "./pgbackrest";
 import { backup } from "./backup";
 import { stanzaRole } from "./stanza";
 import { drill } from "./drill";
+import { update } from "./update";
 
 /**
  * The roles, in plan order. Every host's firewall comes before any host starts talking to the
@@ -29,7 +30,7 @@ import { drill } from "./drill";
  * that before their patroni, so archiving and restoring work from the start; the stanza (on the
  * repository host) last, once every node runs and archives.
  */
-export const ROLES: readonly RoleUnit[] = [common, firewall, postgresql, etcd, backup, pgbackrest, patroni, database, restart, pgbouncer, haproxy, keepalived, stanzaRole, drill];
+export const ROLES: readonly RoleUnit[] = [common, firewall, postgresql, etcd, backup, pgbackrest, patroni, database, restart, pgbouncer, haproxy, keepalived, stanzaRole, drill, update];
 
 /**
  * The plan's graph (step ids, hosts, what each waits for) from the spec alone: a driver learns it
@@ -39,6 +40,11 @@ export function planGraph(spec: ClusterSpec): StepNode[] {
   const nodes: StepNode[] = [];
   for (const role of ROLES) {
     for (const h of role.hosts(spec)) nodes.push({ id: stepId(h.name, role.name), host: h.name, role: role.name, after: [...role.after(spec, h)].sort() });
+  }
+  for (const role of ROLES.filter((r) => r.lastOnHost)) {
+    for (const n of nodes.filter((x) => x.role === role.name)) {
+      n.after = [...new Set([...n.after, ...nodes.filter((x) => x.host === n.host && x.id !== n.id).map((x) => x.id)])].sort();
+    }
   }
   const ids = new Set(nodes.map((s) => s.id));
   for (const s of nodes) for (const a of s.after) if (!ids.has(a)) throw new Error(`step ${s.id} waits for unknown step ${a}`);

@@ -12,6 +12,11 @@ export interface RoleUnit {
   hosts(spec: ClusterSpec): HostSpec[];
   /** The step ids its step on `host` waits for. */
   after(spec: ClusterSpec, host: HostSpec): string[];
+  /**
+   * The step runs after every other step on its host (the compiler adds them to `after`):
+   * a package update must not meet another step installing or starting the same packages.
+   */
+  readonly lastOnHost?: boolean;
   /** Its step on `host`. */
   step(ctx: RoleContext, host: Host): StepBuilder;
 }

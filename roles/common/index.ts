@@ -3,6 +3,8 @@
 import { render } from "../render";
 import { restart, StepBuilder } from "../step";
 import type { RoleUnit } from "../role";
+import type { ClusterSpec } from "../../model/config";
+import { APT_PINS_FILE, PACKAGES_OF } from "../../model/identities";
 
 export const ROLE = "common";
 export const JOURNALD_DROPIN = "/etc/systemd/journald.conf.d/pgcluster.conf";
@@ -18,6 +20,10 @@ export const common: RoleUnit = {
     } else {
       s.absent("/etc/apt/apt.conf.d/01pgcluster-proxy");
     }
+    // Before any package is installed: a new host installs the pinned versions from the start.
+    const pins = aptPins(ctx.spec);
+    if (pins.length) s.file({ path: APT_PINS_FILE, content: render(ROLE, "apt-pins", { pins }) });
+    else s.absent(APT_PINS_FILE);
     s.packages("ca-certificates", "curl", "python3", "ssl-cert", "procps");
     s.file({ path: "/etc/sysctl.d/90-pgcluster.conf", content: render(ROLE, "sysctl.conf", {}) });
     // journald reads its drop-ins only when it starts; a restart keeps the services' log streams.
@@ -30,3 +36,10 @@ export const common: RoleUnit = {
     return s;
   },
 };
+
+/** packages.versions as apt pins: the packages of each pinned set, and its version. */
+export function aptPins(spec: ClusterSpec): { packages: string; version: string }[] {
+  return Object.entries(spec.packages.versions)
+    .filter(([, v]) => v !== undefined)
+    .map(([set, version]) => ({ packages: PACKAGES_OF[set as keyof typeof PACKAGES_OF].join(" "), version: version! }));
+}

@@ -1,0 +1,134 @@
+// Rolling minor updates on the real local cluster (issue 13 item 4). Debian 12 carries
+// postgresql-15 in two versions: bookworm's (older) and bookworm-security's (newer). The nodes
+// are built on the newer one; pinning the older (packages.versions.postgresql) moves every host
+// to it, then `npm run update` (packages.newest) brings them back to the newest — each time
+// under the write load through :5000: one database node at a time, replicas first, the leader
+// last after a switchover; nothing acknowledged lost, never two writable nodes.
+import { strict as assert } from "assert";
+import { requireHosts, settledCluster } from "../support/hostsLayer";
+import { loadCluster, type LocalCluster } from "../../local/cluster";
+import { apply, type ApplyReport } from "../../local/up";
+import { ensureChaosTable, healthy, leader, lostRows, WriteLoad } from "../../local/chaos";
+import { SplitBrainProbe } from "../../local/splitBrainProbe";
+import { ssh } from "../../local/ssh";
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const log = (l: string) => console.log(`      ${l}`);
+const DB = ["pg1", "pg2", "pg3"];
+
+async function on(c: LocalCluster, node: string, command: string): Promise<string> {
+  const r = await ssh(c.ssh, c.targets[node], command, "", 60_000);
+  if (r.code !== 0) throw new Error(`${node}: ${command}: ${r.out.trim()}`);
+  return r.out.trim();
+}
+
+function failed(r: ApplyReport): string {
+  return r.outcomes.filter((o) => o.outcome === "failed").map((o) => `${o.step.id}: ${o.tail?.join(" | ")}`).join("; ") || `exit ${r.code}`;
+}
+
+/** postgresql-15's versions in the mirror's lists, by the suite that carries each (apt-cache madison). */
+async function versions(c: LocalCluster): Promise<{ older: string; newer: string }> {
+  const out = await on(c, "pg1", "apt-cache madison postgresql-15");
+  const bySuite = (re: RegExp) => out.split("\n").filter((l) => re.test(l)).map((l) => l.split("|")[1].trim());
+  const security = bySuite(/bookworm-security\/main/), release = bySuite(/ bookworm\/main/);
+  assert.ok(security.length === 1 && release.length === 1 && security[0] !== release[0],
+    `need one postgresql-15 in bookworm and another in bookworm-security; apt-cache madison says:\n${out}`);
+  return { older: release[0], newer: security[0] };
+}
+
+interface NodeFacts { package: string; server: string; startedAt: number }
+async function facts(c: LocalCluster, node: string): Promise<NodeFacts> {
+  const out = await on(c, node, `dpkg-query -W -f='\${Version}\\n' postgresql-15; cd /tmp && runuser -u postgres -- psql -XAtq -c "select current_setting('server_version') || '|' || extract(epoch from pg_postmaster_start_time())"`);
+  const [pkg, row] = out.split("\n");
+  const [server, started] = row.split("|");
+  return { package: pkg, server, startedAt: Number(started) };
+}
+
+/** Applies `c` under the write load and the split-brain probe; judges the roll over the database nodes. */
+async function rollTo(c: LocalCluster, want: string, what: string): Promise<void> {
+  await ensureChaosTable(c);
+  const before = Object.fromEntries(await Promise.all(DB.map(async (n) => [n, await facts(c, n)] as const)));
+  const leaderBefore = await leader(c);
+  const run = `update-${Date.now()}`;
+  const probe = new SplitBrainProbe(DB).start();
+  const load = new WriteLoad(c, run).start();
+  const lines: string[] = [];
+  let r: ApplyReport | undefined;
+  const t0 = Date.now();
+  try {
+    for (let i = 0; i < 60 && !load.flowing(); i++) await sleep(500);
+    assert.ok(load.flowing(), "writes flowing before the update");
+    r = await apply(c, (l) => lines.push(l));
+    await sleep(3000);
+  } finally {
+    await load.stop();
+  }
+  const report = await probe.stop();
+  assert.ok(r);
+  assert.equal(r.code, 0, `${what}: ${failed(r)}\n${lines.join("\n")}`);
+  await healthy(c, 300);
+  const acked = load.acked.map((a) => a.id);
+  const lost = await lostRows(c, run, acked);
+  const after = Object.fromEntries(await Promise.all(DB.map(async (n) => [n, await facts(c, n)] as const)));
+  const order = [...DB].sort((a, b) => after[a].startedAt - after[b].startedAt);
+  const leaderAfter = await leader(c);
+  log(`${what}: ${DB.map((n) => `${n} ${before[n].server} -> ${after[n].server}`).join(", ")}; restarted in the order ${order.join(", ")}; leader ${leaderBefore} -> ${leaderAfter}`);
+  log(`${what}: apply ${r.seconds.toFixed(1)} s; writer gap ${load.gapSince(t0).toFixed(1)} s, ${acked.length} acknowledged, ${load.failures} failed attempts, ${lost} lost; longest unobserved ${Math.max(...Object.values(report.longestUnobserved).map((g) => g.ms))} ms`);
+  assert.equal(lost, 0, `${lost} acknowledged rows missing`);
+  assert.equal(probe.seen.length, 0, `two writable nodes seen: ${JSON.stringify(probe.seen.slice(0, 3))}`);
+  for (const [n, g] of Object.entries(report.longestUnobserved)) assert.ok(g.ms <= report.unobservedBoundMs, `${n} unobserved for ${g.ms} ms (bound ${report.unobservedBoundMs})`);
+  for (const n of DB) {
+    assert.equal(after[n].package, want, `${n}: postgresql-15 package`);
+    assert.ok(after[n].server.startsWith(want.split("-")[0] + " "), `${n} runs PostgreSQL ${after[n].server}, not ${want}: it was not restarted on the new binaries`);
+    assert.ok(after[n].startedAt > before[n].startedAt, `${n} restarted`);
+    const changed = r.outcomes.find((o) => o.step.id === `${n}/update`)?.result?.changed ?? [];
+    assert.ok(changed.includes(`package:postgresql-15 ${before[n].package} -> ${want} (rolling update)`), `${n}/update says what it changed: ${changed.join(", ")}`);
+  }
+  // One at a time: each restart after the one before had come back (at least a few seconds apart).
+  for (let i = 1; i < order.length; i++) assert.ok(after[order[i]].startedAt - after[order[i - 1]].startedAt >= 3, `restarts ${order[i - 1]} and ${order[i]} ${(after[order[i]].startedAt - after[order[i - 1]].startedAt).toFixed(1)} s apart`);
+  assert.equal(order[order.length - 1], leaderBefore, `the leader (${leaderBefore}) restarts last`);
+  assert.notEqual(leaderAfter, leaderBefore, "the leader handed over before its restart");
+  assert.equal(await on(c, "backup1", `dpkg-query -W -f='\${Version}' postgresql-15`), want, "the backup host's PostgreSQL (the restore drill's) follows");
+}
+
+describe("hosts layer: rolling minor updates (PostgreSQL 15 from bookworm to bookworm-security)", function () {
+  this.timeout(30 * 60_000);
+  let c: LocalCluster;
+  let v: { older: string; newer: string };
+
+  before(async function () {
+    requireHosts(this);
+    c = await settledCluster("update");
+    v = await versions(c);
+    log(`postgresql-15 in the mirror: ${v.older} (bookworm), ${v.newer} (bookworm-security)`);
+  });
+
+  after(async function () {
+    // Whatever happened above, the hosts end on the stack file's own packages (the newest).
+    if (!c) return;
+    const back = await apply(await loadCluster("local", { packages: { newest: true } }), () => {});
+    assert.equal(back.code, 0, failed(back));
+  });
+
+  it("pinned to the older version (packages.versions.postgresql): every node moves to it in turn, leader last; nothing lost", async () => {
+    await rollTo(await loadCluster("local", { packages: { versions: { postgresql: v.older } } }), v.older, "pin");
+  });
+
+  it("`npm run update` (packages.newest): every node to the newest in turn under load, leader last; nothing lost", async () => {
+    await rollTo(await loadCluster("local", { packages: { newest: true } }), v.newer, "update");
+  });
+
+  it("a re-apply of the stack file changes nothing (no pin: the packages stay where they are)", async () => {
+    const again = await apply(await loadCluster("local"), () => {});
+    assert.equal(again.code, 0, failed(again));
+    assert.equal(again.changed, 0, `re-apply changed: ${again.outcomes.filter((o) => o.outcome === "changed").map((o) => `${o.step.id}: ${o.result?.changed.join(", ")}`).join("; ")}`);
+  });
+
+  it("a pinned version the mirror does not have fails before anything changes, naming the key", async () => {
+    const r = await apply(await loadCluster("local", { packages: { versions: { postgresql: "15.1-9+deb12u9" } } }), () => {});
+    assert.notEqual(r.code, 0);
+    const tails = r.outcomes.filter((o) => o.outcome === "failed").map((o) => (o.tail ?? []).join("\n")).join("\n");
+    assert.match(tails, /packages\.versions: the mirror has no postgresql-15 version 15\.1-9\+deb12u9/);
+    for (const n of DB) assert.equal((await facts(c, n)).package, v.newer, `${n} unchanged`);
+  });
+});
