@@ -4,7 +4,7 @@
 // switch over, lose etcd members, restart everything) and check what survived.
 import { Client } from "pg";
 import type { LocalCluster } from "./cluster";
-import { clientAddress, floatingAddressHolders, loadSpec, patroniCluster, type Member } from "./cluster";
+import { clientAddress, floatingAddressHolders, loadCluster, loadSpec, patroniCluster, type Member } from "./cluster";
 import { compile } from "../roles/compile";
 import { killNode, nodeExec, poweroffNode, setNodeLink, startNode, nodeRunning } from "./hosts";
 import { SplitBrainProbe, type NodeState, type ProbeReport } from "./splitBrainProbe";
@@ -366,6 +366,28 @@ export const SCENARIOS: Record<string, (c: LocalCluster) => Promise<ScenarioResu
     cleanup: async (c2) => {
       const r = await apply(c2, () => {});
       if (r.code !== 0) throw new Error(`apply of the stack as it was failed: ${failedSteps(r)}`);
+    },
+  }),
+  /**
+   * A rolling minor update of PostgreSQL (issue 13 item 4): the cluster moved to the other
+   * postgresql-15 the mirror carries (bookworm's if it runs bookworm-security's, and back), one
+   * node at a time, the leader last after a switchover. The clean-up brings it back to the newest.
+   */
+  "minor-update": (c) => scenario(c, "minor-update", async (c2, l, notes) => {
+    const running = await psqlOn(c2, l, "show server_version");
+    const madison = (await ssh(c2.ssh, c2.targets[l], "apt-cache madison postgresql-15", "", 30_000)).out;
+    const other = madison.split("\n").map((x) => x.split("|")[1]?.trim()).filter((v) => v && !running.startsWith(v.split("-")[0] + " "))[0];
+    if (!other) throw new Error(`the mirror carries no other postgresql-15 than the one running (${running}): apt-cache madison says ${madison}`);
+    const u = await loadCluster(c2.spec.stack, { packages: { versions: { postgresql: other } } });
+    const r = await apply(u, () => {});
+    if (r.code !== 0) throw new Error(`apply with packages.versions.postgresql ${other} failed: ${failedSteps(r)}`);
+    const versions = await Promise.all(dbNodes(c2).map(async (n) => `${n} ${await psqlOn(c2, n, "show server_version")}`));
+    notes.push(`from ${running} to ${other}: ${versions.join(", ")}; leader after: ${await leader(c2)}; apply ${r.seconds.toFixed(1)} s`);
+  }, {
+    settleMs: 2000,
+    cleanup: async (c2) => {
+      const r = await apply(await loadCluster(c2.spec.stack, { packages: { newest: true } }), () => {});
+      if (r.code !== 0) throw new Error(`apply back to the newest packages failed: ${failedSteps(r)}`);
     },
   }),
   /** 5: one etcd member lost (quorum kept), then a second (quorum lost): failsafe_mode keeps the primary. */
