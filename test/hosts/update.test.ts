@@ -1,7 +1,7 @@
 // Rolling minor updates on the real local cluster (issue 13 item 4). Debian 12 carries
-// postgresql-15 in two versions: bookworm's (older) and bookworm-security's (newer). The nodes
-// are built on the newer one; pinning the older (packages.versions.postgresql) moves every host
-// to it, then `npm run update` (packages.newest) brings them back to the newest — each time
+// postgresql-15 and haproxy in two versions each: bookworm's (older) and bookworm-security's
+// (newer). The hosts are built on the newer; pinning the older (packages.versions) moves every
+// host to it, then `npm run update` (packages.newest) brings them back to the newest — each time
 // under the write load through :5000: one database node at a time, replicas first, the leader
 // last after a switchover; nothing acknowledged lost, never two writable nodes.
 import { strict as assert } from "assert";
@@ -26,14 +26,21 @@ function failed(r: ApplyReport): string {
   return r.outcomes.filter((o) => o.outcome === "failed").map((o) => `${o.step.id}: ${o.tail?.join(" | ")}`).join("; ") || `exit ${r.code}`;
 }
 
-/** postgresql-15's versions in the mirror's lists, by the suite that carries each (apt-cache madison). */
-async function versions(c: LocalCluster): Promise<{ older: string; newer: string }> {
-  const out = await on(c, "pg1", "apt-cache madison postgresql-15");
+/** A package's versions in the mirror's lists, by the suite that carries each (apt-cache madison). */
+async function versions(c: LocalCluster, pkg: string): Promise<{ older: string; newer: string }> {
+  const out = await on(c, "pg1", `apt-cache madison ${pkg}`);
   const bySuite = (re: RegExp) => out.split("\n").filter((l) => re.test(l)).map((l) => l.split("|")[1].trim());
   const security = bySuite(/bookworm-security\/main/), release = bySuite(/ bookworm\/main/);
   assert.ok(security.length === 1 && release.length === 1 && security[0] !== release[0],
-    `need one postgresql-15 in bookworm and another in bookworm-security; apt-cache madison says:\n${out}`);
+    `need one ${pkg} in bookworm and another in bookworm-security; apt-cache madison says:\n${out}`);
   return { older: release[0], newer: security[0] };
+}
+
+/** The version HAProxy runs (its stats socket), and the installed package's. */
+async function haproxyOn(c: LocalCluster, lb: string): Promise<{ running: string; package: string }> {
+  const out = await on(c, lb, `echo "show info" | socat -t 2 stdio unix-connect:/run/haproxy/admin.sock | sed -n 's/^Version: //p'; dpkg-query -W -f='\${Version}' haproxy`);
+  const [running, pkg] = out.split("\n");
+  return { running, package: pkg };
 }
 
 interface NodeFacts { package: string; server: string; startedAt: number }
@@ -45,7 +52,7 @@ async function facts(c: LocalCluster, node: string): Promise<NodeFacts> {
 }
 
 /** Applies `c` under the write load and the split-brain probe; judges the roll over the database nodes. */
-async function rollTo(c: LocalCluster, want: string, what: string): Promise<void> {
+async function rollTo(c: LocalCluster, want: string, wantHaproxy: string, what: string): Promise<void> {
   await ensureChaosTable(c);
   const before = Object.fromEntries(await Promise.all(DB.map(async (n) => [n, await facts(c, n)] as const)));
   const leaderBefore = await leader(c);
@@ -89,18 +96,26 @@ async function rollTo(c: LocalCluster, want: string, what: string): Promise<void
   assert.equal(order[order.length - 1], leaderBefore, `the leader (${leaderBefore}) restarts last`);
   assert.notEqual(leaderAfter, leaderBefore, "the leader handed over before its restart");
   assert.equal(await on(c, "backup1", `dpkg-query -W -f='\${Version}' postgresql-15`), want, "the backup host's PostgreSQL (the restore drill's) follows");
+  // The balancers: the package, and the HAProxy that runs (its master re-executed the new binary on the reload).
+  for (const lb of c.hosts.filter((h) => h.roles.includes("balancer")).map((h) => h.name)) {
+    const h = await haproxyOn(c, lb);
+    log(`${what}: ${lb} HAProxy package ${h.package}, running ${h.running}`);
+    assert.deepEqual(h, { running: wantHaproxy, package: wantHaproxy }, `${lb}: HAProxy`);
+  }
 }
 
 describe("hosts layer: rolling minor updates (PostgreSQL 15 from bookworm to bookworm-security)", function () {
   this.timeout(30 * 60_000);
   let c: LocalCluster;
   let v: { older: string; newer: string };
+  let hv: { older: string; newer: string };
 
   before(async function () {
     requireHosts(this);
     c = await settledCluster("update");
-    v = await versions(c);
-    log(`postgresql-15 in the mirror: ${v.older} (bookworm), ${v.newer} (bookworm-security)`);
+    v = await versions(c, "postgresql-15");
+    hv = await versions(c, "haproxy");
+    log(`in the mirror: postgresql-15 ${v.older} (bookworm), ${v.newer} (bookworm-security); haproxy ${hv.older}, ${hv.newer}`);
   });
 
   after(async function () {
@@ -110,12 +125,12 @@ describe("hosts layer: rolling minor updates (PostgreSQL 15 from bookworm to boo
     assert.equal(back.code, 0, failed(back));
   });
 
-  it("pinned to the older version (packages.versions.postgresql): every node moves to it in turn, leader last; nothing lost", async () => {
-    await rollTo(await loadCluster("local", { packages: { versions: { postgresql: v.older } } }), v.older, "pin");
+  it("pinned to the older versions (packages.versions postgresql, haproxy): every node moves to it in turn, leader last; the balancers reload; nothing lost", async () => {
+    await rollTo(await loadCluster("local", { packages: { versions: { postgresql: v.older, haproxy: hv.older } } }), v.older, hv.older, "pin");
   });
 
   it("`npm run update` (packages.newest): every node to the newest in turn under load, leader last; nothing lost", async () => {
-    await rollTo(await loadCluster("local", { packages: { newest: true } }), v.newer, "update");
+    await rollTo(await loadCluster("local", { packages: { newest: true } }), v.newer, hv.newer, "update");
   });
 
   it("a re-apply of the stack file changes nothing (no pin: the packages stay where they are)", async () => {
