@@ -21,7 +21,7 @@ const key = (type: string, name: string) => `${type} ${name}`;
 const named = (r: Registered) => r.aliases.filter((a) => a.urn || a.name);
 
 /** Roles added after the fixture was recorded: their Commands are new resources. */
-const NEW_ROLES = ["firewall", "restart", "keepalived"];
+const NEW_ROLES = ["firewall", "restart", "keepalived", "update"];
 /** Passwords added after the fixture was recorded: generated on the next up. */
 const NEW_SECRETS = ["vrrpPassword"];
 /**
