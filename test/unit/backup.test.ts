@@ -138,7 +138,7 @@ describe("backups: the plan", () => {
     }
     const b = step("backup1/stanza")!;
     for (const n of ["pg1", "pg2", "pg3"]) for (const r of ["pgbackrest", "restart"]) assert.ok(b.after.includes(`${n}/${r}`), `${n}/${r}`);
-    assert.deepEqual(plan.steps.filter((s) => s.host === "backup1").map((s) => s.role), ["common", "firewall", "backup", "stanza", "drill"]);
+    assert.deepEqual(plan.steps.filter((s) => s.host === "backup1").map((s) => s.role), ["common", "firewall", "backup", "stanza", "drill", "update"]);
   });
 
   it("a replica's restore_command gives up in seconds when the repository does not answer (it then streams)", () => {

@@ -32,9 +32,9 @@ describe("compile()", () => {
   it("gives one step per host and role, with unique ids and digests of their scripts", () => {
     const ids = plan.steps.map((s) => s.id);
     assert.equal(new Set(ids).size, ids.length);
-    assert.deepEqual(ids.filter((i) => i.startsWith("pg1/")).sort(), ["pg1/common", "pg1/database", "pg1/etcd", "pg1/firewall", "pg1/patroni", "pg1/pgbackrest", "pg1/pgbouncer", "pg1/postgresql", "pg1/restart"]);
-    assert.deepEqual(ids.filter((i) => i.startsWith("lb1/")).sort(), ["lb1/common", "lb1/firewall", "lb1/haproxy", "lb1/keepalived"]);
-    assert.deepEqual(ids.filter((i) => i.startsWith("backup1/")).sort(), ["backup1/backup", "backup1/common", "backup1/drill", "backup1/firewall", "backup1/stanza"]);
+    assert.deepEqual(ids.filter((i) => i.startsWith("pg1/")).sort(), ["pg1/common", "pg1/database", "pg1/etcd", "pg1/firewall", "pg1/patroni", "pg1/pgbackrest", "pg1/pgbouncer", "pg1/postgresql", "pg1/restart", "pg1/update"]);
+    assert.deepEqual(ids.filter((i) => i.startsWith("lb1/")).sort(), ["lb1/common", "lb1/firewall", "lb1/haproxy", "lb1/keepalived", "lb1/update"]);
+    assert.deepEqual(ids.filter((i) => i.startsWith("backup1/")).sort(), ["backup1/backup", "backup1/common", "backup1/drill", "backup1/firewall", "backup1/stanza", "backup1/update"]);
     const digests = new Set(plan.steps.map((s) => s.digest));
     assert.equal(digests.size, plan.steps.length, "every step's script differs");
   });
