@@ -81,6 +81,15 @@ async function rollTo(c: LocalCluster, want: string, wantHaproxy: string, what: 
   const leaderAfter = await leader(c);
   log(`${what}: ${DB.map((n) => `${n} ${before[n].server} -> ${after[n].server}`).join(", ")}; restarted in the order ${order.join(", ")}; leader ${leaderBefore} -> ${leaderAfter}`);
   log(`${what}: apply ${r.seconds.toFixed(1)} s; writer gap ${load.gapSince(t0).toFixed(1)} s, ${acked.length} acknowledged, ${load.failures} failed attempts, ${lost} lost; longest unobserved ${Math.max(...Object.values(report.longestUnobserved).map((g) => g.ms))} ms`);
+  // Where writers waited (gaps over 1 s) and what failed, on the clock, against the steps' notes (switchovers).
+  const clock = (ms: number) => new Date(ms).toISOString().slice(11, 23);
+  const times = load.acked.filter((a) => a.at >= t0).map((a) => a.at);
+  for (let i = 1; i < times.length; i++) if (times[i] - times[i - 1] > 1000) log(`${what}: writers waited ${((times[i] - times[i - 1]) / 1000).toFixed(1)} s from ${clock(times[i - 1])}`);
+  for (const e of load.errors.slice(0, 5)) log(`${what}: failed attempt at ${clock(e.at)}: ${e.message.slice(0, 160)}`);
+  for (const n of DB) {
+    const notes = await on(c, n, `journalctl -q -t pgcluster -o short-iso-precise --since @${Math.floor(t0 / 1000)} | grep -E 'switchover|installed' || true`);
+    for (const l of notes.split("\n").filter(Boolean).slice(0, 4)) log(`${what}: ${n}: ${l.slice(0, 200)}`);
+  }
   assert.equal(lost, 0, `${lost} acknowledged rows missing`);
   assert.equal(probe.seen.length, 0, `two writable nodes seen: ${JSON.stringify(probe.seen.slice(0, 3))}`);
   for (const [n, g] of Object.entries(report.longestUnobserved)) assert.ok(g.ms <= report.unobservedBoundMs, `${n} unobserved for ${g.ms} ms (bound ${report.unobservedBoundMs})`);
