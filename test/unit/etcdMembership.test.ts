@@ -135,8 +135,7 @@ describe("etcd membership: shrink 5 -> 3 (etcd-only members leave)", function ()
     const at = order.map((p) => body.indexOf(p));
     assert.ok(at.every((i) => i >= 0), `every piece: ${order.filter((_, i) => at[i] < 0).join(", ")}`);
     assert.deepEqual([...at].sort((a, b) => a - b), at, "in that order");
-    assert.match(body, /\[\[ \$healthy == 3\/3 \]\]|pgc_etcd_remaining_ready/);
-    assert.match(script, /\[\[ \$healthy == 3\/3 \]\] \|\| return 1/, "all three remaining members healthy");
+    assert.match(script, /\[\[ \$healthy == 3\/3 \]\] \|\| \{/, "all three remaining members healthy");
     assert.equal(spawnSync("bash", ["-n"], { input: script }).status, 0);
   });
 
@@ -144,10 +143,12 @@ describe("etcd membership: shrink 5 -> 3 (etcd-only members leave)", function ()
     const script = stepScript(etcdDecommissionStep(await ctx(), w1));
     const py = /pgc_etcd_leaving_member\(\) \{[\s\S]*?python3 -c '([\s\S]*?)' "\$list"/.exec(script)![1];
     const run = (members: unknown[]) => spawnSync("python3", ["-c", py, JSON.stringify({ members }), "w1", "https://10.213.0.21:2380"]).stdout.toString().trim();
-    const m = (n: string, id: number, a: string) => ({ ID: id, name: n, peerURLs: [`https://${a}:2380`] });
+    const m = (n: string, id: number, a: string) => ({ ID: id, name: n, peerURLs: [`https://${a}:2380`], clientURLs: [`https://${a}:2379`] });
     const base = [m("pg1", 1, "10.213.0.11"), m("pg2", 2, "10.213.0.12"), m("pg3", 3, "10.213.0.13")];
-    assert.equal(run([...base, m("w1", 0x2a, "10.213.0.21"), m("w2", 0x2b, "10.213.0.22")]), "2a 5");
-    assert.equal(run([...base, m("w2", 0x2b, "10.213.0.22")]), "- 4", "already removed: not listed");
+    const urls = "https://10.213.0.11:2379,https://10.213.0.12:2379,https://10.213.0.13:2379";
+    assert.equal(run([...base, m("w1", 0x2a, "10.213.0.21"), m("w2", 0x2b, "10.213.0.22")]), `2a 5 ${urls},https://10.213.0.22:2379`, "the other leaving member is checked too");
+    assert.equal(run([...base, m("w2", 0x2b, "10.213.0.22")]), `- 4 ${urls},https://10.213.0.22:2379`, "already removed: not listed");
+    assert.equal(run([...base, m("w1", 0x2a, "10.213.0.21"), { ID: 0x2b, name: "", peerURLs: ["https://10.213.0.22:2380"] }]), `2a 5 ${urls},unstarted`, "a member added but never started shows (and is refused)");
   });
 
   it("is refused for a database node, a host without etcd, a host still in the inventory", async () => {
