@@ -88,7 +88,15 @@ async function daemons(c: LocalCluster): Promise<Record<string, string>> {
   return out;
 }
 
-interface Change { apply: ApplyReport; gap: number; acked: number; failures: number; lost: number; twoWritable: number; leaderBefore: string; leaderAfter: string; etcd: EtcdWatch; members: MembershipWatch; restarted: string[]; lines: string[] }
+/** Seconds after `from` at which the longest gap between acknowledged writes began. */
+function gapStart(load: WriteLoad, from: number): number {
+  const times = [from, ...load.acked.filter((a) => a.at >= from).map((a) => a.at)];
+  let best = 0, at = from;
+  for (let i = 1; i < times.length; i++) if (times[i] - times[i - 1] > best) { best = times[i] - times[i - 1]; at = times[i - 1]; }
+  return (at - from) / 1000;
+}
+
+interface Change { apply: ApplyReport; gap: number; gapAt: number; stallMs: number; acked: number; failures: number; lost: number; twoWritable: number; leaderBefore: string; leaderAfter: string; etcd: EtcdWatch; members: MembershipWatch; restarted: string[]; lines: string[] }
 
 /** `next` applied under the write load, the split-brain probe, the etcd watch and the member-list poll. */
 async function change(c: LocalCluster, next: LocalCluster, name: string): Promise<Change> {
@@ -102,6 +110,9 @@ async function change(c: LocalCluster, next: LocalCluster, name: string): Promis
   const probe = new SplitBrainProbe(["pg1", "pg2", "pg3"]).start();
   const load = new WriteLoad(c, run).start();
   const lines: string[] = [];
+  // The test's own event loop (the write load runs on it): its longest stall, to tell a client-side gap from the cluster's.
+  let stallMs = 0, tick = Date.now();
+  const stall = setInterval(() => { stallMs = Math.max(stallMs, Date.now() - tick - 100); tick = Date.now(); }, 100);
   let r: ApplyReport, t0: number;
   try {
     const end = Date.now() + 30_000;
@@ -112,6 +123,7 @@ async function change(c: LocalCluster, next: LocalCluster, name: string): Promis
     r = await apply(next, (l) => lines.push(`${((Date.now() - t0) / 1000).toFixed(1).padStart(6)} s | ${l}`));
     await sleep(2000);
   } finally {
+    clearInterval(stall);
     await load.stop();
     await members.stop();
     await etcd.finish();
@@ -121,7 +133,7 @@ async function change(c: LocalCluster, next: LocalCluster, name: string): Promis
   const after = await daemons(c);
   const acked = load.acked.map((a) => a.id);
   return {
-    apply: r!, gap: load.gapSince(t0!), acked: acked.length, failures: load.failures, lost: await lostRows(c, run, acked),
+    apply: r!, gap: load.gapSince(t0!), gapAt: gapStart(load, t0!), stallMs, acked: acked.length, failures: load.failures, lost: await lostRows(c, run, acked),
     twoWritable: probe.seen.length, leaderBefore, leaderAfter: await leader(c), etcd, members,
     restarted: ETCD.filter((n) => before[n] !== after[n]).map((n) => `${n}: ${before[n]} -> ${after[n]}`), lines,
   };
@@ -129,7 +141,7 @@ async function change(c: LocalCluster, next: LocalCluster, name: string): Promis
 
 function report(name: string, x: Change): void {
   const w = x.etcd.windows();
-  log(`${name}: apply ${x.apply.seconds.toFixed(1)} s (${x.apply.changed} changed); writer gap ${x.gap.toFixed(1)} s, ${x.acked} acknowledged, ${x.failures} failed attempts, ${x.lost} lost, two writable: ${x.twoWritable ? "SEEN" : "never"}, leader ${x.leaderBefore} -> ${x.leaderAfter}`);
+  log(`${name}: apply ${x.apply.seconds.toFixed(1)} s (${x.apply.changed} changed); writer gap ${x.gap.toFixed(1)} s (from ${x.gapAt.toFixed(1)} s into the apply; the test's event loop stalled at most ${x.stallMs} ms), ${x.acked} acknowledged, ${x.failures} failed attempts, ${x.lost} lost, two writable: ${x.twoWritable ? "SEEN" : "never"}, leader ${x.leaderBefore} -> ${x.leaderAfter}`);
   log(`  etcd: ${x.etcd.samples} rounds (every ${x.etcd.intervalMs} ms, longest ${x.etcd.maxIntervalMs} ms apart), ${x.etcd.withoutMajority} without a healthy majority (${x.etcd.undetermined} undetermined), ${w.length} windows; member list: ${x.members.answered} polls answered, ${x.members.unanswered} not, sizes seen ${[...x.members.sizes].sort().join(",")}, at most ${x.members.maxUnstarted} unstarted at once`);
   for (const e of x.etcd.describe()) log(`    ${e}`);
   for (const l of x.lines.filter((l) => /etcd|decommission|w[12]\b|finished/.test(l) && !/ ok {2,}/.test(l))) log(`  ${l}`);
@@ -164,13 +176,15 @@ describe("hosts layer: etcd membership 3 -> 5 -> 3 (etcd-only witnesses join and
     if (!c) return;
     const listed = (await memberList(c).catch(() => [] as Member[])).filter((m) => !ETCD.includes(m.name));
     if (!listed.length && !WITNESSES.some((w) => nodeExists(w.name))) return;
-    log(`clean-up: ${listed.map((m) => m.name).join(", ") || "witness hosts"} still present; applying the stack's inventory`);
-    const r = await apply(c, log);
-    // A witness the state did not record (the grow failed): removed from the member list through pg1.
-    for (const m of (await memberList(c).catch(() => [] as Member[])).filter((x) => !ETCD.includes(x.name))) {
+    log(`clean-up: ${listed.map((m) => m.name).join(", ") || "witness hosts"} still present`);
+    // Witnesses still listed leave the member list first (through pg1), while every firewall still admits them.
+    for (const m of listed) {
       log(`clean-up: etcd member ${m.name} removed through pg1`);
-      await on(c, "pg1", `ETCDCTL_API=3 etcdctl --cacert=/etc/etcd/pki/ca.crt --cert=/etc/etcd/pki/node.crt --key=/etc/etcd/pki/node.key --endpoints=https://127.0.0.1:2379 member list | awk -F', ' '$3 == "${m.name}" || $4 ~ /${m.name === "w1" ? "10.213.0.21" : "10.213.0.22"}/ {print $1}' | xargs -r -n1 env ETCDCTL_API=3 etcdctl --cacert=/etc/etcd/pki/ca.crt --cert=/etc/etcd/pki/node.crt --key=/etc/etcd/pki/node.key --endpoints=https://127.0.0.1:2379 member remove`);
+      const etcdctl = "ETCDCTL_API=3 etcdctl --cacert=/etc/etcd/pki/ca.crt --cert=/etc/etcd/pki/node.crt --key=/etc/etcd/pki/node.key --endpoints=https://127.0.0.1:2379";
+      const address = m.name === "w1" || m.name.includes("10.213.0.21") ? "10.213.0.21" : "10.213.0.22";
+      await on(c, "pg1", `${etcdctl} member list | awk -F', ' '$4 ~ /${address.replace(/\./g, "\\.")}:2380/ {print $1}' | xargs -r -n1 ${etcdctl} member remove`);
     }
+    const r = await apply(c, log);
     for (const w of WITNESSES) if (nodeExists(w.name)) await removeNode(w.name, log);
     assert.equal(r.code, 0, `clean-up apply: ${failed(r)}`);
   });

@@ -67,6 +67,8 @@ describe("etcd membership: grow 3 -> 5", function () {
     const at = order.map((p) => body.indexOf(p));
     assert.ok(at.every((i) => i >= 0), `every piece in the join: ${order.filter((_, i) => at[i] < 0).join(", ")}`);
     assert.deepEqual([...at].sort((a, b) => a - b), at, "decided, refused, added, started, then waited for, in that order");
+    // etcd refuses an add for 5 s after the previous join ("unhealthy cluster"): retried, bounded; any other error fails.
+    assert.match(body, /until out=\$\(pgc_etcdctl_at "\$PGC_ETCD_OTHERS" member add[\s\S]*etcdserver: \(unhealthy cluster\|[\s\S]*\(\(SECONDS - start < 60\)\)[\s\S]*\|\| pgc_fail "etcd member add w1 failed/);
     // The handlers for etcd are dropped after the start: no restart right after the join.
     assert.ok(body.indexOf("[[ $h == *:etcd ]]") > body.indexOf("systemctl start --no-block etcd"));
     const call = step(grown, "w1/etcd").actions.findIndex((a) => a.kind === "call" && a.fn === etcdShell.joinExisting);
