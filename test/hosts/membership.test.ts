@@ -180,7 +180,7 @@ describe("hosts layer: etcd membership 3 -> 5 -> 3 (etcd-only witnesses join and
     // Witnesses still listed leave the member list first (through pg1), while every firewall still admits them.
     for (const m of listed) {
       log(`clean-up: etcd member ${m.name} removed through pg1`);
-      const etcdctl = "ETCDCTL_API=3 etcdctl --cacert=/etc/etcd/pki/ca.crt --cert=/etc/etcd/pki/node.crt --key=/etc/etcd/pki/node.key --endpoints=https://127.0.0.1:2379";
+      const etcdctl = "env ETCDCTL_API=3 etcdctl --cacert=/etc/etcd/pki/ca.crt --cert=/etc/etcd/pki/node.crt --key=/etc/etcd/pki/node.key --endpoints=https://127.0.0.1:2379";
       const address = m.name === "w1" || m.name.includes("10.213.0.21") ? "10.213.0.21" : "10.213.0.22";
       await on(c, "pg1", `${etcdctl} member list | awk -F', ' '$4 ~ /${address.replace(/\./g, "\\.")}:2380/ {print $1}' | xargs -r -n1 ${etcdctl} member remove`);
     }
