@@ -155,7 +155,11 @@ function assertSafe(x: Change): void {
   assert.equal(x.leaderAfter, x.leaderBefore, "the Patroni leader did not change");
   assert.deepEqual(x.restarted, [], "no running etcd member and no Patroni restarted");
   assert.ok(x.etcd.samples > 20, "etcd was watched");
-  assert.ok(x.etcd.maxIntervalMs <= x.etcd.windowLimitMs, `etcd watched every ${x.etcd.intervalMs} ms (longest ${x.etcd.maxIntervalMs} ms apart)`);
+  // Rounds at most 1 s apart (not the rotation test's 2 intervals): two new hosts installing
+  // packages starve this 2-core machine (rounds seen up to 730 ms apart). What a membership change
+  // could cost lasts longer than that: a restart takes over a second, an election at least the 1 s
+  // election timeout, and two unstarted members at once the member-list poll sees.
+  assert.ok(x.etcd.maxIntervalMs <= 1000, `etcd watched every ${x.etcd.intervalMs} ms (longest ${x.etcd.maxIntervalMs} ms apart)`);
   assert.equal(x.etcd.withoutMajority, 0, `rounds without a healthy majority (or undetermined):\n${x.etcd.describe().join("\n")}`);
   // The member list was seen through the change (a poll without an answer is not counted as a pass).
   assert.ok(x.members.answered > 20 && x.members.unanswered <= x.members.answered / 20, `member list polls: ${x.members.answered} answered, ${x.members.unanswered} not`);
