@@ -1,6 +1,8 @@
 // etcd: the DCS. TLS with client certificates on both ports. A new member starts without
 // blocking, since its start only completes once a quorum of members is up (the next role waits
-// for it); a change to a running, healthy cluster restarts the members one at a time.
+// for it); a change to a running, healthy cluster restarts the members one at a time. A member
+// joining a running cluster (it grows, or the host was rebuilt empty) is added as "existing" and
+// started inside its step, one join at a time (join.sh), and the step ends once it is healthy.
 import { tlsDir, ETCD_DATA, ports } from "../../model/identities";
 import { daemonReload, run, shellFn, StepBuilder } from "../step";
 import { stepId } from "../types";
