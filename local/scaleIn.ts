@@ -1,11 +1,12 @@
 // Scale in for static inventories: a database node that left the stack's hosts is decommissioned
 // (roles/decommission) before the remaining plan is applied, so that HAProxy and the firewalls
-// drop it only once it neither leads nor can be elected. The local driver knows a host left by
+// drop it only once it neither leads nor can be elected; an etcd-only member leaves the etcd
+// cluster (member remove) before the remaining members' firewalls drop it. The local driver knows a host left by
 // the inventory it last applied, kept in the local state (<state>/applied-hosts.json).
 import * as fs from "fs";
 import * as path from "path";
 import type { ClusterSpec, HostSpec } from "../model/config";
-import { decommissionStep } from "../roles/decommission";
+import { decommissionStep, etcdDecommissionStep } from "../roles/decommission";
 import { applyPlan, preflight, type StepOutcome } from "./driver";
 import { patroniCluster, type LocalCluster } from "./cluster";
 import { hostKey, nodeExists, removeNode } from "./hosts";
@@ -41,7 +42,7 @@ export function recordAppliedHosts(c: LocalCluster): void {
 export class ScaleInRefused extends Error {}
 
 export interface ScaleInPlan {
-  /** Database nodes that left the inventory, in their old inventory order. */
+  /** Database nodes and etcd-only members that left the inventory, in their old inventory order (decommissioned one at a time). */
   decommission: AppliedHost[];
   /** Hosts that left and need nothing from pgcluster (balancers: the remaining plan drops them). */
   dropped: AppliedHost[];
@@ -50,16 +51,19 @@ export interface ScaleInPlan {
 /**
  * What leaving the previous inventory for `spec` takes. The new inventory itself was validated
  * with the stack config (at least one database node, two in prod, two with synchronous mode, an
- * odd etcd count of 3 or more); what only the change can show is refused here: an etcd member
- * leaving is an etcd membership change (issue 13 item 2), never done as a side effect.
+ * odd etcd count of 3 or more: an even or smaller etcd cluster is refused when the stack is
+ * read); what only the change can show is refused here. An etcd-only member (a witness) that
+ * left is decommissioned from the etcd cluster (membership change, issue 13 item 2); a database
+ * node that is also an etcd member is refused (its two decommissions are not combined yet).
  */
 export function scaleInPlan(previous: AppliedHost[] | undefined, spec: ClusterSpec): ScaleInPlan {
   const now = new Set(spec.hosts.map((h) => h.name));
   const gone = (previous ?? []).filter((h) => !now.has(h.name));
-  const etcd = gone.filter((h) => h.roles.includes("etcd"));
-  if (etcd.length)
-    throw new ScaleInRefused(`hosts: ${etcd.map((h) => h.name).join(", ")} left the inventory but ${etcd.length > 1 ? "are etcd members" : "is an etcd member"}: removing an etcd member changes the etcd membership, which scale-in does not do. Put ${etcd.length > 1 ? "them" : "it"} back in hosts (nothing was changed on any host).`);
-  return { decommission: gone.filter((h) => h.roles.includes("postgres")), dropped: gone.filter((h) => !h.roles.includes("postgres")) };
+  const both = gone.filter((h) => h.roles.includes("etcd") && h.roles.includes("postgres"));
+  if (both.length)
+    throw new ScaleInRefused(`hosts: ${both.map((h) => h.name).join(", ")} left the inventory but ${both.length > 1 ? "are database nodes and etcd members" : "is a database node and an etcd member"}: only etcd-only members (witnesses) or database nodes that are not etcd members can leave. Put ${both.length > 1 ? "them" : "it"} back in hosts (nothing was changed on any host).`);
+  const leaves = (h: AppliedHost) => h.roles.includes("postgres") || h.roles.includes("etcd");
+  return { decommission: gone.filter(leaves), dropped: gone.filter((h) => !leaves(h)) };
 }
 
 /** How to reach a host that left the inventory: its recorded address and a key it must present. */
@@ -117,7 +121,7 @@ export interface ScaleInResult {
 }
 
 /**
- * Decommissions, one at a time, every database node that left the inventory. Check mode only
+ * Decommissions, one at a time, every database node and etcd-only member that left the inventory. Check mode only
  * reports (drift). A leaving node that does not answer SSH is accepted only when Patroni no
  * longer lists it (it is dead and its member key expired); a listed one is refused.
  */
@@ -130,6 +134,8 @@ export async function scaleIn(c: LocalCluster, log: (l: string) => void, check =
     const target: SshTarget = { name: h.name, address: h.address, user: h.sshUser, port: h.sshPort };
     const cfg = leavingSsh(c, h);
     const unreachable = !cfg || (await preflight(cfg, [target])).length > 0;
+    if (unreachable && !h.roles.includes("postgres"))
+      throw new ScaleInRefused(`${h.name} left the inventory but does not answer SSH at ${h.address}: its etcd membership cannot be removed from there. Bring it back and apply again (it was not changed, nor the remaining plan applied).`);
     if (unreachable) {
       const member = (await patroniCluster(c)).find((m) => m.name === h.name);
       if (member) throw new ScaleInRefused(`${h.name} left the inventory but does not answer SSH at ${h.address} while Patroni still lists it (${member.role}, ${member.state}): it cannot be decommissioned safely. Bring it back, or stop it, and apply again (nothing was changed on any host).`);
@@ -138,11 +144,12 @@ export async function scaleIn(c: LocalCluster, log: (l: string) => void, check =
       continue;
     }
     log(`${h.name}: left the inventory: ${check ? "checking its decommission" : "decommissioning it before the remaining plan runs"}`);
-    const step = decommissionStep({ spec: c.spec, hosts: c.hosts, pki: c.pki, secrets: c.secrets }, { ...h, kind: "static" });
+    const ctx = { spec: c.spec, hosts: c.hosts, pki: c.pki, secrets: c.secrets };
+    const step = h.roles.includes("postgres") ? decommissionStep(ctx, { ...h, kind: "static" }) : etcdDecommissionStep(ctx, { ...h, kind: "static" });
     const out = await applyPlan({ cluster: c.plan.cluster, steps: [step] }, { [h.name]: target }, cfg!, { check, log, secrets: Object.values(c.secrets) });
     outcomes.push(...out);
     if (out.some((o) => o.outcome === "failed")) return { code: 1, outcomes, decommissioned };
-    if (!check) await confirmGone(c, h.name, log);
+    if (!check && h.roles.includes("postgres")) await confirmGone(c, h.name, log);
     decommissioned.push(h);
   }
   return { code: 0, outcomes, decommissioned };

@@ -31,7 +31,7 @@ describe("etcd: a member rebuilt without data rejoins as existing", () => {
   // The decision, run as the host runs it (python3), on etcd's member list.
   const decide = async (members: unknown[]) => {
     const script = stepScript(await step());
-    const py = /decision=\$\(python3 -c '([\s\S]*?)' "\$list"/.exec(script)![1];
+    const py = /pgc_etcd_membership\(\) \{[\s\S]*?python3 -c '([\s\S]*?)' "\$list"/.exec(script)![1];
     const r = spawnSync("python3", ["-c", py, JSON.stringify({ members }), "pg3", "https://10.213.0.13:2380"]);
     assert.equal(r.status, 0, r.stderr.toString());
     return r.stdout.toString().trim();

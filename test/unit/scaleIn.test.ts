@@ -31,9 +31,9 @@ describe("scale in: the inventory that left", () => {
     assert.deepEqual(plan.decommission, []);
   });
 
-  it("an etcd member leaving is refused before any change, naming hosts and the member", () => {
+  it("a database node that is an etcd member leaving is refused before any change, naming hosts and the member (etcd-only members: test/unit/etcdMembership.test.ts)", () => {
     const previous: AppliedHost[] = [...appliedFromSpec(loadSpec("local")), { name: "pg4", address: "10.213.0.14", roles: ["etcd", "postgres"], sshUser: "root", sshPort: 22 }];
-    assert.throws(() => scaleInPlan(previous, loadSpec("local")), (e: Error) => e instanceof ScaleInRefused && /^hosts: pg4 left the inventory but is an etcd member/.test(e.message) && /nothing was changed/.test(e.message));
+    assert.throws(() => scaleInPlan(previous, loadSpec("local")), (e: Error) => e instanceof ScaleInRefused && /^hosts: pg4 left the inventory but is a database node and an etcd member/.test(e.message) && /nothing was changed/.test(e.message));
   });
 
   describe("an inventory below what the config requires is refused when the stack is read (before any host is contacted)", () => {

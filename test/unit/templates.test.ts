@@ -145,7 +145,7 @@ for error, code in [("OK: HTTP status code 200; transport: missing content-type 
     assert.equal(fileOf(step("pg1/pgbouncer"), "/etc/pgbouncer/pki/pooler.crt"), pki.pooler.cert);
   });
 
-  it("etcd env: https on both ports, client-cert auth, the full initial cluster", () => {
+  it("etcd env: https on both ports, client-cert auth; the full initial cluster in the bootstrap file", () => {
     const env = Object.fromEntries(
       fileOf(step("pg3/etcd"), "/etc/default/etcd").split("\n").filter((l) => l && !l.startsWith("#")).map((l) => l.split(/=(.*)/s).slice(0, 2)),
     );
@@ -153,7 +153,8 @@ for error, code in [("OK: HTTP status code 200; transport: missing content-type 
     assert.equal(env.ETCD_LISTEN_PEER_URLS, "https://10.213.0.13:2380");
     assert.equal(env.ETCD_CLIENT_CERT_AUTH, "true");
     assert.equal(env.ETCD_PEER_CLIENT_CERT_AUTH, "true");
-    assert.equal(env.ETCD_INITIAL_CLUSTER, "pg1=https://10.213.0.11:2380,pg2=https://10.213.0.12:2380,pg3=https://10.213.0.13:2380");
+    assert.equal(env.ETCD_INITIAL_CLUSTER, undefined, "not in the file that restarts etcd");
+    assert.match(fileOf(step("pg3/etcd"), "/etc/default/etcd-initial"), /^ETCD_INITIAL_CLUSTER=pg1=https:\/\/10\.213\.0\.11:2380,pg2=https:\/\/10\.213\.0\.12:2380,pg3=https:\/\/10\.213\.0\.13:2380$/m);
     assert.equal(env.ETCD_DATA_DIR, "/var/lib/etcd/pgcluster");
   });
 
