@@ -4,7 +4,7 @@
 // back: its etcd member is replaced (member remove + add, joined as existing), Patroni clones it
 // as a replica; nothing acknowledged is lost, never two writable nodes, a re-apply changes nothing.
 import { strict as assert } from "assert";
-import { requireHosts, settledCluster } from "../support/hostsLayer";
+import { failedSteps, onNode, requireHosts, settledCluster } from "../support/hostsLayer";
 import { patroniCluster, type LocalCluster } from "../../local/cluster";
 import { apply, bringUpHosts, type ApplyReport } from "../../local/up";
 import { ensureChaosTable, healthy, leader, lostRows, WriteLoad } from "../../local/chaos";
@@ -16,11 +16,7 @@ import { tlsDir } from "../../model/identities";
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const log = (l: string) => console.log(`      ${l}`);
 
-async function on(c: LocalCluster, node: string, command: string): Promise<string> {
-  const r = await ssh(c.ssh, c.targets[node], command, "", 60_000);
-  if (r.code !== 0) throw new Error(`${node}: ${command}: ${r.out.trim()}`);
-  return r.out.trim();
-}
+const on = onNode;
 
 interface EtcdMember { ID: number; name: string; peerURLs: string[]; clientURLs?: string[] }
 async function etcdMembers(c: LocalCluster, via: string): Promise<EtcdMember[]> {
@@ -35,9 +31,7 @@ async function etcdHealthy(c: LocalCluster, via: string): Promise<number> {
   return (r.out.match(/is healthy/g) ?? []).length;
 }
 
-function failed(r: ApplyReport): string {
-  return r.outcomes.filter((o) => o.outcome === "failed").map((o) => `${o.step.id}: ${o.tail?.join(" | ")}`).join("; ") || `exit ${r.code}`;
-}
+const failed = failedSteps;
 
 describe("hosts layer: replace a dead node (rebuilt empty under the same name)", function () {
   this.timeout(30 * 60_000);

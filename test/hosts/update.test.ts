@@ -5,26 +5,19 @@
 // under the write load through :5000: one database node at a time, replicas first, the leader
 // last after a switchover; nothing acknowledged lost, never two writable nodes.
 import { strict as assert } from "assert";
-import { requireHosts, settledCluster } from "../support/hostsLayer";
+import { failedSteps, onNode, requireHosts, settledCluster } from "../support/hostsLayer";
 import { loadCluster, type LocalCluster } from "../../local/cluster";
 import { apply, type ApplyReport } from "../../local/up";
 import { ensureChaosTable, healthy, leader, lostRows, WriteLoad } from "../../local/chaos";
 import { SplitBrainProbe } from "../../local/splitBrainProbe";
-import { ssh } from "../../local/ssh";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const log = (l: string) => console.log(`      ${l}`);
 const DB = ["pg1", "pg2", "pg3"];
 
-async function on(c: LocalCluster, node: string, command: string): Promise<string> {
-  const r = await ssh(c.ssh, c.targets[node], command, "", 60_000);
-  if (r.code !== 0) throw new Error(`${node}: ${command}: ${r.out.trim()}`);
-  return r.out.trim();
-}
+const on = onNode;
 
-function failed(r: ApplyReport): string {
-  return r.outcomes.filter((o) => o.outcome === "failed").map((o) => `${o.step.id}: ${o.tail?.join(" | ")}`).join("; ") || `exit ${r.code}`;
-}
+const failed = failedSteps;
 
 /** A package's versions in the mirror's lists, by the suite that carries each (apt-cache madison). */
 async function versions(c: LocalCluster, pkg: string): Promise<{ older: string; newer: string }> {

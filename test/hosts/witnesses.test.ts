@@ -8,7 +8,7 @@
 // The suite leaves the cluster as Pulumi.local.yaml says (in-memory inventories; after hook).
 import { strict as assert } from "assert";
 import * as https from "https";
-import { requireHosts, settledCluster } from "../support/hostsLayer";
+import { failedSteps, onNode, requireHosts, settledCluster } from "../support/hostsLayer";
 import { EtcdWatch } from "../support/etcdWatch";
 import { loadCluster, type LocalCluster } from "../../local/cluster";
 import { apply, bringUpHosts, type ApplyReport } from "../../local/up";
@@ -16,7 +16,6 @@ import { ensureChaosTable, healthy, leader, lostRows, WriteLoad } from "../../lo
 import { SplitBrainProbe } from "../../local/splitBrainProbe";
 import { nodeExists, removeNode } from "../../local/hosts";
 import { readAppliedHosts } from "../../local/scaleIn";
-import { ssh } from "../../local/ssh";
 
 const WITNESSES = [
   { name: "w1", address: "10.213.0.21", roles: ["etcd"] },
@@ -26,15 +25,9 @@ const ETCD = ["pg1", "pg2", "pg3"];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const log = (l: string) => console.log(`      ${l}`);
 
-async function on(c: LocalCluster, node: string, command: string): Promise<string> {
-  const r = await ssh(c.ssh, c.targets[node], command, "", 60_000);
-  if (r.code !== 0) throw new Error(`${node}: ${command}: ${r.out.trim()}`);
-  return r.out.trim();
-}
+const on = onNode;
 
-function failed(r: ApplyReport): string {
-  return r.outcomes.filter((o) => o.outcome === "failed").map((o) => `${o.step.id}: ${o.tail?.join(" | ")}`).join("; ") || `exit ${r.code}`;
-}
+const failed = failedSteps;
 
 interface Member { name: string; started: boolean }
 

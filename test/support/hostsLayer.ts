@@ -3,7 +3,8 @@
 import * as fs from "fs";
 import { spawnSync } from "child_process";
 import { loadCluster, type LocalCluster } from "../../local/cluster";
-import { apply, bringUp } from "../../local/up";
+import { apply, bringUp, type ApplyReport } from "../../local/up";
+import { ssh } from "../../local/ssh";
 import { healthy, settle } from "../../local/chaos";
 
 export function hostsLayerBlocker(): string | undefined {
@@ -60,4 +61,16 @@ export async function settledCluster(suite: string): Promise<LocalCluster> {
     await settle(c, (l) => console.log(`      [settle] ${l}`)).catch((e) => { throw new Error(`${suite}: could not settle the cluster: ${(e as Error).message}`); });
   }
   return c;
+}
+
+/** Runs `command` on `node` as root over the cluster's SSH (host key checked); its output, or throws naming both. */
+export async function onNode(c: LocalCluster, node: string, command: string): Promise<string> {
+  const r = await ssh(c.ssh, c.targets[node], command, "", 60_000);
+  if (r.code !== 0) throw new Error(`${node}: ${command}: ${r.out.trim()}`);
+  return r.out.trim();
+}
+
+/** The failed steps of an apply with their last lines, for an assertion message. */
+export function failedSteps(r: ApplyReport): string {
+  return r.outcomes.filter((o) => o.outcome === "failed").map((o) => `${o.step.id}: ${o.tail?.join(" | ")}`).join("; ") || `exit ${r.code}`;
 }
