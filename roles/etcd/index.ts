@@ -19,6 +19,7 @@ export const ROLE = "etcd";
 /** Functions of the shell the steps carry: etcdctl.sh (any etcd client), etcd.sh (members). */
 export const shell = {
   quorum: shellFn(`${ROLE}/etcdctl.sh`, "pgc_etcd_quorum"),
+  requireOneCluster: shellFn(`${ROLE}/etcdctl.sh`, "pgc_etcd_require_one_cluster"),
   restart: shellFn(`${ROLE}/etcd.sh`, "pgc_etcd_restart"),
   joinExisting: shellFn(`${ROLE}/join.sh`, "pgc_etcd_join_existing"),
 };

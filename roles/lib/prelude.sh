@@ -246,6 +246,7 @@ pgc_service() {
   if ! systemctl is-active -q "$unit"; then
     pgc_changed "service:$unit started"
     if [[ $PGC_CHECK != 1 ]]; then
+      pgc_daemon_reload_now
       systemctl start "${block[@]}" "$unit" || { journalctl -u "$unit" -n 20 --no-pager >&2 || true; pgc_fail "service $unit did not start"; }
       # A service started here needs no restart/reload for the files written before it.
       local h kept=()
@@ -254,6 +255,19 @@ pgc_service() {
       pgc_save_handlers
     fi
   fi
+}
+
+# A unit file or drop-in written earlier in this step must be read before a unit starts: systemd
+# starts a loaded unit as it was loaded. (An etcd member started before its drop-in was read
+# missed the bootstrap list and formed a cluster of its own.) Runs a pending daemon-reload now.
+pgc_daemon_reload_now() {
+  local h kept=() pending=0
+  for h in "${PGC_HANDLERS[@]}"; do if [[ $h == daemon-reload ]]; then pending=1; else kept+=("$h"); fi; done
+  ((pending)) || return 0
+  systemctl daemon-reload || pgc_fail "handler daemon-reload failed"
+  pgc_changed "handler:daemon-reload"
+  PGC_HANDLERS=("${kept[@]}")
+  pgc_save_handlers
 }
 
 # pgc_service_stopped NAME: disabled and not running (a service another host runs).

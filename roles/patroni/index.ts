@@ -203,6 +203,7 @@ function patroniStep(ctx: RoleContext, host: Host): StepBuilder {
   patroniFunctions(s, ctx, host);
   s.handlers();
   s.wait(120, `etcd quorum on ${etcd.length} members`, etcdShell.quorum);
+  s.call(etcdShell.requireOneCluster);
   s.service("patroni");
   // A new replica clones the primary first (pg_basebackup): allow for it.
   s.wait(600, `PostgreSQL on ${host.name} running under Patroni`, shell.health);

@@ -25,6 +25,7 @@ case " $* " in
     n=$(pop health)
     for i in 1 2 3; do if ((i <= n)); then echo "https://10.0.0.$i:2379 is healthy: successfully committed proposal"; else echo "https://10.0.0.$i:2379 is unhealthy: failed to commit proposal: context deadline exceeded" >&2; fi; done
     ((n == 3)) ;;
+  *" endpoint status "*) cat "$FAKE/status" ;;
   *" lock "*)
     a=$(pop lock)
     # Holds until SIGINT, as etcdctl does (a background bash would ignore SIGINT; Go and Python do not).
@@ -33,8 +34,10 @@ case " $* " in
     echo "Error: $a" >&2
     exit 1 ;;
 esac`,
+  // A unit named in $FAKE/inactive is neither enabled nor running.
   systemctl: `#!/bin/bash
 echo "systemctl $*" >>"$FAKE/calls"
+case $1 in is-active | is-enabled) [[ -f $FAKE/inactive ]] && grep -qx "\${@: -1}" "$FAKE/inactive" && exit 3 ;; esac
 exit 0`,
   logger: `#!/bin/bash
 echo "logger $*" >>"$FAKE/calls"`,
@@ -142,6 +145,30 @@ describe("step library: etcd and Patroni calls meet transient errors", function 
     assert.equal(r.calls[restart], "systemctl restart etcd", "a blocking restart, under the lock");
     const healthAfterLock = r.calls.slice(lock, restart).filter((c) => c.includes("endpoint health") && !c.includes("127.0.0.1"));
     assert.ok(healthAfterLock.length >= 2, `every member healthy again before the restart:\n${r.calls.join("\n")}`);
+  });
+
+  it("a unit whose drop-in was written earlier in the step starts only after systemd has read it (daemon-reload first)", () => {
+    // Seen on the hosts: etcd started before its drop-in was read missed the bootstrap list and
+    // formed a cluster of its own, and Patroni elected a leader in each.
+    const r = runLib("", 'PGC_PENDING=$FAKE/pending; pgc_notify daemon-reload restart:etcd; pgc_service etcd --no-block; pgc_handlers; echo "LEFT:${PGC_HANDLERS[*]}"', { inactive: "etcd" });
+    assert.equal(r.code, 0, r.out);
+    const reload = r.calls.indexOf("systemctl daemon-reload");
+    const start = r.calls.indexOf("systemctl start --no-block etcd");
+    assert.ok(reload >= 0 && start > reload, `daemon-reload before the start:\n${r.calls.join("\n")}`);
+    assert.equal(r.calls.filter((c) => c === "systemctl daemon-reload").length, 1, r.calls.join("\n"));
+    assert.ok(!r.calls.includes("systemctl restart etcd"), `started here, not restarted again:\n${r.calls.join("\n")}`);
+    assert.match(r.out, /^LEFT:$/m);
+  });
+
+  it("etcd members that answer as separate clusters stop the step before Patroni starts, naming each cluster; one cluster passes", () => {
+    const status = (ids: string[]) => JSON.stringify(ids.map((id, i) => ({ Endpoint: ENDPOINTS[i], Status: { header: { cluster_id: Number(id), member_id: i + 1 } } })));
+    const split = runLib("", "pgc_etcd_require_one_cluster; echo NOT-REACHED", { status: status(["6109437702990449795", "11562042772387688518", "6109437702990449795"]) });
+    assert.equal(split.code, 1, split.out);
+    assert.doesNotMatch(split.out, /NOT-REACHED/);
+    assert.match(split.out, /the etcd members answer as separate clusters \(cluster [0-9a-f]+: https:\/\/10\.0\.0\.1:2379, https:\/\/10\.0\.0\.3:2379; cluster [0-9a-f]+: https:\/\/10\.0\.0\.2:2379\)/);
+    const one = runLib("", "pgc_etcd_require_one_cluster; echo PASSED", { status: status(["42", "42"]) });
+    assert.equal(one.code, 0, one.out);
+    assert.match(one.out, /PASSED/);
   });
 
   it("a call to Patroni's REST API that meets a busy or restarting Patroni (503, no answer) is retried, and its output stays clean", () => {
