@@ -244,9 +244,9 @@ pgc_service() {
     [[ $PGC_CHECK == 1 ]] || systemctl enable -q "$unit"
   fi
   if ! systemctl is-active -q "$unit"; then
+    [[ $PGC_CHECK == 1 ]] || pgc_daemon_reload_now
     pgc_changed "service:$unit started"
     if [[ $PGC_CHECK != 1 ]]; then
-      pgc_daemon_reload_now
       systemctl start "${block[@]}" "$unit" || { journalctl -u "$unit" -n 20 --no-pager >&2 || true; pgc_fail "service $unit did not start"; }
       # A service started here needs no restart/reload for the files written before it.
       local h kept=()
