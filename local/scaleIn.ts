@@ -6,7 +6,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import type { ClusterSpec, HostSpec } from "../model/config";
-import { decommissionStep, etcdDecommissionStep } from "../roles/decommission";
+import { decommissionStep } from "../roles/decommission";
 import { applyPlan, preflight, type StepOutcome } from "./driver";
 import { patroniCluster, type LocalCluster } from "./cluster";
 import { hostKey, nodeExists, removeNode } from "./hosts";
@@ -42,7 +42,7 @@ export function recordAppliedHosts(c: LocalCluster): void {
 export class ScaleInRefused extends Error {}
 
 export interface ScaleInPlan {
-  /** Database nodes and etcd-only members that left the inventory, in their old inventory order (decommissioned one at a time). */
+  /** Database nodes and etcd members that left the inventory, in their old inventory order (decommissioned one at a time). */
   decommission: AppliedHost[];
   /** Hosts that left and need nothing from pgcluster (balancers: the remaining plan drops them). */
   dropped: AppliedHost[];
@@ -52,16 +52,13 @@ export interface ScaleInPlan {
  * What leaving the previous inventory for `spec` takes. The new inventory itself was validated
  * with the stack config (at least one database node, two in prod, two with synchronous mode, an
  * odd etcd count of 3 or more: an even or smaller etcd cluster is refused when the stack is
- * read); what only the change can show is refused here. An etcd-only member (a witness) that
- * left is decommissioned from the etcd cluster (membership change, issue 13 item 2); a database
- * node that is also an etcd member is refused (its two decommissions are not combined yet).
+ * read); what only the change can show is refused here. A database node leaves Patroni, an etcd
+ * member (a witness or a database node) leaves the etcd cluster (membership change, issue 13
+ * item 2), a node that is both does both in one step.
  */
 export function scaleInPlan(previous: AppliedHost[] | undefined, spec: ClusterSpec): ScaleInPlan {
   const now = new Set(spec.hosts.map((h) => h.name));
   const gone = (previous ?? []).filter((h) => !now.has(h.name));
-  const both = gone.filter((h) => h.roles.includes("etcd") && h.roles.includes("postgres"));
-  if (both.length)
-    throw new ScaleInRefused(`hosts: ${both.map((h) => h.name).join(", ")} left the inventory but ${both.length > 1 ? "are database nodes and etcd members" : "is a database node and an etcd member"}: only etcd-only members (witnesses) or database nodes that are not etcd members can leave. Put ${both.length > 1 ? "them" : "it"} back in hosts (nothing was changed on any host).`);
   const leaves = (h: AppliedHost) => h.roles.includes("postgres") || h.roles.includes("etcd");
   return { decommission: gone.filter(leaves), dropped: gone.filter((h) => !leaves(h)) };
 }
@@ -121,7 +118,7 @@ export interface ScaleInResult {
 }
 
 /**
- * Decommissions, one at a time, every database node and etcd-only member that left the inventory. Check mode only
+ * Decommissions, one at a time, every database node and etcd member that left the inventory. Check mode only
  * reports (drift). A leaving node that does not answer SSH is accepted only when Patroni no
  * longer lists it (it is dead and its member key expired); a listed one is refused.
  */
@@ -134,7 +131,7 @@ export async function scaleIn(c: LocalCluster, log: (l: string) => void, check =
     const target: SshTarget = { name: h.name, address: h.address, user: h.sshUser, port: h.sshPort };
     const cfg = leavingSsh(c, h);
     const unreachable = !cfg || (await preflight(cfg, [target])).length > 0;
-    if (unreachable && !h.roles.includes("postgres"))
+    if (unreachable && h.roles.includes("etcd"))
       throw new ScaleInRefused(`${h.name} left the inventory but does not answer SSH at ${h.address}: its etcd membership cannot be removed from there. Bring it back and apply again (it was not changed, nor the remaining plan applied).`);
     if (unreachable) {
       const member = (await patroniCluster(c)).find((m) => m.name === h.name);
@@ -145,7 +142,7 @@ export async function scaleIn(c: LocalCluster, log: (l: string) => void, check =
     }
     log(`${h.name}: left the inventory: ${check ? "checking its decommission" : "decommissioning it before the remaining plan runs"}`);
     const ctx = { spec: c.spec, hosts: c.hosts, pki: c.pki, secrets: c.secrets };
-    const step = h.roles.includes("postgres") ? decommissionStep(ctx, { ...h, kind: "static" }) : etcdDecommissionStep(ctx, { ...h, kind: "static" });
+    const step = decommissionStep(ctx, { ...h, kind: "static" });
     const out = await applyPlan({ cluster: c.plan.cluster, steps: [step] }, { [h.name]: target }, cfg!, { check, log, secrets: Object.values(c.secrets) });
     outcomes.push(...out);
     if (out.some((o) => o.outcome === "failed")) return { code: 1, outcomes, decommissioned };

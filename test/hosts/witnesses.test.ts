@@ -1,25 +1,25 @@
 // etcd membership changes on the real local cluster (issue 13 item 2), under the write load
-// Named to run last of the hosts suites (they run in file-name order): in the one fresh-clone run
-// with it in the middle, the suites after it (rotation, scale, update) saw longer stalls; a suspect,
-// not proven, is Patroni keeping the removed witnesses among its etcd endpoints for a while.
-// through :5000, the split-brain probe and the etcd quorum watch: two etcd-only witnesses (w1
-// .21, w2 .22) join (3 -> 5), one at a time, without any running member restarting; then they
-// leave the inventory again (5 -> 3) and are decommissioned one at a time, their hosts removed.
+// through :5000, the split-brain probe and the etcd quorum watch: an etcd-only witness (w1 .21)
+// and a database node that is also an etcd member (pg5 .15) join (3 -> 5), one member at a time,
+// without any running member restarting; then both leave the inventory again (5 -> 3) and are
+// decommissioned one at a time (pg5: Patroni first, then etcd, in one step), their hosts removed.
+// Named to run last of the hosts suites (they run in file-name order), as the most disruptive.
 // The suite leaves the cluster as Pulumi.local.yaml says (in-memory inventories; after hook).
 import { strict as assert } from "assert";
 import * as https from "https";
 import { failedSteps, onNode, requireHosts, settledCluster } from "../support/hostsLayer";
 import { EtcdWatch } from "../support/etcdWatch";
-import { loadCluster, type LocalCluster } from "../../local/cluster";
+import { loadCluster, patroniCluster, type LocalCluster } from "../../local/cluster";
 import { apply, bringUpHosts, type ApplyReport } from "../../local/up";
 import { ensureChaosTable, healthy, leader, lostRows, WriteLoad } from "../../local/chaos";
 import { SplitBrainProbe } from "../../local/splitBrainProbe";
 import { nodeExists, removeNode } from "../../local/hosts";
 import { readAppliedHosts } from "../../local/scaleIn";
 
-const WITNESSES = [
+/** The members that join and leave: a witness (etcd only) and a database node that is an etcd member too. */
+const JOINERS = [
   { name: "w1", address: "10.213.0.21", roles: ["etcd"] },
-  { name: "w2", address: "10.213.0.22", roles: ["etcd"] },
+  { name: "pg5", address: "10.213.0.15", roles: ["etcd", "postgres"] },
 ];
 const ETCD = ["pg1", "pg2", "pg3"];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -100,7 +100,7 @@ async function change(c: LocalCluster, next: LocalCluster, name: string): Promis
   const run = `${name}-${Date.now()}`;
   const before = await daemons(c);
   const leaderBefore = await leader(c);
-  const addresses = [...ETCD, ...WITNESSES.map((w) => w.name)].map((n) => (n.startsWith("w") ? WITNESSES.find((w) => w.name === n)!.address : c.hosts.find((h) => h.name === n)!.address));
+  const addresses = [...ETCD.map((n) => c.hosts.find((h) => h.name === n)!.address), ...JOINERS.map((j) => j.address)];
   const etcd = new EtcdWatch(addresses, { ca: c.pki.caBundle, ...c.pki.nodes.pg1 }).start();
   const members = new MembershipWatch(c).start();
   const probe = new SplitBrainProbe(["pg1", "pg2", "pg3"]).start();
@@ -140,7 +140,7 @@ function report(name: string, x: Change): void {
   log(`${name}: apply ${x.apply.seconds.toFixed(1)} s (${x.apply.changed} changed); writer gap ${x.gap.toFixed(1)} s (from ${x.gapAt.toFixed(1)} s into the apply; the test's event loop stalled at most ${x.stallMs} ms), ${x.acked} acknowledged, ${x.failures} failed attempts, ${x.lost} lost, two writable: ${x.twoWritable ? "SEEN" : "never"}, leader ${x.leaderBefore} -> ${x.leaderAfter}`);
   log(`  etcd: ${x.etcd.samples} rounds (every ${x.etcd.intervalMs} ms, longest ${x.etcd.maxIntervalMs} ms apart), ${x.etcd.withoutMajority} without a healthy majority (${x.etcd.undetermined} undetermined), ${w.length} windows; member list: ${x.members.answered} polls answered, ${x.members.unanswered} not, sizes seen ${[...x.members.sizes].sort().join(",")}, at most ${x.members.maxUnstarted} unstarted at once`);
   for (const e of x.etcd.describe()) log(`    ${e}`);
-  for (const l of x.lines.filter((l) => /etcd|decommission|w[12]\b|finished/.test(l) && !/ ok {2,}/.test(l))) log(`  ${l}`);
+  for (const l of x.lines.filter((l) => /etcd|decommission|w1\b|pg5\b|finished/.test(l) && !/ ok {2,}/.test(l))) log(`  ${l}`);
 }
 
 function assertSafe(x: Change): void {
@@ -162,7 +162,7 @@ function assertSafe(x: Change): void {
   assert.ok(x.members.maxUnstarted <= 1, `${x.members.maxUnstarted} members unstarted at once`);
 }
 
-describe("hosts layer: etcd membership 3 -> 5 -> 3 (etcd-only witnesses join and leave)", function () {
+describe("hosts layer: etcd membership 3 -> 5 -> 3 (a witness and a database node join and leave)", function () {
   this.timeout(30 * 60_000);
   let c: LocalCluster;
 
@@ -171,54 +171,66 @@ describe("hosts layer: etcd membership 3 -> 5 -> 3 (etcd-only witnesses join and
     c = await settledCluster("membership");
   });
 
-  // Whatever happened, the witnesses leave: the shared cluster keeps its three members.
+  // Whatever happened, the joiners leave: the shared cluster keeps its three members.
   after(async function () {
     if (!c) return;
     const listed = (await memberList(c).catch(() => [] as Member[])).filter((m) => !ETCD.includes(m.name));
-    if (!listed.length && !WITNESSES.some((w) => nodeExists(w.name))) return;
-    log(`clean-up: ${listed.map((m) => m.name).join(", ") || "witness hosts"} still present`);
-    // Witnesses still listed leave the member list first (through pg1), while every firewall still admits them.
+    if (!listed.length && !JOINERS.some((j) => nodeExists(j.name))) return;
+    log(`clean-up: ${listed.map((m) => m.name).join(", ") || "joiners' hosts"} still present`);
+    // Joiners still listed leave the member list first (through pg1), while every firewall still admits them.
     for (const m of listed) {
       log(`clean-up: etcd member ${m.name} removed through pg1`);
       const etcdctl = "env ETCDCTL_API=3 etcdctl --cacert=/etc/etcd/pki/ca.crt --cert=/etc/etcd/pki/node.crt --key=/etc/etcd/pki/node.key --endpoints=https://127.0.0.1:2379";
-      const address = m.name === "w1" || m.name.includes("10.213.0.21") ? "10.213.0.21" : "10.213.0.22";
+      const address = JOINERS.find((j) => j.name === m.name || m.name.includes(`${j.address}:`))?.address;
+      if (!address) continue;
       await on(c, "pg1", `${etcdctl} member list | awk -F', ' '$4 ~ /${address.replace(/\./g, "\\.")}:2380/ {print $1}' | xargs -r -n1 ${etcdctl} member remove`);
     }
     const r = await apply(c, log);
-    for (const w of WITNESSES) if (nodeExists(w.name)) await removeNode(w.name, log);
+    for (const j of JOINERS) if (nodeExists(j.name)) await removeNode(j.name, log);
     assert.equal(r.code, 0, `clean-up apply: ${failed(r)}`);
   });
 
-  it("grows to 5: the witnesses join one at a time, nothing running restarts, quorum in every round; then shrinks back to 3 the same way, the witnesses' hosts gone, a re-apply changes nothing", async () => {
-    const c5 = await loadCluster("local", { hosts: [...c.spec.hosts.map(({ name, address, roles }) => ({ name, address, roles })), ...WITNESSES] });
+  it("grows to 5: the witness and the database node join one member at a time, nothing running restarts, quorum in every round; then shrinks back to 3 the same way (pg5 hands nothing over: it leaves Patroni, then etcd), their hosts gone, a re-apply changes nothing", async () => {
+    const c5 = await loadCluster("local", { hosts: [...c.spec.hosts.map(({ name, address, roles }) => ({ name, address, roles })), ...JOINERS] });
     const t = Date.now();
     await bringUpHosts(c5, log);
-    log(`witness hosts up in ${((Date.now() - t) / 1000).toFixed(1)} s`);
+    log(`joiners' hosts up in ${((Date.now() - t) / 1000).toFixed(1)} s`);
 
     const grow = await change(c, c5, "etcd-grow");
     report("grow 3 -> 5", grow);
     assertSafe(grow);
-    for (const w of WITNESSES) assert.equal(grow.apply.outcomes.find((o) => o.step.id === `${w.name}/etcd`)?.outcome, "changed");
+    for (const j of JOINERS) assert.equal(grow.apply.outcomes.find((o) => o.step.id === `${j.name}/etcd`)?.outcome, "changed");
     assert.ok(grow.lines.some((l) => /etcd:member w1 added to the running cluster as existing/.test(l)) || grow.apply.outcomes.find((o) => o.step.id === "w1/etcd")?.result?.changed.some((x) => /added to the running cluster as existing/.test(x)), "w1 joined as existing");
     const five = await memberList(c);
-    assert.deepEqual(five.map((m) => `${m.name}:${m.started}`).sort(), ["pg1:true", "pg2:true", "pg3:true", "w1:true", "w2:true"]);
+    assert.deepEqual(five.map((m) => `${m.name}:${m.started}`).sort(), ["pg1:true", "pg2:true", "pg3:true", "pg5:true", "w1:true"]);
     assert.deepEqual([...grow.members.sizes].sort(), [3, 4, 5], "the cluster went 3, 4, 5: one member added at a time");
-    assert.match(await on(c, "pg1", "grep '^  hosts:' /etc/patroni/config.yml"), /10\.213\.0\.21:2379,10\.213\.0\.22:2379/, "Patroni's etcd hosts follow");
+    const patroniHosts = await on(c, "pg1", "grep '^  hosts:' /etc/patroni/config.yml");
+    for (const j of JOINERS) assert.ok(patroniHosts.includes(`${j.address}:2379`), `Patroni's etcd hosts follow: ${patroniHosts}`);
     await healthy(c, 60);
+    const pg5 = (await patroniCluster(c)).find((m) => m.name === "pg5");
+    assert.ok(pg5 && pg5.role !== "leader" && ["running", "streaming"].includes(pg5.state), `pg5 replicates: ${JSON.stringify(pg5)}`);
 
     const shrink = await change(c, c, "etcd-shrink");
     report("shrink 5 -> 3", shrink);
     assertSafe(shrink);
-    for (const w of WITNESSES) {
-      const o = shrink.apply.outcomes.find((x) => x.step.id === `${w.name}/decommission`);
+    for (const j of JOINERS) {
+      const o = shrink.apply.outcomes.find((x) => x.step.id === `${j.name}/decommission`);
       assert.equal(o?.outcome, "changed", shrink.lines.join("\n"));
-      assert.ok(o?.result?.changed.some((x) => x.startsWith(`etcd:member ${w.name} (`)), `${w.name} removed: ${o?.result?.changed.join(", ")}`);
-      assert.ok(!nodeExists(w.name), `${w.name}'s host is removed`);
+      const changed = o?.result?.changed ?? [];
+      assert.ok(changed.some((x) => x.startsWith(`etcd:member ${j.name} (`)), `${j.name} removed from etcd: ${changed.join(", ")}`);
+      if (j.roles.includes("postgres")) {
+        // Patroni left before etcd did: the DCS had every member while Patroni handed over and left.
+        const patroniGone = changed.findIndex((x) => x.startsWith("service:patroni stopped"));
+        const etcdGone = changed.findIndex((x) => x.startsWith(`etcd:member ${j.name} (`));
+        assert.ok(patroniGone >= 0 && patroniGone < etcdGone, `${j.name}: Patroni stopped before its etcd member left: ${changed.join(", ")}`);
+      }
+      assert.ok(!nodeExists(j.name), `${j.name}'s host is removed`);
     }
+    assert.ok(!(await patroniCluster(c)).some((m) => m.name === "pg5"), "pg5 is no Patroni member any more");
     assert.deepEqual([...shrink.members.sizes].sort(), [3, 4, 5], "the cluster went 5, 4, 3: one member removed at a time");
     assert.deepEqual((await memberList(c)).map((m) => `${m.name}:${m.started}`).sort(), ["pg1:true", "pg2:true", "pg3:true"]);
     assert.deepEqual(readAppliedHosts(c.stateDir)?.map((h) => h.name), c.spec.hosts.map((h) => h.name), "the state records the applied inventory");
-    for (const n of ["pg1", "lb1"]) assert.equal(await on(c, n, "nft list table inet pgcluster | grep -c '10\\.213\\.0\\.2[12]' || true"), "0", `${n}'s firewall no longer admits the witnesses`);
+    for (const n of ["pg1", "lb1"]) assert.equal(await on(c, n, "nft list table inet pgcluster | grep -cE '10\\.213\\.0\\.(15|21)([^0-9]|$)' || true"), "0", `${n}'s firewall no longer admits the joiners`);
     await healthy(c, 60);
     const again = await apply(c, () => {});
     assert.equal(again.code, 0, failed(again));

@@ -5,9 +5,9 @@ import { strict as assert } from "assert";
 import { spawnSync } from "child_process";
 import { loadSpec } from "../../local/cluster";
 import { ensurePki, toPki } from "../../local/pki";
-import { appliedFromSpec, scaleInPlan, ScaleInRefused } from "../../local/scaleIn";
+import { appliedFromSpec, scaleInPlan } from "../../local/scaleIn";
 import { compile } from "../../roles/compile";
-import { etcdDecommissionStep, shell as decomShell } from "../../roles/decommission";
+import { decommissionStep, shell as decomShell } from "../../roles/decommission";
 import { ETCD_INITIAL_FILE, ETCD_MEMBERSHIP_LOCK, shell as etcdShell } from "../../roles/etcd";
 import { stepScript } from "../../roles/script";
 import type { FileAction } from "../../roles/step";
@@ -111,9 +111,9 @@ describe("etcd membership: shrink 5 -> 3 (etcd-only members leave)", function ()
     assert.deepEqual(p.dropped, []);
   });
 
-  it("a database node that is also an etcd member leaving is refused before any change", () => {
+  it("a database node that is also an etcd member leaving is decommissioned like a witness, after its Patroni (test/unit/scaleIn.test.ts)", () => {
     const previous = [...appliedFromSpec(remaining), { name: "pg4", address: "10.213.0.14", roles: ["etcd", "postgres"] as ("etcd" | "postgres")[], sshUser: "root", sshPort: 22 }];
-    assert.throws(() => scaleInPlan(previous, remaining), (e: Error) => e instanceof ScaleInRefused && /pg4 left the inventory but is a database node and an etcd member/.test(e.message) && /nothing was changed/.test(e.message));
+    assert.deepEqual(scaleInPlan(previous, remaining).decommission.map((h) => h.name), ["pg4"]);
   });
 
   it("an even etcd count, or fewer than 3, is refused when the stack is read (before any host is contacted)", () => {
@@ -124,7 +124,7 @@ describe("etcd membership: shrink 5 -> 3 (etcd-only members leave)", function ()
   });
 
   it("the step waits for the remaining members, hands leadership over, removes the member through them, then stops it and removes its data", async () => {
-    const step = etcdDecommissionStep(await ctx(), w1);
+    const step = decommissionStep(await ctx(), w1);
     assert.equal(step.id, "w1/decommission");
     assert.ok(step.actions.some((a) => a.kind === "call" && a.fn === decomShell.etcdLeave));
     const script = stepScript(step);
@@ -142,7 +142,7 @@ describe("etcd membership: shrink 5 -> 3 (etcd-only members leave)", function ()
   });
 
   it("the member's ID and the cluster's size, as the step reads etcd's member list", async () => {
-    const script = stepScript(etcdDecommissionStep(await ctx(), w1));
+    const script = stepScript(decommissionStep(await ctx(), w1));
     const py = /pgc_etcd_leaving_member\(\) \{[\s\S]*?python3 -c '([\s\S]*?)' "\$list"/.exec(script)![1];
     const run = (members: unknown[]) => spawnSync("python3", ["-c", py, JSON.stringify({ members }), "w1", "https://10.213.0.21:2380"]).stdout.toString().trim();
     const m = (n: string, id: number, a: string) => ({ ID: id, name: n, peerURLs: [`https://${a}:2380`], clientURLs: [`https://${a}:2379`] });
@@ -153,11 +153,12 @@ describe("etcd membership: shrink 5 -> 3 (etcd-only members leave)", function ()
     assert.equal(run([...base, m("w1", 0x2a, "10.213.0.21"), { ID: 0x2b, name: "", peerURLs: ["https://10.213.0.22:2380"] }]), `2a 5 ${urls},unstarted`, "a member added but never started shows (and is refused)");
   });
 
-  it("is refused for a database node, a host without etcd, a host still in the inventory", async () => {
+  it("a witness's step is etcd's alone (no Patroni); refused for a host without etcd or postgres, a host still in the inventory", async () => {
     const c = await ctx();
-    assert.throws(() => etcdDecommissionStep(c, { ...w1, roles: ["etcd", "postgres"] }), /database node and an etcd member/);
-    assert.throws(() => etcdDecommissionStep(c, { ...w1, roles: ["balancer"] }), /not an etcd member/);
-    assert.throws(() => etcdDecommissionStep(c, { ...w1, name: "pg3", address: "10.213.0.13" }), /still in the inventory/);
+    const calls = decommissionStep(c, w1).actions.filter((a) => a.kind === "call").map((a) => (a as { fn: { name: string } }).fn.name);
+    assert.deepEqual(calls, ["pgc_etcd_leave"]);
+    assert.throws(() => decommissionStep(c, { ...w1, roles: ["balancer"] }), /neither a database node nor an etcd member/);
+    assert.throws(() => decommissionStep(c, { ...w1, name: "pg3", address: "10.213.0.13" }), /still in the inventory/);
   });
 
   it("a hostile host name never reaches the step: the host-name grammar refuses it", () => {

@@ -3,7 +3,7 @@
 import { strict as assert } from "assert";
 import { spawnSync } from "child_process";
 import { loadSpec } from "../../local/cluster";
-import { appliedFromSpec, scaleInPlan, ScaleInRefused, slotName, type AppliedHost } from "../../local/scaleIn";
+import { appliedFromSpec, scaleInPlan, slotName, type AppliedHost } from "../../local/scaleIn";
 import { decommissionStep, memberKey } from "../../roles/decommission";
 import { stepScript } from "../../roles/script";
 import { ConfigError } from "../../model/config";
@@ -31,9 +31,11 @@ describe("scale in: the inventory that left", () => {
     assert.deepEqual(plan.decommission, []);
   });
 
-  it("a database node that is an etcd member leaving is refused before any change, naming hosts and the member (etcd-only members: test/unit/etcdMembership.test.ts)", () => {
+  it("a database node that is an etcd member leaving is decommissioned (one step: Patroni, then etcd; etcd-only members: test/unit/etcdMembership.test.ts)", () => {
     const previous: AppliedHost[] = [...appliedFromSpec(loadSpec("local")), { name: "pg4", address: "10.213.0.14", roles: ["etcd", "postgres"], sshUser: "root", sshPort: 22 }];
-    assert.throws(() => scaleInPlan(previous, loadSpec("local")), (e: Error) => e instanceof ScaleInRefused && /^hosts: pg4 left the inventory but is a database node and an etcd member/.test(e.message) && /nothing was changed/.test(e.message));
+    const plan = scaleInPlan(previous, loadSpec("local"));
+    assert.deepEqual(plan.decommission.map((h) => h.name), ["pg4"]);
+    assert.deepEqual(plan.dropped, []);
   });
 
   describe("an inventory below what the config requires is refused when the stack is read (before any host is contacted)", () => {
@@ -81,11 +83,21 @@ describe("scale in: the decommission step", () => {
     assert.ok(body.indexOf("cannot hand over") < body.indexOf("sed -i"), "the refusal comes before the first change (the tags)");
   });
 
-  it("is refused for a host still in the inventory, an etcd member, a host without postgres", async () => {
+  it("a database node that is also an etcd member: Patroni leaves first (the DCS keeps every member meanwhile), then etcd, in one step", async () => {
+    const step = decommissionStep(await ctx(), { ...host, roles: ["etcd", "postgres"] });
+    const calls = step.actions.filter((a) => a.kind === "call").map((a) => (a as { fn: { name: string } }).fn.name);
+    assert.deepEqual(calls, ["pgc_decommission", "pgc_etcd_leave"]);
+    const script = stepScript(step);
+    assert.ok(script.includes("PGC_LEAVING_PEER='https://10.213.0.14:2380'"), "the member it removes is its own");
+    assert.match(script, /PGC_ETCD_ENDPOINTS='https:\/\/10\.213\.0\.11:2379,https:\/\/10\.213\.0\.12:2379,https:\/\/10\.213\.0\.13:2379'/, "through the remaining members only");
+    assert.match(script, /\[\[ \$healthy == 3\/3 \]\] \|\| \{/, "all three remaining members healthy before the removal");
+    assert.equal(spawnSync("bash", ["-n"], { input: script }).status, 0);
+  });
+
+  it("is refused for a host still in the inventory, and for a host that is neither a database node nor an etcd member", async () => {
     const c = await ctx();
     assert.throws(() => decommissionStep(c, { ...host, name: "pg3", address: "10.213.0.13" }), /still in the inventory/);
-    assert.throws(() => decommissionStep(c, { ...host, roles: ["etcd", "postgres"] }), /etcd member/);
-    assert.throws(() => decommissionStep(c, { ...host, roles: ["balancer"] }), /not a database node/);
+    assert.throws(() => decommissionStep(c, { ...host, roles: ["balancer"] }), /neither a database node nor an etcd member/);
   });
 
   it("Patroni's slot name for a member", () => {
