@@ -6,10 +6,13 @@
 // through its connection, on the instance: Pulumi deletes dependents first, so it runs before
 // the instance is deleted. (pulumi-command's delete runs with the stored stdin.)
 //
-// Known limit: Pulumi runs deletes after every create and update, so HAProxy's update (which drops
-// the node) comes before this delete; a leaving node that leads leaves writers without a route
-// until its switchover. Switch over first (README, scale-in runbook). GCP database nodes are etcd
-// members: removing one is an etcd membership change, which gets no decommission Command.
+// Pulumi runs deletes after every create and update, so the remaining hosts' updates (HAProxy and
+// the firewalls drop the node) come before this delete: the firewalls would cut the node off from
+// the etcd members it must reach. So a host leaves in two applies: marked leaving (hosts[].leaving,
+// gcp.dbNodesLeaving / witnessNodesLeaving), its decommission is a step of the plan that runs first,
+// while every host still admits it; removed afterwards, this delete finds it done (its marker). A
+// member removed without the first apply is refused by the remaining hosts' firewall step, which
+// will not drop a host the cluster still counts as a member (roles/firewall/members.sh).
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import type { ClusterSpec } from "../model/config";
@@ -20,9 +23,13 @@ import { sha256, stepScript } from "../roles/script";
 import { remoteCommand } from "../roles/transport";
 import { pinnedHostKey, type Connection } from "./driver";
 
-/** Hosts that get a decommission Command: database nodes that are not etcd members. */
+/**
+ * Hosts that get a decommission Command: database nodes that are not etcd members, while they are
+ * not leaving (a leaving host's decommission is a step of the plan, under the same name: its
+ * create runs it, and the delete afterwards has nothing to do).
+ */
 export function decommissionHosts(spec: ClusterSpec): string[] {
-  return withRole(spec, "postgres").filter((h) => !h.roles.includes("etcd")).map((h) => h.name);
+  return withRole(spec, "postgres").filter((h) => !h.roles.includes("etcd") && !h.leaving).map((h) => h.name);
 }
 
 /** What the decommission step of a host is compiled from (the whole cluster's). */
@@ -32,8 +39,9 @@ export interface ClusterInputs { hosts: Host[]; pki: Pki; secrets: Secrets; entr
 export function decommissionScript(spec: ClusterSpec, c: ClusterInputs, host: string): string {
   const h = c.hosts.find((x) => x.name === host);
   if (!h) throw new Error(`no host ${host}`);
-  const rest = c.hosts.filter((x) => x.name !== host);
-  return stepScript(decommissionStep({ spec, hosts: rest, pki: c.pki, secrets: c.secrets, ...(c.entryAddress ? { entryAddress: c.entryAddress } : {}) }, h));
+  const rest = c.hosts.filter((x) => x.name !== host && !x.leaving);
+  const remaining = { ...spec, hosts: spec.hosts.filter((x) => x.name !== host && !x.leaving) };
+  return stepScript(decommissionStep({ spec: remaining, hosts: rest, pki: c.pki, secrets: c.secrets, ...(c.entryAddress ? { entryAddress: c.entryAddress } : {}) }, h));
 }
 
 export function decommissionCommands(spec: ClusterSpec, inputs: pulumi.Output<ClusterInputs>, graph: StepNode[], steps: Record<string, command.remote.Command>,

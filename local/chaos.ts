@@ -119,7 +119,8 @@ export interface ScenarioResult {
   notes: string[];
 }
 
-const dbNodes = (c: LocalCluster) => c.hosts.filter((h) => h.roles.includes("postgres")).map((h) => h.name);
+/** The database nodes the cluster should have (a leaving one is being, or has been, decommissioned). */
+const dbNodes = (c: LocalCluster) => c.hosts.filter((h) => h.roles.includes("postgres") && !h.leaving).map((h) => h.name);
 
 export async function leader(c: LocalCluster): Promise<string> {
   return until("a leader", 60, async () => (await patroniCluster(c)).find((m) => m.role === "leader")?.name);

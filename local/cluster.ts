@@ -135,7 +135,7 @@ export interface Member { name: string; role: string; state: string; host: strin
 
 /** Patroni's view of the cluster, asked over https (verified against the cluster CA) of any member that answers. */
 export async function patroniCluster(c: LocalCluster): Promise<Member[]> {
-  for (const h of c.hosts.filter((x) => x.roles.includes("postgres"))) {
+  for (const h of c.hosts.filter((x) => x.roles.includes("postgres") && !x.leaving)) {
     try {
       const body = await new Promise<string>((resolve, reject) => {
         const req = https.get({ host: h.address, port: ports.patroni, path: "/cluster", ca: c.pki.ca, timeout: 2000 }, (res) => {

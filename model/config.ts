@@ -223,6 +223,12 @@ const hostSchema = z.strictObject({
   // What both drivers pin (model/sshHostKey.ts): ed25519 only, one line, no comment.
   hostKey: z.string().refine((v) => parseHostKey(v) !== undefined,
     `is not an ed25519 SSH host key; expected one line "ssh-ed25519 AAAA…" (68 base64 characters, no comment), as in the host's /etc/ssh/ssh_host_ed25519_key.pub`).optional(),
+  /**
+   * Scale in, first half: the host is decommissioned by the next apply (Patroni and etcd leave,
+   * the rest of the cluster forgets it) while it is still admitted everywhere; removing it from
+   * the inventory afterwards only deletes it. See README "Scale in".
+   */
+  leaving: z.boolean().optional(),
 });
 
 const gcpSchema = z.strictObject({
@@ -231,6 +237,9 @@ const gcpSchema = z.strictObject({
   zones: z.array(z.string()).min(1),
   dbNodes: int(1, 9).default(3),
   witnessNodes: int(0, 8).default(0),
+  /** Scale in, first half: the last N database nodes (witnesses) are decommissioned, their instances kept until dbNodes (witnessNodes) goes down by N. */
+  dbNodesLeaving: int(0, 8).default(0),
+  witnessNodesLeaving: int(0, 8).default(0),
   balancerNodes: int(1, 9).default(1),
   dbMachineType: machineType.default("e2-standard-2"),
   witnessMachineType: machineType.default("e2-micro"),
@@ -442,6 +451,8 @@ export interface HostSpec {
   /** Pinned SSH host key (static inventory); GCP instances' keys come from guest attributes. */
   hostKey?: string;
   kind: "db" | "witness" | "balancer" | "static";
+  /** Being decommissioned (scale in, first half): no role of the plan is its any more. */
+  leaving?: boolean;
 }
 
 export interface ClusterSpec {
@@ -770,10 +781,16 @@ export function parseClusterSpec(raw: Record<string, unknown>, ctx: ParseContext
       const g = c.gcp;
       const zone = (i: number) => g.zones[i % g.zones.length];
       const base = { sshUser: c.ssh.user, sshPort: c.ssh.port };
+      if (g.dbNodesLeaving >= g.dbNodes)
+        fail(["gcp", "dbNodesLeaving"], `is ${g.dbNodesLeaving} of ${g.dbNodes} database nodes: at least one must stay; the last ${g.dbNodesLeaving} are the ones decommissioned`);
+      if (g.witnessNodesLeaving > g.witnessNodes)
+        fail(["gcp", "witnessNodesLeaving"], `is ${g.witnessNodesLeaving}, but there are only ${g.witnessNodes} witnesses (gcp.witnessNodes)`);
+      // The last ones leave: lowering dbNodes (witnessNodes) by as many afterwards deletes exactly them.
+      const leaving = (i: number, n: number, out: number) => (i >= n - out ? { leaving: true } : {});
       for (let i = 0; i < g.dbNodes; i++)
-        hosts.push({ ...base, name: `${c.clusterName}-db-${i + 1}`, roles: ["etcd", "postgres"], zone: zone(i), dataDevice: "/dev/disk/by-id/google-pgdata", kind: "db" });
+        hosts.push({ ...base, name: `${c.clusterName}-db-${i + 1}`, roles: ["etcd", "postgres"], zone: zone(i), dataDevice: "/dev/disk/by-id/google-pgdata", kind: "db", ...leaving(i, g.dbNodes, g.dbNodesLeaving) });
       for (let i = 0; i < g.witnessNodes; i++)
-        hosts.push({ ...base, name: `${c.clusterName}-witness-${i + 1}`, roles: ["etcd"], zone: zone(g.dbNodes + i), kind: "witness" });
+        hosts.push({ ...base, name: `${c.clusterName}-witness-${i + 1}`, roles: ["etcd"], zone: zone(g.dbNodes + i), kind: "witness", ...leaving(i, g.witnessNodes, g.witnessNodesLeaving) });
       for (let i = 0; i < g.balancerNodes; i++)
         hosts.push({ ...base, name: `${c.clusterName}-lb-${i + 1}`, roles: ["balancer"], zone: zone(i), kind: "balancer" });
       // Derived names end in -db-N, -witness-N or -lb-N, so no clusterName makes a reserved one;
@@ -803,6 +820,9 @@ export function parseClusterSpec(raw: Record<string, unknown>, ctx: ParseContext
         }
         if (hostKeys === "pinned" && !h.hostKey)
           fail(["hosts", i, "hostKey"], `host "${h.name}" has no SSH host key and ${PROJECT}:ssh.hostKeys is "pinned"; set it to the host's ed25519 key ("ssh-ed25519 AAAA…", from /etc/ssh/ssh_host_ed25519_key.pub, verified out of band), or set ssh.hostKeys: trust-on-first-use to record the first key seen`);
+        // Only what has a membership to leave is decommissioned; a balancer or the backup host just goes.
+        if (h.leaving && !h.roles.some((r) => r === "postgres" || r === "etcd"))
+          fail(["hosts", i, "leaving"], `host "${h.name}" (${h.roles.join(", ")}) has no Patroni or etcd membership to leave: remove it from hosts instead`);
         // Node certificates carry the host name as CN and id: never one that pg_hba/pg_ident trust.
         const reserved = reservedHostName(h.name);
         if (reserved) fail(["hosts", i, "name"], `"${h.name}" is reserved: ${reserved}; call the host something else`);
@@ -835,7 +855,7 @@ export function parseClusterSpec(raw: Record<string, unknown>, ctx: ParseContext
           : `gives ${backupHosts.length} backup hosts (${backupHosts.map(({ h }) => h.name).join(", ")}); pgcluster keeps one repository: give role backup to one host`);
       if (ok("ssh")) {
         for (const h of c.hosts)
-          hosts.push({ name: h.name, address: h.address, roles: [...new Set(h.roles)], sshUser: h.sshUser ?? c.ssh.user, sshPort: h.sshPort ?? c.ssh.port, dataDevice: h.dataDevice, hostKey: h.hostKey, kind: "static" });
+          hosts.push({ name: h.name, address: h.address, roles: [...new Set(h.roles)], sshUser: h.sshUser ?? c.ssh.user, sshPort: h.sshPort ?? c.ssh.port, dataDevice: h.dataDevice, hostKey: h.hostKey, kind: "static", ...(h.leaving ? { leaving: true } : {}) });
         hostsKnown = true;
       }
     }
@@ -844,7 +864,8 @@ export function parseClusterSpec(raw: Record<string, unknown>, ctx: ParseContext
     fail(["sshPrivateKey"], `is required to reach the hosts: pulumi config set --secret ${PROJECT}:sshPrivateKey < key (or set ${PROJECT}:ssh.privateKeyFile)`);
 
   if (hostsKnown && hosts.length > 0) {
-    const count = (r: Role) => hosts.filter((h) => h.roles.includes(r)).length;
+    // What the cluster must have is counted without the hosts that are leaving.
+    const count = (r: Role) => hosts.filter((h) => !h.leaving && h.roles.includes(r)).length;
     const where = c.provider === "gcp" ? ["gcp", "dbNodes"] : ["hosts"];
     const etcd = count("etcd");
     if (etcd < 3 || etcd % 2 === 0)

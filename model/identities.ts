@@ -15,6 +15,8 @@ export const PG_BIN = `/usr/lib/postgresql/${PG_VERSION}/bin`;
 export const PG_DATA = `/var/lib/postgresql/${PG_VERSION}/main`;
 export const PATRONI_CONFIG = "/etc/patroni/config.yml";
 export const ETCD_DATA = "/var/lib/etcd/pgcluster";
+/** Left by a host's decommission once Patroni and etcd have left (roles/decommission); a host in the plan has none. */
+export const DECOMMISSIONED_MARKER = "/var/lib/pgcluster/decommissioned";
 /** pgBackRest's configuration (its default path; Debian's /etc/pgbackrest.conf is then not read). */
 export const PGBACKREST_CONFIG = "/etc/pgbackrest/pgbackrest.conf";
 /** The posix repository on the backup host. */

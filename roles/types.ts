@@ -61,6 +61,12 @@ export interface RoleContext {
    * its health checks. Absent for a static inventory: clients dial the first balancer.
    */
   entryAddress?: string;
+  /**
+   * Hosts being decommissioned (scale in, first half): not in `hosts` nor `spec.hosts`, so no
+   * role configures anything for them; the firewall alone still admits them as their roles did,
+   * so that their decommission step still reaches the cluster.
+   */
+  leaving?: Host[];
 }
 
 export function stepId(host: string, role: string): string {

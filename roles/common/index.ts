@@ -4,7 +4,7 @@ import { render } from "../render";
 import { restart, StepBuilder } from "../step";
 import type { RoleUnit } from "../role";
 import type { ClusterSpec } from "../../model/config";
-import { APT_PINS_FILE, PACKAGES_OF } from "../../model/identities";
+import { APT_PINS_FILE, DECOMMISSIONED_MARKER, PACKAGES_OF } from "../../model/identities";
 
 export const ROLE = "common";
 export const JOURNALD_DROPIN = "/etc/systemd/journald.conf.d/pgcluster.conf";
@@ -33,6 +33,8 @@ export const common: RoleUnit = {
       notify: [restart("systemd-journald")],
     });
     s.shell(ROLE, "base.sh", {});
+    // A host in the plan is a member: a decommission marker from an earlier scale-in is stale.
+    s.absent(DECOMMISSIONED_MARKER);
     return s;
   },
 };

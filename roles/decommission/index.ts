@@ -2,7 +2,7 @@
 // the plan (the node is no longer in it): a driver that knows the previous inventory runs it on
 // the leaving node before the remaining plan is applied (local: local/scaleIn.ts), or as the
 // delete script of the node's decommission Command (Pulumi: it runs before the instance goes).
-import { ETCD_DATA, PATRONI_CONFIG, PG_BIN, PG_DATA, ports, tlsDir } from "../../model/identities";
+import { DECOMMISSIONED_MARKER, ETCD_DATA, PATRONI_CONFIG, PG_BIN, PG_DATA, ports, tlsDir } from "../../model/identities";
 import { shellFn, StepBuilder } from "../step";
 import { checkShellReferences } from "../step";
 import { PRELUDE, sha256, stepScript } from "../script";
@@ -16,6 +16,7 @@ export const ROLE = "decommission";
 export const shell = {
   decommission: shellFn(`${ROLE}/decommission.sh`, "pgc_decommission"),
   etcdLeave: shellFn(`${ROLE}/etcd-leave.sh`, "pgc_etcd_leave"),
+  mark: shellFn(`${ROLE}/done.sh`, "pgc_decom_mark"),
 };
 
 /** Patroni's member key of `name` (namespace /pgcluster/, scope clusterName: templates/patroni/config.yml). */
@@ -35,11 +36,12 @@ export function decommissionStep(ctx: RoleContext, host: Host): Step {
   const db = host.roles.includes("postgres");
   const member = host.roles.includes("etcd");
   if (!db && !member) throw new Error(`host ${host.name} is neither a database node nor an etcd member: nothing to decommission`);
-  if (ctx.hosts.some((h) => h.name === host.name)) throw new Error(`host ${host.name} is still in the inventory: it is not decommissioned`);
+  if (ctx.hosts.some((h) => h.name === host.name)) throw new Error(`host ${host.name} is still in the inventory (not leaving): it is not decommissioned`);
   const s = new StepBuilder();
   // The etcd client of either kind of host: Patroni's certificate on a database node, etcd's on a witness.
   if (db) patroniFunctions(s, ctx, host);
   else etcdClientShell(s, ctx, tlsDir.etcd);
+  s.shell(ROLE, "done.sh", { marker: DECOMMISSIONED_MARKER });
   if (db) {
     s.shell(ROLE, "decommission.sh", {
       tls: tlsDir.patroni, ports, name: host.name, memberKey: memberKey(ctx.spec.clusterName, host.name),
@@ -55,6 +57,7 @@ export function decommissionStep(ctx: RoleContext, host: Host): Step {
   }
   if (db) s.call(shell.decommission);
   if (member) s.call(shell.etcdLeave);
+  s.call(shell.mark);
   const id = stepId(host.name, ROLE);
   checkShellReferences(id, s.actions, PRELUDE);
   return { id, host: host.name, role: ROLE, after: [], actions: s.actions, digest: sha256(stepScript({ id, actions: s.actions })) };

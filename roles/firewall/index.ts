@@ -3,7 +3,7 @@
 // data (hostFirewall) rendered to one nft file that replaces pgcluster's own table atomically,
 // so other tables (Docker's, the distribution's) are never flushed.
 import { parseCidr } from "../../model/cidr";
-import { ports } from "../../model/identities";
+import { ports, tlsDir } from "../../model/identities";
 import { GCP_HEALTH_CHECK_RANGES } from "../../model/gcpHealthChecks";
 import { render, renderShell } from "../render";
 import { daemonReload, handlerWord, run, shellFn, StepBuilder } from "../step";
@@ -21,6 +21,7 @@ const UNIT_FILE = `/etc/systemd/system/${UNIT}.service`;
 export const shell = {
   load: shellFn(`${ROLE}/load.sh`, "pgc_fw_load"),
   loadedCheck: shellFn(`${ROLE}/load.sh`, "pgc_fw_loaded_check"),
+  membersCheck: shellFn(`${ROLE}/members.sh`, "pgc_fw_members_check"),
 };
 /** The handler that loads the ruleset (a start of the unit makes it unnecessary). */
 const LOAD = run(shell.load, UNIT);
@@ -102,7 +103,8 @@ export function minimalCidrs(list: string[]): string[] {
  */
 export function hostFirewall(ctx: RoleContext, host: Host): HostFirewall {
   const spec = ctx.spec;
-  const addrs = (r: Role) => withRole(ctx, r).map((h) => h.address);
+  // Leaving hosts are admitted as their roles were until they are gone: their decommission talks to the others.
+  const addrs = (r: Role) => [...withRole(ctx, r), ...withRole({ hosts: ctx.leaving ?? [] }, r)].map((h) => h.address);
   const etcd = addrs("etcd");
   const db = addrs("postgres");
   const balancers = addrs("balancer");
@@ -244,8 +246,16 @@ function firewallStep(ctx: RoleContext, host: Host): StepBuilder {
     return s;
   }
   const fw = hostFirewall(ctx, host);
-  // First, before anything changes: a ruleset that would lock the applying session out is refused.
+  // First, before anything changes: a ruleset that would lock the applying session out is refused,
+  // and so is one that would drop a host the cluster still counts as a member.
   s.shell(ROLE, "guard.sh", guardContext(fw));
+  const known = [...ctx.hosts, ...(ctx.leaving ?? [])];
+  s.shell(ROLE, "members.sh", {
+    etcdPeers: withRole({ hosts: known }, "etcd").map((h) => `https://${h.address}:${ports.etcdPeer}`),
+    patroniMembers: withRole({ hosts: known }, "postgres").map((h) => h.name),
+    etcdTls: tlsDir.etcd, patroniTls: tlsDir.patroni, clientPort: ports.etcdClient, patroniPort: ports.patroni,
+  });
+  s.call(shell.membersCheck);
   s.packages("nftables");
   s.shell(ROLE, "load.sh", { rulesetFile: RULESET_FILE, unit: UNIT, load: LOAD_WORD, address: host.address, sshPort: host.sshPort, warmup: WARMUP_SECONDS });
   s.file({ path: UNIT_FILE, content: render(ROLE, "pgcluster-firewall.service", { rulesetFile: RULESET_FILE }), notify: [daemonReload] });

@@ -15,6 +15,9 @@ import { ensureChaosTable, healthy, leader, lostRows, WriteLoad } from "../../lo
 import { SplitBrainProbe } from "../../local/splitBrainProbe";
 import { nodeExists, removeNode } from "../../local/hosts";
 import { readAppliedHosts } from "../../local/scaleIn";
+import { ssh } from "../../local/ssh";
+import { stepScript } from "../../roles/script";
+import { remoteCommand } from "../../roles/transport";
 
 /** The members that join and leave: a witness (etcd only) and a database node that is an etcd member too. */
 const JOINERS = [
@@ -210,8 +213,21 @@ describe("hosts layer: etcd membership 3 -> 5 -> 3 (a witness and a database nod
     const pg5 = (await patroniCluster(c)).find((m) => m.name === "pg5");
     assert.ok(pg5 && pg5.role !== "leader" && ["running", "streaming"].includes(pg5.state), `pg5 replicates: ${JSON.stringify(pg5)}`);
 
-    const shrink = await change(c, c, "etcd-shrink");
-    report("shrink 5 -> 3", shrink);
+    // Removed in one apply through Pulumi, the remaining hosts' firewalls would drop the joiners
+    // before their decommission (a delete) could run: the firewall step refuses, naming them,
+    // before it changes anything. (The 3-member plan's step, run on pg1 while both are members.)
+    const table = () => on(c, "pg1", "nft list table inet pgcluster | sha256sum");
+    const tableBefore = await table();
+    const refused = await ssh(c.ssh, c.targets.pg1, remoteCommand("root"), stepScript(c.plan.steps.find((x) => x.id === "pg1/firewall")!), 120_000);
+    assert.notEqual(refused.code, 0, refused.out);
+    assert.match(refused.out, /the cluster still counts members that are not in the inventory: etcd member (w1|pg5) .*etcd member (w1|pg5) .*Patroni member pg5/);
+    assert.equal(await table(), tableBefore, "pg1's rules unchanged");
+
+    // Shrink, first apply: both marked leaving; the plan decommissions them first, one at a time,
+    // while every host still admits them (the Pulumi path's steps, run by the local driver).
+    const cLeaving = await loadCluster("local", { hosts: [...c.spec.hosts.map(({ name, address, roles }) => ({ name, address, roles })), ...JOINERS.map((x) => ({ ...x, leaving: true }))] });
+    const shrink = await change(c, cLeaving, "etcd-shrink");
+    report("shrink 5 -> 3 (marked leaving)", shrink);
     assertSafe(shrink);
     for (const j of JOINERS) {
       const o = shrink.apply.outcomes.find((x) => x.step.id === `${j.name}/decommission`);
@@ -224,11 +240,26 @@ describe("hosts layer: etcd membership 3 -> 5 -> 3 (a witness and a database nod
         const etcdGone = changed.findIndex((x) => x.startsWith(`etcd:member ${j.name} (`));
         assert.ok(patroniGone >= 0 && patroniGone < etcdGone, `${j.name}: Patroni stopped before its etcd member left: ${changed.join(", ")}`);
       }
-      assert.ok(!nodeExists(j.name), `${j.name}'s host is removed`);
+      assert.ok(nodeExists(j.name), `${j.name}'s host stays until it leaves the inventory`);
     }
     assert.ok(!(await patroniCluster(c)).some((m) => m.name === "pg5"), "pg5 is no Patroni member any more");
     assert.deepEqual([...shrink.members.sizes].sort(), [3, 4, 5], "the cluster went 5, 4, 3: one member removed at a time");
     assert.deepEqual((await memberList(c)).map((m) => `${m.name}:${m.started}`).sort(), ["pg1:true", "pg2:true", "pg3:true"]);
+    const stillAdmits = await on(c, "pg1", "nft list table inet pgcluster");
+    for (const j of JOINERS) assert.match(stillAdmits, new RegExp(`${j.address.replace(/\./g, "\\.")}([^0-9]|$)`), `pg1 still admits ${j.name} while it leaves`);
+    const marked = await apply(cLeaving, () => {});
+    assert.equal(marked.code, 0, failed(marked));
+    assert.equal(marked.changed, 0, `re-apply while leaving: ${marked.outcomes.filter((o) => o.outcome === "changed").map((o) => `${o.step.id}: ${o.result?.changed.join(", ")}`).join("; ")}`);
+
+    // Second apply: removed from the inventory. Their decommission is found done (no change), the
+    // firewalls drop them, their hosts go.
+    const removed = await apply(c, () => {});
+    log(`shrink, second apply (removed from the inventory): ${removed.seconds.toFixed(1)} s, ${removed.changed} changed`);
+    assert.equal(removed.code, 0, failed(removed));
+    for (const j of JOINERS) {
+      assert.equal(removed.outcomes.find((x) => x.step.id === `${j.name}/decommission`)?.outcome, "ok", `${j.name}: decommissioned already`);
+      assert.ok(!nodeExists(j.name), `${j.name}'s host is removed`);
+    }
     assert.deepEqual(readAppliedHosts(c.stateDir)?.map((h) => h.name), c.spec.hosts.map((h) => h.name), "the state records the applied inventory");
     for (const n of ["pg1", "lb1"]) assert.equal(await on(c, n, "nft list table inet pgcluster | grep -cE '10\\.213\\.0\\.(15|21)([^0-9]|$)' || true"), "0", `${n}'s firewall no longer admits the joiners`);
     await healthy(c, 60);

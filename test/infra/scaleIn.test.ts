@@ -55,3 +55,43 @@ describe("Pulumi program: scale in (mocks)", function () {
     assert.equal(byUrn(registered, d.parent)?.name, "pglocal-pg4", "a child of pg4's Host component");
   });
 });
+
+describe("Pulumi program: scale in on two applies, hosts marked leaving (mocks)", function () {
+  this.timeout(60000);
+  let registered: Registered[];
+  const LEAVING = [
+    { name: "w1", address: "10.213.0.21", roles: ["etcd"], leaving: true },
+    { name: "pg5", address: "10.213.0.15", roles: ["etcd", "postgres"], leaving: true },
+  ];
+  const hosts = () => [...loadSpec("local").hosts.map(({ name, address, roles }) => ({ name, address, roles })), ...LEAVING];
+
+  before(async () => {
+    registered = await withMocks("local", stackConfig("local", { ...KEY, "pgcluster:hosts": JSON.stringify(hosts()) }), ["pgcluster:sshPrivateKey"]);
+    const out = runProgram(STACK_PROGRAM) as typeof import("../../infra/index");
+    await settle(pulumi.all([out.DATABASE_URL_PRIMARY, out.nodes, out.caCert]));
+    await new Promise((r) => setTimeout(r, 200));
+  });
+
+  const cmds = () => registered.filter((r) => r.type === "command:remote:Command");
+
+  it("a leaving host's one Command is its decommission, run by its create (Patroni, then etcd, then the marker); no delete script", () => {
+    for (const h of LEAVING) assert.deepEqual(cmds().filter((c) => c.name.startsWith(`pglocal-${h.name}-`)).map((c) => c.name), [`pglocal-${h.name}-decommission`]);
+    const d = cmds().find((c) => c.name === "pglocal-pg5-decommission")!;
+    assert.equal(d.inputs.create, "bash -s");
+    assert.equal(d.inputs.delete, undefined);
+    const script = reveal(d.inputs.stdin) as string;
+    const at = ["\npgc_decommission\n", "\npgc_etcd_leave\n", "\npgc_decom_mark\n"].map((c) => script.lastIndexOf(c));
+    assert.ok(at.every((i) => i > 0) && at[0] < at[1] && at[1] < at[2], "Patroni, etcd, marker");
+  });
+
+  it("every other step waits for the decommissions; the remaining hosts' firewalls still admit the leaving hosts", () => {
+    const decom = LEAVING.map((h) => cmds().find((c) => c.name === `pglocal-${h.name}-decommission`)!.urn as string);
+    for (const c of cmds().filter((x) => /^pglocal-(pg[123]|lb[12]|backup1)-/.test(x.name))) {
+      for (const u of decom) assert.ok(c.dependencies.includes(u), `${c.name} waits for ${byUrn(registered, u)?.name}`);
+    }
+    const fw = reveal(cmds().find((c) => c.name === "pglocal-pg1-firewall")!.inputs.stdin) as string;
+    for (const h of LEAVING) assert.ok(fw.includes(h.address), `pg1's firewall admits ${h.name}`);
+    const haproxy = reveal(cmds().find((c) => c.name === "pglocal-lb1-haproxy")!.inputs.stdin) as string;
+    assert.ok(!haproxy.includes("10.213.0.15"), "HAProxy no longer routes to pg5");
+  });
+});

@@ -156,7 +156,7 @@ describe("etcd membership: shrink 5 -> 3 (etcd-only members leave)", function ()
   it("a witness's step is etcd's alone (no Patroni); refused for a host without etcd or postgres, a host still in the inventory", async () => {
     const c = await ctx();
     const calls = decommissionStep(c, w1).actions.filter((a) => a.kind === "call").map((a) => (a as { fn: { name: string } }).fn.name);
-    assert.deepEqual(calls, ["pgc_etcd_leave"]);
+    assert.deepEqual(calls, ["pgc_etcd_leave", "pgc_decom_mark"]);
     assert.throws(() => decommissionStep(c, { ...w1, roles: ["balancer"] }), /neither a database node nor an etcd member/);
     assert.throws(() => decommissionStep(c, { ...w1, name: "pg3", address: "10.213.0.13" }), /still in the inventory/);
   });

@@ -86,7 +86,7 @@ describe("scale in: the decommission step", () => {
   it("a database node that is also an etcd member: Patroni leaves first (the DCS keeps every member meanwhile), then etcd, in one step", async () => {
     const step = decommissionStep(await ctx(), { ...host, roles: ["etcd", "postgres"] });
     const calls = step.actions.filter((a) => a.kind === "call").map((a) => (a as { fn: { name: string } }).fn.name);
-    assert.deepEqual(calls, ["pgc_decommission", "pgc_etcd_leave"]);
+    assert.deepEqual(calls, ["pgc_decommission", "pgc_etcd_leave", "pgc_decom_mark"]);
     const script = stepScript(step);
     assert.ok(script.includes("PGC_LEAVING_PEER='https://10.213.0.14:2380'"), "the member it removes is its own");
     assert.match(script, /PGC_ETCD_ENDPOINTS='https:\/\/10\.213\.0\.11:2379,https:\/\/10\.213\.0\.12:2379,https:\/\/10\.213\.0\.13:2379'/, "through the remaining members only");
