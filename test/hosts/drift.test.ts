@@ -4,7 +4,7 @@
 import { strict as assert } from "assert";
 import { spawnSync } from "child_process";
 import * as path from "path";
-import { requireHosts, settledCluster } from "../support/hostsLayer";
+import { onlyRole, requireHosts, settledCluster } from "../support/hostsLayer";
 import { stepScript } from "../../roles/script";
 import { apply } from "../../local/up";
 import { ssh } from "../../local/ssh";
@@ -101,11 +101,7 @@ describe("hosts layer: drift", function () {
       }
     };
     // Only the patroni steps (they own the DCS and patroni.yml): four whole-plan runs took 4 minutes of CI.
-    const patroniOnly = (cluster: LocalCluster): LocalCluster => {
-      const steps = cluster.plan.steps.filter((s) => s.role === "patroni");
-      const ids = new Set(steps.map((s) => s.id));
-      return { ...cluster, plan: { ...cluster.plan, steps: steps.map((s) => ({ ...s, after: s.after.filter((a) => ids.has(a)) })) } };
-    };
+    const patroniOnly = (cluster: LocalCluster): LocalCluster => onlyRole(cluster, "patroni");
     const dcsDrift = async (cluster: LocalCluster) =>
       (await apply(patroniOnly(cluster), () => {}, true)).outcomes.flatMap((o) => (o.result?.changed ?? []).filter((x) => x.startsWith("patroni-dcs:")).map((x) => `${o.step.id} ${x}`));
     assert.equal(await workMem("pg1"), "4MB", "the default before the test");

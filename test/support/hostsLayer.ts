@@ -74,3 +74,10 @@ export async function onNode(c: LocalCluster, node: string, command: string): Pr
 export function failedSteps(r: ApplyReport): string {
   return r.outcomes.filter((o) => o.outcome === "failed").map((o) => `${o.step.id}: ${o.tail?.join(" | ")}`).join("; ") || `exit ${r.code}`;
 }
+
+/** The cluster with a plan of `role`'s steps alone (their waits on other roles dropped): to apply or check one role without the rest of the plan. */
+export function onlyRole(c: LocalCluster, role: string): LocalCluster {
+  const steps = c.plan.steps.filter((s) => s.role === role);
+  const ids = new Set(steps.map((s) => s.id));
+  return { ...c, plan: { ...c.plan, steps: steps.map((s) => ({ ...s, after: s.after.filter((a) => ids.has(a)) })) } };
+}
