@@ -54,6 +54,21 @@ function cgroupDirs(n: string): string[] {
   return [path.join("/sys/fs/cgroup", "pgcluster", n)];
 }
 
+/**
+ * On a cgroup v1 machine the cpu controller is a tree of its own, where every node's processes
+ * would compete one by one with the test's: hundreds of them against the one process that runs
+ * the clients and probes, which then stalled for seconds while the nodes were busy (a client's
+ * timeout fired with its answer waiting). All nodes share one cpu group instead: together they
+ * weigh what one process of this machine does, as the cluster would on machines of its own.
+ * (On cgroup v2 the nodes' own cgroups already group them.)
+ */
+const CPU_GROUP = "/sys/fs/cgroup/cpu/pgcluster";
+function cpuGroup(): string[] {
+  if (!fs.existsSync("/sys/fs/cgroup/cpu/cgroup.procs")) return [];
+  fs.mkdirSync(CPU_GROUP, { recursive: true });
+  return [CPU_GROUP];
+}
+
 export function requireRoot(): void {
   if (process.getuid?.() !== 0) throw new Error("local hosts need root (systemd-nspawn, bridges, mounts); run as root");
 }
@@ -282,7 +297,7 @@ function bootNode(node: LocalNode, log: (l: string) => void): void {
   }
   const out = fs.openSync(path.join(LOGS, `${node.name}.console`), "a");
   const { spawn } = require("child_process") as typeof import("child_process");
-  const p = spawn("bash", [LAUNCHER, node.name, path.join(nodeDir(node.name), "root"), BRIDGE, ...cgroupDirs(node.name)], { detached: true, stdio: ["ignore", out, out] });
+  const p = spawn("bash", [LAUNCHER, node.name, path.join(nodeDir(node.name), "root"), BRIDGE, ...cgroupDirs(node.name), ...cpuGroup()], { detached: true, stdio: ["ignore", out, out] });
   p.unref();
   fs.writeFileSync(pidFile(node.name), String(p.pid));
   log(`${node.name}: booting (${node.address})`);
@@ -349,7 +364,7 @@ export async function hostsDown(log: (l: string) => void, opts: { keepNodes?: bo
   const acng = ourProcess(path.join(ROOT, "acng", "pid"), "apt-cacher-ng");
   if (acng) { process.kill(acng, "SIGTERM"); log("apt proxy stopped"); }
   fs.rmSync(path.join(ROOT, "acng", "pid"), { force: true });
-  for (const c of ["/sys/fs/cgroup/systemd/pgcluster", "/sys/fs/cgroup/unified/pgcluster", "/sys/fs/cgroup/pgcluster"]) if (fs.existsSync(c)) sh("rmdir", [c], { allowFail: true });
+  for (const c of ["/sys/fs/cgroup/systemd/pgcluster", "/sys/fs/cgroup/unified/pgcluster", "/sys/fs/cgroup/pgcluster", CPU_GROUP]) if (fs.existsSync(c)) sh("rmdir", [c], { allowFail: true });
   if (ok("ip", ["link", "show", BRIDGE])) { sh("ip", ["link", "del", BRIDGE]); log(`bridge ${BRIDGE} removed`); }
 }
 

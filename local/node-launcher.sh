@@ -1,8 +1,8 @@
 #!/bin/bash
-# Runs one local node: joins the node's own cgroup first (with --keep-unit and no systemd on this
+# Runs one local node: joins the node's own cgroups first (with --keep-unit and no systemd on this
 # machine, nspawn would otherwise put every node in the same /payload cgroup and the nodes'
-# systemds would trample each other), boots it, and boots it again when the node reboots
-# (nspawn exits 133 then).
+# systemds would trample each other; and the nodes' shared cpu group, local/hosts.ts cpuGroup),
+# boots it, and boots it again when the node reboots (nspawn exits 133 then).
 set -u
 name=$1 root=$2 bridge=$3
 shift 3
