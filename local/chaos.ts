@@ -156,24 +156,32 @@ export async function ensureChaosTable(c: LocalCluster): Promise<void> {
   await cl.end();
 }
 
-/** Acknowledged ids of `run` missing on `node` (read inside the node over its socket). */
-async function missingOn(node: string, run: string, acked: number[]): Promise<number> {
+/**
+ * Acknowledged ids of `run` missing on `node` (read inside the node over its socket), or the
+ * reason it could not be read right now: PostgreSQL restarting under Patroni (a rejoining node
+ * may restart right after the cluster looked healthy) answers "shutting down" / "starting up".
+ */
+async function missingOn(node: string, run: string, acked: number[]): Promise<number | string> {
   const r = await nodeExec(node, ["runuser", "-u", "postgres", "--", "psql", "-XAtq", "-d", "app", "-c", `select id from ${CHAOS_TABLE} where run = '${run}'`], 10_000);
-  if (r.code !== 0) throw new Error(`cannot read ${node}: ${r.out.trim()}`);
+  if (r.code !== 0) return r.out.trim();
   const have = new Set(r.out.split("\n").filter(Boolean).map(Number));
   return acked.filter((id) => !have.has(id)).length;
 }
 
-/** Acked rows missing on the worst node, once replicas had a bounded time to catch up. */
+/**
+ * Acked rows missing on the worst node, once replicas had a bounded time (30 s) to catch up and
+ * to answer. A node that could not be read within it fails closed (an error naming it), never 0.
+ */
 export async function lostRows(c: LocalCluster, run: string, acked: number[]): Promise<number> {
   let worst = 0;
   for (const n of dbNodes(c)) {
     let missing = await missingOn(n, run, acked);
     const end = Date.now() + 30_000;
-    while (missing > 0 && Date.now() < end) {
+    while (missing !== 0 && Date.now() < end) {
       await sleep(500);
       missing = await missingOn(n, run, acked);
     }
+    if (typeof missing === "string") throw new Error(`cannot read ${n} within 30 s: ${missing}`);
     worst = Math.max(worst, missing);
   }
   return worst;
