@@ -209,7 +209,8 @@ describe("hosts layer: etcd membership 3 -> 5 -> 3 (a witness and a database nod
     assert.deepEqual([...grow.members.sizes].sort(), [3, 4, 5], "the cluster went 3, 4, 5: one member added at a time");
     const patroniHosts = await on(c, "pg1", "grep '^  hosts:' /etc/patroni/config.yml");
     for (const j of JOINERS) assert.ok(patroniHosts.includes(`${j.address}:2379`), `Patroni's etcd hosts follow: ${patroniHosts}`);
-    await healthy(c, 60);
+    // The grown cluster's health: four database nodes now.
+    await healthy(c5, 60);
     const pg5 = (await patroniCluster(c)).find((m) => m.name === "pg5");
     assert.ok(pg5 && pg5.role !== "leader" && ["running", "streaming"].includes(pg5.state), `pg5 replicates: ${JSON.stringify(pg5)}`);
 
