@@ -9,12 +9,17 @@ export interface EtcdRound { at: number; states: string[]; majority: boolean; un
 
 interface WatchConfig { members: string[]; tls: { ca: string; cert: string; key: string }; intervalMs: number; timeoutMs: number }
 
+// One kept-alive TLS connection per member: a round is then a request on it, not three TLS
+// handshakes with client certificates (the worker's CPU per round was what made rounds late on
+// the busy machine). A member that restarts closes it; the next round connects again.
+const agent = new https.Agent({ keepAlive: true, maxSockets: 2 });
+
 /** healthy | unhealthy(...) | down(...) | unknown, for one member. */
 function memberState(host: string, c: WatchConfig): Promise<string> {
   return new Promise((resolve) => {
     let done = false;
     const finish = (s: string) => { if (!done) { done = true; resolve(s); } };
-    const req = https.get({ host, port: 2379, path: "/health", ...c.tls, timeout: c.timeoutMs }, (res) => {
+    const req = https.get({ host, port: 2379, path: "/health", ...c.tls, agent, timeout: c.timeoutMs }, (res) => {
       let text = "";
       res.on("data", (d) => (text += d));
       res.on("end", () => finish(res.statusCode === 200 && /"health":\s*"true"/.test(text) ? "healthy" : `unhealthy(${res.statusCode} ${text.trim().slice(0, 60)})`));
