@@ -77,18 +77,8 @@ export async function applyPlan(plan: Plan, targets: Record<string, SshTarget>, 
     if (opts.check && o.outcome === "drift") for (const l of out.split("\n").filter((x) => /DRIFT|^    /.test(x))) opts.log(`      ${l}`);
   };
 
-  // Check mode changes nothing, so no step's check needs another's to have run first: every step
-  // is checked against the host as it is, a few at a time (a whole-plan check took ~45 s along the
-  // plan's longest chain of waits; the drift of each step is the same either way).
-  const checkAtOnce = 6;
   while (pending.size || running.size) {
     for (const [id, step] of pending) {
-      if (opts.check) {
-        if (running.size >= checkAtOnce) break;
-        pending.delete(id);
-        running.set(id, runStep(step).finally(() => running.delete(id)));
-        continue;
-      }
       const deps = step.after.map((a) => outcomes.get(a));
       const failedDep = step.after.find((a) => { const o = outcomes.get(a); return o && (o.outcome === "failed" || o.outcome === "skipped"); });
       if (failedDep) {
