@@ -11,17 +11,21 @@ import { decommissionHosts } from "../../infra/decommission";
 const KEY = { "pgcluster:sshPrivateKey": "-----BEGIN OPENSSH PRIVATE KEY-----\ntest\n-----END OPENSSH PRIVATE KEY-----\n" };
 const PG4 = { name: "pg4", address: "10.213.0.14", roles: ["postgres"] };
 
+/** The stack program of the local stack with `hosts` as its inventory, run with mocks: what it registered. */
+async function programWith(hosts: unknown[]): Promise<Registered[]> {
+  const registered = await withMocks("local", stackConfig("local", { ...KEY, "pgcluster:hosts": JSON.stringify(hosts) }), ["pgcluster:sshPrivateKey"]);
+  const out = runProgram(STACK_PROGRAM) as typeof import("../../infra/index");
+  await settle(pulumi.all([out.DATABASE_URL_PRIMARY, out.nodes, out.caCert]));
+  await new Promise((r) => setTimeout(r, 200));
+  return registered;
+}
+
 describe("Pulumi program: scale in (mocks)", function () {
   this.timeout(60000);
   let registered: Registered[];
   const hosts = () => [...loadSpec("local").hosts.map(({ name, address, roles }) => ({ name, address, roles })), PG4];
 
-  before(async () => {
-    registered = await withMocks("local", stackConfig("local", { ...KEY, "pgcluster:hosts": JSON.stringify(hosts()) }), ["pgcluster:sshPrivateKey"]);
-    const out = runProgram(STACK_PROGRAM) as typeof import("../../infra/index");
-    await settle(pulumi.all([out.DATABASE_URL_PRIMARY, out.nodes, out.caCert]));
-    await new Promise((r) => setTimeout(r, 200));
-  });
+  before(async () => { registered = await programWith(hosts()); });
 
   const cmds = () => registered.filter((r) => r.type === "command:remote:Command");
 
@@ -65,12 +69,7 @@ describe("Pulumi program: scale in on two applies, hosts marked leaving (mocks)"
   ];
   const hosts = () => [...loadSpec("local").hosts.map(({ name, address, roles }) => ({ name, address, roles })), ...LEAVING];
 
-  before(async () => {
-    registered = await withMocks("local", stackConfig("local", { ...KEY, "pgcluster:hosts": JSON.stringify(hosts()) }), ["pgcluster:sshPrivateKey"]);
-    const out = runProgram(STACK_PROGRAM) as typeof import("../../infra/index");
-    await settle(pulumi.all([out.DATABASE_URL_PRIMARY, out.nodes, out.caCert]));
-    await new Promise((r) => setTimeout(r, 200));
-  });
+  before(async () => { registered = await programWith(hosts()); });
 
   const cmds = () => registered.filter((r) => r.type === "command:remote:Command");
 
