@@ -19,6 +19,7 @@ import type { ClusterSpec } from "../model/config";
 import type { Host, Pki, Secrets, StepNode } from "../roles/types";
 import { decommissionStep } from "../roles/decommission";
 import { withRole } from "../roles/hosts";
+import { splitLeaving } from "../roles/compile";
 import { sha256, stepScript } from "../roles/script";
 import { remoteCommand } from "../roles/transport";
 import { pinnedHostKey, type Connection } from "./driver";
@@ -39,8 +40,8 @@ export interface ClusterInputs { hosts: Host[]; pki: Pki; secrets: Secrets; entr
 export function decommissionScript(spec: ClusterSpec, c: ClusterInputs, host: string): string {
   const h = c.hosts.find((x) => x.name === host);
   if (!h) throw new Error(`no host ${host}`);
+  const { remaining } = splitLeaving({ ...spec, hosts: spec.hosts.filter((x) => x.name !== host) });
   const rest = c.hosts.filter((x) => x.name !== host && !x.leaving);
-  const remaining = { ...spec, hosts: spec.hosts.filter((x) => x.name !== host && !x.leaving) };
   return stepScript(decommissionStep({ spec: remaining, hosts: rest, pki: c.pki, secrets: c.secrets, ...(c.entryAddress ? { entryAddress: c.entryAddress } : {}) }, h));
 }
 
