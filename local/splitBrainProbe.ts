@@ -57,17 +57,29 @@ function postgresRuns(init: number): boolean | undefined {
 }
 
 /**
- * Whether the node's postmaster says it is starting (postmaster.pid's status line, which
- * PostgreSQL rewrites to "ready" or "standby" once it takes connections). A starting postmaster
- * refuses every client, so nothing can write through it: a definite answer, read from the host
- * without a process, while a booting node is too slow to answer a question in time.
+ * Whether the node's postmaster refuses new connections by its own account: postmaster.pid's
+ * status line says "starting" (until PostgreSQL takes connections: then "ready" or "standby") or
+ * "stopping" (written when a shutdown begins, after the postmaster has begun refusing clients
+ * with "the database system is shutting down", which the probe counts as not serving too). A
+ * definite answer read from the host without a process, while a node that starts or stops under
+ * load is too slow to answer a question in time. Undefined when the file cannot be read.
  */
-function postmasterStarting(init: number): boolean {
+export function postmasterStatus(pidFile: string): "starting" | "stopping" | "serving" | undefined {
   try {
-    return readFileSync(`/proc/${init}/root${PG_DATA}/postmaster.pid`, "utf8").split("\n")[7]?.trim() === "starting";
+    const status = readFileSync(pidFile, "utf8").split("\n")[7]?.trim();
+    return status === "starting" || status === "stopping" ? status : status ? "serving" : undefined;
   } catch {
-    return false;
+    return undefined;
   }
+}
+
+/** What the host can tell of a node whose session cannot answer now (no process started). */
+function seenFromHost(init: number): { state: NodeState; why: string } | undefined {
+  const runs = postgresRuns(init);
+  if (runs === false) return { state: "not-serving", why: "no PostgreSQL process" };
+  const status = postmasterStatus(`/proc/${init}/root${PG_DATA}/postmaster.pid`);
+  if (status === "starting" || status === "stopping") return { state: "not-serving", why: `PostgreSQL ${status} (postmaster.pid): no connection taken` };
+  return undefined;
 }
 
 /** The node's postgres uid and gid, from its own /etc/passwd. */
@@ -103,24 +115,24 @@ class NodeSession {
     if (this.pending && Date.now() - this.pending.since >= this.stuckMs) this.close(`no answer for ${this.stuckMs} ms`);
     if (this.pending) {
       // Still busy with the previous question: what the host can see of the node still counts.
-      const runs = postgresRuns(init);
-      if (runs !== false && postmasterStarting(init)) return answer("not-serving", "PostgreSQL starting (postmaster.pid): no connection taken");
-      answer(runs === false ? "not-serving" : "unknown", runs === false ? "no PostgreSQL process" : "previous question still open");
+      const seen = seenFromHost(init);
+      answer(seen?.state ?? "unknown", seen?.why ?? "previous question still open");
       return;
     }
     const question = `select ${id}, pg_is_in_recovery();\n`;
     this.pending = {
       id, since: Date.now(), answer: (state, why) => {
         if (state !== "unknown") return answer(state, why);
-        // The session broke: did PostgreSQL go away, or only the session?
-        const runs = postgresRuns(init);
-        answer(runs === false ? "not-serving" : "unknown", runs === false ? "no PostgreSQL process" : why);
+        // The session broke: did PostgreSQL go away or begin to stop, or only the session end?
+        const seen = seenFromHost(init);
+        answer(seen?.state ?? "unknown", seen?.why ?? why);
       },
     };
     if (this.proc && this.init === init) { this.proc.stdin!.write(question); return; }
-    // A new session only where PostgreSQL runs: a process started every round on a node that is
-    // booting or down loads the machine for nothing.
-    if (postgresRuns(init) === false) return this.settle("not-serving", "no PostgreSQL process");
+    // A new session only where PostgreSQL runs and takes connections: a process started every
+    // round on a node that is booting, starting or stopping loads the machine for nothing.
+    const seen = seenFromHost(init);
+    if (seen) return this.settle(seen.state, seen.why);
     this.open(init);
     this.proc!.stdin!.write(question);
   }
