@@ -3,10 +3,11 @@
 // and the scenarios that really break the cluster (kill a host, kill PostgreSQL, cut a link,
 // switch over, lose etcd members, restart everything) and check what survived.
 import { Client } from "pg";
+import { readFileSync } from "fs";
 import type { LocalCluster } from "./cluster";
-import { clientAddress, floatingAddressHolders, loadCluster, loadSpec, patroniCluster, type Member } from "./cluster";
+import { clientAddress, loadCluster, loadSpec, patroniCluster, type Member } from "./cluster";
 import { compile } from "../roles/compile";
-import { killNode, nodeExec, poweroffNode, setNodeLink, startNode, nodeRunning } from "./hosts";
+import { killNode, nodeExec, nodeInitPid, poweroffNode, setNodeLink, startNode, nodeRunning } from "./hosts";
 import { SplitBrainProbe, type NodeState, type ProbeReport } from "./splitBrainProbe";
 import { ssh } from "./ssh";
 import { apply } from "./up";
@@ -457,46 +458,83 @@ export const SCENARIOS: Record<string, (c: LocalCluster) => Promise<ScenarioResu
 
 const balancerNodes = (c: LocalCluster) => c.hosts.filter((h) => h.roles.includes("balancer")).map((h) => h.name);
 
-/**
- * Which running balancers carry the floating address now, read inside each one (a stopped one
- * holds nothing). A balancer that cannot be read makes the answer unknown: an error, never
- * "not holding it".
- */
-export async function floatingHolders(c: LocalCluster): Promise<string[]> {
-  const stopped = { code: 0, out: "" };
-  const read = async (b: string, argv: string[]) => {
-    for (let attempt = 1; ; attempt++) {
-      if (!nodeRunning(b)) return stopped;
-      const r = await nodeExec(b, argv);
-      // A node killed a moment ago may still be listed while its namespaces go away: asked
-      // again, it is either gone (it holds nothing) or answers; twice unreadable is unknown.
-      if (r.code === 0 || attempt === 2) return r;
-      await sleep(200);
-    }
-  };
-  const states = await floatingAddressHolders(c, read);
-  const unknown = Object.keys(states).filter((b) => states[b] === "unknown");
-  if (unknown.length) throw new Error(`cannot read the addresses of ${unknown.join(", ")}`);
-  return Object.keys(states).filter((b) => states[b] === "holds");
+/** The addresses a network namespace's routing trie marks as its own ("/32 host LOCAL" leaves). */
+export function localAddresses(fibTrie: string): Set<string> {
+  const own = new Set<string>();
+  let leaf = "";
+  for (const line of fibTrie.split("\n")) {
+    const l = /^\s*\|-- (\S+)$/.exec(line);
+    if (l) leaf = l[1];
+    else if (leaf && /^\s*\/32 host LOCAL\b/.test(line)) own.add(leaf);
+  }
+  return own;
 }
 
-/** Samples the floating address's holder(s) every ~250 ms; every change is kept. */
+/**
+ * Which running balancers carry the floating address now, read from the host: each balancer's
+ * routing trie (/proc/<its init>/net/fib_trie), one after the other with no process in between,
+ * so that the balancers are read within microseconds of each other (two reads apart in time would
+ * show the address on both during a handover that never overlapped). A stopped balancer holds
+ * nothing; one that runs and cannot be read makes the answer unknown: an error, never "free".
+ */
+export function floatingHolders(c: LocalCluster): string[] {
+  const floating = c.spec.network.floatingAddress;
+  if (!floating) throw new Error(`stack ${c.spec.stack} has no network.floatingAddress`);
+  const holders: string[] = [];
+  const unknown: string[] = [];
+  for (const b of balancerNodes(c)) {
+    const init = nodeInitPid(b);
+    if (!init) continue;
+    try {
+      if (localAddresses(readFileSync(`/proc/${init}/net/fib_trie`, "utf8")).has(floating)) holders.push(b);
+    } catch (e) {
+      // Gone while read: it holds nothing now. Still running: unreadable.
+      if (nodeInitPid(b)) unknown.push(`${b} (${(e as Error).message})`);
+    }
+  }
+  if (unknown.length) throw new Error(`cannot read the addresses of ${unknown.join(", ")}`);
+  return holders;
+}
+
+/** A change of the floating address's holders: seen at `at`, last seen as before at `before`. */
+export type HolderChange = { at: number; before: number; holders: string[] };
+
+/**
+ * The times two balancers held the floating address at once, each as an upper bound: from the
+ * last sample before it was seen twice to the first sample after (to `end` if it never ended).
+ */
+export function doubleHolds(changes: HolderChange[], end: number): { from: number; ms: number }[] {
+  const out: { from: number; ms: number }[] = [];
+  for (let i = 0; i < changes.length; i++) {
+    if (changes[i].holders.length < 2 || (i > 0 && changes[i - 1].holders.length >= 2)) continue;
+    const next = changes.slice(i + 1).find((x) => x.holders.length < 2);
+    out.push({ from: changes[i].at, ms: (next?.at ?? end) - changes[i].before });
+  }
+  return out;
+}
+
+/** Samples the floating address's holder(s) every ~50 ms (host reads, no process); every change is kept. */
 export class FloatingWatch {
-  readonly changes: { at: number; holders: string[] }[] = [];
+  readonly changes: HolderChange[] = [];
   readonly errors: string[] = [];
   private stopped = false;
+  private stoppedAt = 0;
   private loop?: Promise<void>;
   constructor(private readonly c: LocalCluster) {}
   start(): this {
     this.loop = (async () => {
+      let lastAt = Date.now();
       while (!this.stopped) {
         try {
-          const h = (await floatingHolders(this.c)).sort();
+          const h = floatingHolders(this.c).sort();
+          const at = Date.now();
           const last = this.changes[this.changes.length - 1];
-          if (!last || last.holders.join() !== h.join()) this.changes.push({ at: Date.now(), holders: h });
+          if (!last || last.holders.join() !== h.join()) this.changes.push({ at, before: lastAt, holders: h });
+          lastAt = at;
         } catch (e) { this.errors.push((e as Error).message); }
-        await sleep(250);
+        await sleep(50);
       }
+      this.stoppedAt = Date.now();
     })();
     return this;
   }
@@ -506,11 +544,11 @@ export class FloatingWatch {
     const owners = this.changes.filter((x) => x.holders.length === 1).map((x) => x.holders[0]);
     return owners.filter((o, i) => i > 0 && o !== owners[i - 1]).length;
   }
-  /** Ever two balancers holding it at once. */
-  doubleHeld(): boolean { return this.changes.some((x) => x.holders.length > 1); }
+  /** The longest time two balancers held it at once (an upper bound, ms; 0 if never seen). */
+  longestDoubleHold(): number { return Math.max(0, ...doubleHolds(this.changes, this.stoppedAt || Date.now()).map((d) => d.ms)); }
   describe(): string {
     const t0 = this.changes[0]?.at ?? 0;
-    return this.changes.map((x) => `+${((x.at - t0) / 1000).toFixed(1)} s ${x.holders.join("+") || "nobody"}`).join(", ");
+    return this.changes.map((x) => `+${((x.at - t0) / 1000).toFixed(2)} s ${x.holders.join("+") || "nobody"}`).join(", ");
   }
 }
 
@@ -557,7 +595,8 @@ function balancerScenario(name: string, fault: (c: LocalCluster, holder: string,
         await watch?.stop();
         if (watch) {
           said.push(`address holders: ${watch.describe()}`);
-          said.push(`moves: ${watch.moves()}${watch.doubleHeld() ? "; HELD TWICE at once" : ""}`);
+          said.push(`moves: ${watch.moves()}`);
+          said.push(`held by two balancers at once: ${watch.longestDoubleHold() ? `at most ${watch.longestDoubleHold()} ms` : "never seen"}`);
           said.push(`unreadable samples: ${watch.errors.length}${watch.errors.length ? ` (last: ${watch.errors[watch.errors.length - 1]})` : ""}`);
         }
         await startStoppedBalancers(c2);

@@ -152,20 +152,17 @@ export async function patroniCluster(c: LocalCluster): Promise<Member[]> {
   throw new Error("no Patroni member answered on :8008");
 }
 
-/** Runs a command on a host and gives its exit code and output. */
-export type HostReader = (host: string, argv: string[]) => Promise<{ code: number; out: string }>;
-
 /**
- * Which balancers carry the floating address now: "holds", "free", or "unknown" for one that
- * could not be asked (never counted as not holding it). `read` runs on a balancer (default: SSH).
+ * Which balancers carry the floating address now, asked over SSH (what `npm run status` shows;
+ * the chaos tests read it from the host instead): "holds", "free", or "unknown" for one that
+ * could not be asked (never counted as not holding it).
  */
-export async function floatingAddressHolders(c: Pick<LocalCluster, "spec" | "hosts" | "ssh" | "targets">, read?: HostReader): Promise<Record<string, "holds" | "free" | "unknown">> {
+export async function floatingAddressHolders(c: Pick<LocalCluster, "spec" | "hosts" | "ssh" | "targets">): Promise<Record<string, "holds" | "free" | "unknown">> {
   const floating = c.spec.network.floatingAddress;
   if (!floating) throw new Error(`stack ${c.spec.stack} has no network.floatingAddress`);
-  const viaSsh: HostReader = (h, argv) => ssh(c.ssh, c.targets[h], argv.map((a) => shq(a)).join(" "), "", 10_000, 3);
   const balancers = c.hosts.filter((h) => h.roles.includes("balancer")).map((h) => h.name);
   const states = await Promise.all(balancers.map(async (b) => {
-    const r = await (read ?? viaSsh)(b, ["ip", "-o", "-4", "addr", "show", "to", `${floating}/32`]);
+    const r = await ssh(c.ssh, c.targets[b], ["ip", "-o", "-4", "addr", "show", "to", `${floating}/32`].map((a) => shq(a)).join(" "), "", 10_000, 3);
     return [b, r.code !== 0 ? "unknown" : r.out.includes(` ${floating}/32 `) ? "holds" : "free"] as const;
   }));
   return Object.fromEntries(states);

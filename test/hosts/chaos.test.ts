@@ -62,7 +62,12 @@ describe("hosts layer: chaos (faults under write load)", function () {
       assert.ok(on && after, r.notes.join("; "));
       const m = Number(/^moves: (\d+)/.exec(note("moves: "))?.[1]);
       assert.ok(moves(m), `address moves: ${m} (${note("address holders: ")})`);
-      assert.doesNotMatch(note("moves: "), /HELD TWICE/, "never on two balancers at once");
+      // keepalived hands over by a priority-0 advertisement sent just before the old holder drops
+      // the address: the two may overlap for an instant. A dual master (VRRP not getting
+      // through) would last until the test ends: two advertisements (2 s) is the bound.
+      const twice = note("held by two balancers at once: ");
+      assert.match(twice, /^held by two balancers at once: (never seen|at most \d+ ms)$/);
+      assert.ok(!/at most/.test(twice) || Number(/(\d+) ms/.exec(twice)![1]) <= 2000, `the floating address on two balancers beyond a handover: ${twice} (${note("address holders: ")})`);
       // Fail closed: a sample that could not be read might have hidden a move back.
       assert.equal(note("unreadable samples: "), "unreadable samples: 0");
       assert.equal(note(`${on} keepalived state: `), `${on} keepalived state: ${after === on ? "MASTER" : "BACKUP"}`, "the pair whole again");
