@@ -1,6 +1,7 @@
 // SSH transport for the local driver: OpenSSH's client, the step script on stdin (never argv),
 // verified host keys, short timeouts so a dead host fails fast.
 import * as fs from "fs";
+import * as os from "os";
 import * as path from "path";
 import { run } from "./exec";
 import { knownHostsName, knownHostsText } from "../model/sshHostKey";
@@ -26,6 +27,12 @@ export interface SshConfig {
   privateKeyFile: string;
   knownHostsFile: string;
   hostKeys: HostKeyTrust;
+  /**
+   * A private directory for connection reuse: the first connection to a host stays open as a
+   * master (host key verified once, when it opens) and later ones run as sessions over it, as
+   * Ansible's ControlPersist does. Unset: a new connection per command.
+   */
+  controlDir?: string;
 }
 
 /**
@@ -47,6 +54,9 @@ export function sshArgs(cfg: SshConfig, t: SshTarget, connectTimeout = 5): strin
     "-o", "HashKnownHosts=no",
     "-o", "UpdateHostKeys=no",
     "-o", "LogLevel=ERROR",
+    // Reused connections: a master idle for 60 s ends by itself (an apply that was killed leaves
+    // none behind for long); `closeConnections` ends them when the apply is done.
+    ...(cfg.controlDir ? ["-o", "ControlMaster=auto", "-o", `ControlPath=${cfg.controlDir}/%C`, "-o", "ControlPersist=60"] : []),
     "-l", t.user,
     "-p", String(t.port),
     "--", t.address,
@@ -72,6 +82,22 @@ export function mergeKnownHosts(file: string, pinned: { address: string; port: n
 
 export async function ssh(cfg: SshConfig, t: SshTarget, command: string, input = "", timeoutMs = 30 * 60_000, connectTimeout = 5): Promise<{ code: number; out: string }> {
   return run("ssh", [...sshArgs(cfg, t, connectTimeout), command], { input, timeoutMs });
+}
+
+/**
+ * Runs `work` with connection reuse (see SshConfig.controlDir): one master per host for the
+ * whole of it, ended afterwards, the directory removed.
+ */
+export async function withReusedConnections<T>(cfg: SshConfig, targets: SshTarget[], work: (cfg: SshConfig) => Promise<T>): Promise<T> {
+  if (cfg.controlDir) return work(cfg);
+  const controlDir = fs.mkdtempSync(path.join(os.tmpdir(), "pgc-ssh-"));
+  const reused = { ...cfg, controlDir };
+  try {
+    return await work(reused);
+  } finally {
+    await Promise.all(targets.map((t) => run("ssh", [...sshArgs(reused, t).slice(0, -2), "-O", "exit", "--", t.address], { timeoutMs: 10_000 }).catch(() => undefined)));
+    fs.rmSync(controlDir, { recursive: true, force: true });
+  }
 }
 
 /** What to do about a host whose key no longer matches, by where the key came from. */
