@@ -3,7 +3,7 @@
 import * as fs from "fs";
 import { spawnSync } from "child_process";
 import { loadCluster, type LocalCluster } from "../../local/cluster";
-import { apply, bringUp, type ApplyReport } from "../../local/up";
+import { apply, bringUp, lastApply, planFingerprint, type ApplyReport } from "../../local/up";
 import { ssh } from "../../local/ssh";
 import { healthy, settle } from "../../local/chaos";
 
@@ -35,6 +35,11 @@ export function localCluster(log: (l: string) => void = (l) => console.log(`    
   return cluster;
 }
 
+// A failed test may leave the cluster anywhere: the next suite checks the whole plan. (Registered
+// on mocha's root suite when a test file imports this module.)
+let failedSinceSettled = false;
+if (typeof afterEach === "function") afterEach(function () { if (this.currentTest?.state === "failed") failedSinceSettled = true; });
+
 /** Why the cluster is not settled (unhealthy, or something left to change), or undefined. */
 async function unsettled(c: LocalCluster): Promise<string | undefined> {
   try { await healthy(c, 60); } catch (e) { return (e as Error).message; }
@@ -55,6 +60,20 @@ export async function settledCluster(suite: string): Promise<LocalCluster> {
   // The stack file's own config, read again: a suite may have applied overrides (rotated
   // secrets, another inventory) to the shared object; this suite starts from the stack's.
   Object.assign(c, await loadCluster("local"));
+  // The last thing applied was this very plan, successfully, and no test failed since: what it
+  // left is what the plan makes (a whole-plan check would cost ~25 s per suite). Health is still
+  // checked; anything else (another plan, a failed apply or check, a failed test) is checked whole.
+  const last = lastApply();
+  if (!failedSinceSettled && last?.code === 0 && last.plan === planFingerprint(c.plan)) {
+    try {
+      await healthy(c, 60);
+      console.log(`      (${suite}: the last ${last.check ? "check" : "apply"} was this stack's plan, clean, no test failed since: health checked)`);
+      return c;
+    } catch (e) {
+      console.log(`      !!! ${suite}: the cluster is not healthy at the start (${(e as Error).message})`);
+    }
+  }
+  failedSinceSettled = false;
   const why = await unsettled(c);
   if (why) {
     console.log(`      !!! ${suite}: the cluster was not settled at the start (${why}); settling it`);
