@@ -23,7 +23,48 @@ const DEFINITE: NodeState[] = ["writable", "read-only", "not-serving", "down"];
 /** psql's answers when PostgreSQL itself is not there to be a primary. */
 const NOT_SERVING = /No such file or directory|Connection refused|the database system is (starting up|shutting down|in recovery mode|not yet accepting connections)/;
 
-type Answer = (state: NodeState, why?: string) => void;
+/**
+ * Where a node's postmaster stood when it was seen, and which postmaster (its PID and start time,
+ * from postmaster.pid): set only when both are known. Within one postmaster's life the phases only
+ * move forward: starting, recovery (a standby), primary (out of recovery: PostgreSQL never goes
+ * back into it without a restart), stopping.
+ */
+export interface Seen { pm: string; phase: "starting" | "recovery" | "primary" | "stopping" }
+
+/** `askedAt`: when the question went out (a session's answer holds for some instant since then). */
+type Answer = (state: NodeState, why?: string, seen?: Seen, askedAt?: number) => void;
+
+/** One definite answer about a node: true at some instant in [lo, hi] (hi: when it came). */
+export interface Observation { lo: number; hi: number; state: NodeState; seen?: Seen }
+
+const PHASE_RANK: Record<Seen["phase"], number> = { starting: 0, recovery: 1, primary: 2, stopping: 3 };
+
+/**
+ * The times a node went without a definite answer: the gaps between consecutive answers (by
+ * when they came), from `start` to `end`. A gap is still known when one postmaster ran
+ * throughout it and its phases say what it was: an answer of that postmaster before the gap
+ * (arrived by its start) and one after it (asked after its end) prove it ran all along; the later
+ * one in recovery or starting means it was never out of recovery before (not writable), both
+ * primary means it was writable throughout, both stopping that it took no client.
+ */
+export function blindWindows(obs: Observation[], start: number, end: number): { from: number; to: number; ms: number; known?: "not-writable" | "writable" }[] {
+  const sorted = [...obs].sort((a, b) => a.hi - b.hi);
+  const edges = [start, ...sorted.map((o) => o.hi), end];
+  const out: { from: number; to: number; ms: number; known?: "not-writable" | "writable" }[] = [];
+  for (let i = 1; i < edges.length; i++) {
+    const [from, to] = [edges[i - 1], edges[i]];
+    if (to <= from) continue;
+    const before = sorted.filter((o) => o.seen && o.hi <= from).at(-1);
+    const after = sorted.find((o) => o.seen && o.lo >= to);
+    let known: "not-writable" | "writable" | undefined;
+    if (before?.seen && after?.seen && before.seen.pm === after.seen.pm) {
+      const [a, b] = [PHASE_RANK[before.seen.phase], PHASE_RANK[after.seen.phase]];
+      if (b >= a) known = b <= PHASE_RANK.recovery || a === PHASE_RANK.stopping ? "not-writable" : a === PHASE_RANK.primary && b === PHASE_RANK.primary ? "writable" : undefined;
+    }
+    out.push({ from, to, ms: to - from, known });
+  }
+  return out;
+}
 
 /**
  * Whether any PostgreSQL process runs in the node (read from the host: the processes of the
@@ -65,20 +106,30 @@ function postgresRuns(init: number): boolean | undefined {
  * load is too slow to answer a question in time. Undefined when the file cannot be read.
  */
 export function postmasterStatus(pidFile: string): "starting" | "stopping" | "serving" | undefined {
+  return postmasterFile(pidFile)?.status;
+}
+
+/** postmaster.pid's status (see postmasterStatus) and the postmaster's identity ("<pid>/<start time>"). */
+export function postmasterFile(pidFile: string): { status?: "starting" | "stopping" | "serving"; pm: string } | undefined {
   try {
-    const status = readFileSync(pidFile, "utf8").split("\n")[7]?.trim();
-    return status === "starting" || status === "stopping" ? status : status ? "serving" : undefined;
+    const lines = readFileSync(pidFile, "utf8").split("\n");
+    const status = lines[7]?.trim();
+    return {
+      status: status === "starting" || status === "stopping" ? status : status ? "serving" : undefined,
+      pm: `${lines[0].trim()}/${lines[2]?.trim()}`,
+    };
   } catch {
     return undefined;
   }
 }
 
 /** What the host can tell of a node whose session cannot answer now (no process started). */
-function seenFromHost(init: number): { state: NodeState; why: string } | undefined {
+function seenFromHost(init: number): { state: NodeState; why: string; seen?: Seen } | undefined {
   const runs = postgresRuns(init);
   if (runs === false) return { state: "not-serving", why: "no PostgreSQL process" };
-  const status = postmasterStatus(`/proc/${init}/root${PG_DATA}/postmaster.pid`);
-  if (status === "starting" || status === "stopping") return { state: "not-serving", why: `PostgreSQL ${status} (postmaster.pid): no connection taken` };
+  const file = postmasterFile(`/proc/${init}/root${PG_DATA}/postmaster.pid`);
+  const status = file?.status;
+  if (status === "starting" || status === "stopping") return { state: "not-serving", why: `PostgreSQL ${status} (postmaster.pid): no connection taken`, seen: { pm: file!.pm, phase: status } };
   return undefined;
 }
 
@@ -116,32 +167,34 @@ class NodeSession {
     if (this.pending) {
       // Still busy with the previous question: what the host can see of the node still counts.
       const seen = seenFromHost(init);
-      answer(seen?.state ?? "unknown", seen?.why ?? "previous question still open");
+      answer(seen?.state ?? "unknown", seen?.why ?? "previous question still open", seen?.seen);
       return;
     }
-    const question = `select ${id}, pg_is_in_recovery();\n`;
+    // Which postmaster answers, as postmaster.pid names it (line 1 its PID, line 3 its start):
+    // what the host reads there is comparable.
+    const question = `select ${id}, pg_is_in_recovery(), replace(split_part(pg_read_file('postmaster.pid'), E'\\n', 1) || '/' || split_part(pg_read_file('postmaster.pid'), E'\\n', 3), ' ', '');\n`;
     this.pending = {
-      id, since: Date.now(), answer: (state, why) => {
-        if (state !== "unknown") return answer(state, why);
+      id, since: Date.now(), answer: (state, why, seen, askedAt) => {
+        if (state !== "unknown") return answer(state, why, seen, askedAt);
         // The session broke: did PostgreSQL go away or begin to stop, or only the session end?
-        const seen = seenFromHost(init);
-        answer(seen?.state ?? "unknown", seen?.why ?? why);
+        const host = seenFromHost(init);
+        answer(host?.state ?? "unknown", host?.why ?? why, host?.seen);
       },
     };
     if (this.proc && this.init === init) { this.proc.stdin!.write(question); return; }
     // A new session only where PostgreSQL runs and takes connections: a process started every
     // round on a node that is booting, starting or stopping loads the machine for nothing.
     const seen = seenFromHost(init);
-    if (seen) return this.settle(seen.state, seen.why);
+    if (seen) return this.settle(seen.state, seen.why, seen.seen);
     this.open(init);
     this.proc!.stdin!.write(question);
   }
 
-  private settle(s: NodeState, why?: string): void {
+  private settle(s: NodeState, why?: string, seen?: Seen): void {
     const p = this.pending;
     if (!p) return;
     this.pending = undefined;
-    p.answer(s, why);
+    p.answer(s, why, seen, p.since);
   }
 
   private open(init: number): void {
@@ -159,9 +212,12 @@ class NodeSession {
     p.stdout!.on("data", (d) => {
       this.out += d;
       for (let nl = this.out.indexOf("\n"); nl >= 0; nl = this.out.indexOf("\n")) {
-        const [id, v] = this.out.slice(0, nl).trim().split(" ");
+        const [id, v, pm] = this.out.slice(0, nl).trim().split(" ");
         this.out = this.out.slice(nl + 1);
-        if (this.pending && Number(id) === this.pending.id) this.settle(v === "f" ? "writable" : v === "t" ? "read-only" : "unknown", `answered ${v}`);
+        if (this.pending && Number(id) === this.pending.id) {
+          const state: NodeState = v === "f" ? "writable" : v === "t" ? "read-only" : "unknown";
+          this.settle(state, `answered ${v}`, state !== "unknown" && pm ? { pm, phase: state === "writable" ? "primary" : "recovery" } : undefined);
+        }
       }
     });
     p.stderr!.on("data", (d) => { this.err = (this.err + d).slice(-2000); });
@@ -198,6 +254,8 @@ export interface ProbeReport {
   unknownWhy: Record<string, string>;
   /** Per node: the longest time without a definite answer, ms, and when it began. */
   longestUnobserved: Record<string, { ms: number; from: number }>;
+  /** Per node: gaps longer than the bound that one postmaster's own answers account for (see blindWindows). */
+  knownLongGaps: Record<string, number>;
   /** The bound on longestUnobserved (see SplitBrainProbe). */
   unobservedBoundMs: number;
 }
@@ -208,8 +266,8 @@ type Round = { at: number; states: Record<string, NodeState> };
 class ProbeCore {
   readonly history: Round[] = [];
   private readonly sessions: NodeSession[];
-  private readonly lastSeen: Record<string, number> = {};
-  private readonly longest: Record<string, { ms: number; from: number }> = {};
+  private readonly observed: Record<string, Observation[]> = {};
+  private t0 = 0;
   private readonly unknownWhy: Record<string, string> = {};
   private maxIntervalMs = 0;
   private stopped = false;
@@ -227,9 +285,10 @@ class ProbeCore {
     const states: Record<string, NodeState> = Object.fromEntries(this.nodes.map((n) => [n, "unknown" as NodeState]));
     this.history.push({ at, states });
     for (const s of this.sessions) {
-      const p = new Promise<void>((done) => s.ask(id, (state, why) => {
+      const p = new Promise<void>((done) => s.ask(id, (state, why, seen, askedAt) => {
         states[s.node] = state;
-        if (DEFINITE.includes(state)) this.track(s.node, Date.now());
+        const now = Date.now();
+        if (DEFINITE.includes(state)) this.observed[s.node].push({ lo: askedAt ?? now, hi: now, state, seen });
         else if (why) this.unknownWhy[s.node] = why;
         this.update(at, s.node, state);
         done();
@@ -239,15 +298,9 @@ class ProbeCore {
     }
   }
 
-  private track(node: string, at: number): void {
-    const gap = at - this.lastSeen[node];
-    if (gap > this.longest[node].ms) this.longest[node] = { ms: gap, from: this.lastSeen[node] };
-    this.lastSeen[node] = at;
-  }
-
   start(): void {
-    const t0 = Date.now();
-    for (const n of this.nodes) { this.lastSeen[n] = t0; this.longest[n] = { ms: 0, from: t0 }; }
+    const t0 = this.t0 = Date.now();
+    for (const n of this.nodes) this.observed[n] = [];
     this.loop = (async () => {
       let last = t0;
       while (!this.stopped) {
@@ -268,9 +321,18 @@ class ProbeCore {
     for (const s of this.sessions) s.close("probe stopped");
     // The time since the last answer counts too: a node that went silent at the end was unobserved.
     const end = Date.now();
+    const longest: Record<string, { ms: number; from: number }> = {};
+    const known: Record<string, number> = {};
     for (const n of this.nodes) {
-      const gap = end - this.lastSeen[n];
-      if (gap > this.longest[n].ms) this.longest[n] = { ms: gap, from: this.lastSeen[n] };
+      const windows = blindWindows(this.observed[n], this.t0, end);
+      const blind = windows.filter((w) => !w.known);
+      const top = blind.reduce((m, w) => (w.ms > m.ms ? w : m), { ms: 0, from: this.t0 });
+      longest[n] = { ms: top.ms, from: top.from };
+      known[n] = windows.filter((w) => w.known && w.ms > this.boundMs).length;
+      // Writable throughout by its own postmaster's account: its unanswered rounds were writable too
+      // (a second writable node in them is a split brain).
+      for (const w of windows.filter((x) => x.known === "writable"))
+        for (const h of this.history) if (h.at > w.from && h.at < w.to && h.states[n] === "unknown") h.states[n] = "writable";
     }
     return {
       rounds: this.history.length,
@@ -278,7 +340,8 @@ class ProbeCore {
       maxIntervalMs: this.maxIntervalMs,
       unknown: Object.fromEntries(this.nodes.map((n) => [n, this.history.filter((h) => h.states[n] === "unknown").length])),
       unknownWhy: { ...this.unknownWhy },
-      longestUnobserved: { ...this.longest },
+      longestUnobserved: longest,
+      knownLongGaps: known,
       unobservedBoundMs: this.boundMs,
     };
   }

@@ -31,7 +31,7 @@ describe("hosts layer: chaos (faults under write load)", function () {
     results.push(r);
     for (const n of r.notes) console.log(`      · ${n}`);
     const p = r.probe;
-    console.log(`      · probe: ${p.rounds} rounds every ${p.intervalMs} ms (longest ${p.maxIntervalMs} ms); unknown answers ${Object.entries(p.unknown).map(([n, k]) => `${n} ${k}${k && p.unknownWhy[n] ? ` (last: ${p.unknownWhy[n]})` : ""}`).join(", ")}; longest unobserved ${Object.entries(p.longestUnobserved).map(([n, g]) => `${n} ${g.ms} ms`).join(", ")} (bound ${p.unobservedBoundMs} ms)`);
+    console.log(`      · probe: ${p.rounds} rounds every ${p.intervalMs} ms (longest ${p.maxIntervalMs} ms); unknown answers ${Object.entries(p.unknown).map(([n, k]) => `${n} ${k}${k && p.unknownWhy[n] ? ` (last: ${p.unknownWhy[n]})` : ""}`).join(", ")}; longest unobserved ${Object.entries(p.longestUnobserved).map(([n, g]) => `${n} ${g.ms} ms`).join(", ")} (bound ${p.unobservedBoundMs} ms); longer gaps its own postmaster accounts for ${Object.entries(p.knownLongGaps).map(([n, k]) => `${n} ${k}`).join(", ")}`);
     assert.equal(r.lost, 0, `${r.lost} acknowledged rows missing`);
     assert.equal(r.splitBrain, false, "two writable primaries seen");
     assert.ok(r.acked > 20, `load ran (${r.acked} acked)`);

@@ -4,7 +4,7 @@ import { strict as assert } from "assert";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { postmasterStatus } from "../../local/splitBrainProbe";
+import { blindWindows, postmasterFile, postmasterStatus, type Observation } from "../../local/splitBrainProbe";
 import { doubleHolds, localAddresses } from "../../local/chaos";
 
 describe("chaos probes: what the host reads", () => {
@@ -25,6 +25,52 @@ describe("chaos probes: what the host reads", () => {
     assert.equal(postmasterStatus(pidFile("standby ")), "serving");
     assert.equal(postmasterStatus(pidFile()), undefined);
     assert.equal(postmasterStatus(path.join(dir, "absent")), undefined);
+  });
+
+  it("postmaster.pid names its postmaster as <pid>/<start time>, what the probe's question reads there too", () => {
+    assert.deepEqual(postmasterFile(pidFile("standby ")), { status: "serving", pm: "4242/1764280000" });
+  });
+
+  describe("blind windows: what one postmaster's own answers account for", () => {
+    const P = "4242/1764280000", Q = "4300/1764280100";
+    const psql = (lo: number, hi: number, state: "writable" | "read-only", pm = P): Observation => ({ lo, hi, state, seen: { pm, phase: state === "writable" ? "primary" : "recovery" } });
+    const file = (at: number, phase: "starting" | "stopping", pm = P): Observation => ({ lo: at, hi: at, state: "not-serving", seen: { pm, phase } });
+    const gap = (obs: Observation[], from: number, end = 10_000) => blindWindows(obs, 0, end).find((w) => w.from === from)!;
+
+    it("a long wait for an answer between two standby answers of the same postmaster: never writable in it", () => {
+      // asked at 1000, answered at 2800 (a slow session); the next one asked after 2800
+      const obs = [psql(800, 1000, "read-only"), psql(1000, 2800, "read-only"), psql(2800, 3000, "read-only")];
+      assert.deepEqual(gap(obs, 1000), { from: 1000, to: 2800, ms: 1800, known: "not-writable" });
+    });
+
+    it("starting, then a standby answer: never writable before it (a postmaster leaves recovery only once)", () => {
+      const obs = [file(500, "starting"), psql(600, 2400, "read-only"), psql(2400, 2500, "read-only")];
+      assert.equal(gap(obs, 500).known, "not-writable");
+    });
+
+    it("a standby answer, then a primary answer: promoted at an unknown instant, so the gap stays blind", () => {
+      const obs = [psql(0, 100, "read-only"), psql(100, 2000, "writable"), psql(2000, 2100, "writable")];
+      assert.equal(gap(obs, 100).known, undefined);
+    });
+
+    it("primary before and after (same postmaster): writable throughout; primary then stopping: blind", () => {
+      assert.equal(gap([psql(0, 100, "writable"), psql(100, 2000, "writable"), psql(2000, 2100, "writable")], 100).known, "writable");
+      assert.equal(gap([psql(0, 100, "writable"), file(2000, "stopping"), file(2200, "stopping")], 100).known, undefined);
+    });
+
+    it("another postmaster after the gap (a restart in it), or no answer after it: blind", () => {
+      assert.equal(gap([psql(0, 100, "read-only"), psql(100, 2000, "read-only", Q), psql(2000, 2100, "read-only", Q)], 100).known, undefined);
+      assert.equal(gap([psql(0, 100, "read-only"), psql(100, 2000, "read-only")], 100).known, undefined);
+      // from the last answer to the end of the probe: nothing came after it
+      const tail = blindWindows([psql(0, 100, "read-only")], 0, 5000).at(-1)!;
+      assert.deepEqual(tail, { from: 100, to: 5000, ms: 4900, known: undefined });
+    });
+
+    it("an answer without a postmaster's identity (no process, down) proves nothing across a gap", () => {
+      const none: Observation = { lo: 1500, hi: 1500, state: "not-serving" };
+      const obs = [psql(0, 100, "read-only"), none, psql(3000, 3100, "read-only", Q)];
+      assert.ok(blindWindows(obs, 0, 4000).every((w) => w.known === undefined));
+    });
   });
 
   it("a namespace's own addresses are its /32 host LOCAL leaves (a subnet or broadcast leaf is not)", () => {
