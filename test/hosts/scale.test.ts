@@ -171,7 +171,7 @@ describe("hosts layer: scale in (a database node leaves the inventory)", functio
     // A planned switchover, not a failover: a failover cannot begin before the leader key expires
     // (ttl). It costs more than an ordinary switchover (1.8-2.8 s): the leaving node, tagged nosync,
     // cannot be the new leader's synchronous standby, so writes wait until another replica streams
-    // from the new leader and its Patroni names it (measured 4.8-7.1 s on this 2-core machine).
+    // from the new leader and its Patroni names it (measured 3.0-7.1 s on this 2-core machine).
     const ttl = c.spec.patroni.ttl;
     assert.ok(x.gap < ttl, `writer gap ${x.gap.toFixed(1)} s while the leader left: as long as a failover (ttl ${ttl} s)`);
   });
