@@ -98,18 +98,13 @@ function postgresRuns(init: number): boolean | undefined {
 }
 
 /**
- * Whether the node's postmaster refuses new connections by its own account: postmaster.pid's
- * status line says "starting" (until PostgreSQL takes connections: then "ready" or "standby") or
- * "stopping" (written when a shutdown begins, after the postmaster has begun refusing clients
- * with "the database system is shutting down", which the probe counts as not serving too). A
- * definite answer read from the host without a process, while a node that starts or stops under
- * load is too slow to answer a question in time. Undefined when the file cannot be read.
+ * What the node's postmaster.pid says: its status line, "starting" (until PostgreSQL takes
+ * connections: then "ready" or "standby", both "serving" here) or "stopping" (written when a
+ * shutdown begins, after the postmaster has begun refusing clients with "the database system is
+ * shutting down", which the probe counts as not serving too), read from the host without a
+ * process while a node that starts or stops under load is too slow to answer a question in time;
+ * and which postmaster it is ("<pid>/<start time>", lines 1 and 3). Undefined when unreadable.
  */
-export function postmasterStatus(pidFile: string): "starting" | "stopping" | "serving" | undefined {
-  return postmasterFile(pidFile)?.status;
-}
-
-/** postmaster.pid's status (see postmasterStatus) and the postmaster's identity ("<pid>/<start time>"). */
 export function postmasterFile(pidFile: string): { status?: "starting" | "stopping" | "serving"; pm: string } | undefined {
   try {
     const lines = readFileSync(pidFile, "utf8").split("\n");

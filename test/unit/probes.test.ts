@@ -4,7 +4,7 @@ import { strict as assert } from "assert";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { blindWindows, postmasterFile, postmasterStatus, type Observation } from "../../local/splitBrainProbe";
+import { blindWindows, postmasterFile, type Observation } from "../../local/splitBrainProbe";
 import { doubleHolds, localAddresses } from "../../local/chaos";
 
 describe("chaos probes: what the host reads", () => {
@@ -19,12 +19,12 @@ describe("chaos probes: what the host reads", () => {
   };
 
   it("postmaster.pid: starting and stopping refuse clients; ready and standby serve; no status line or no file is unknown", () => {
-    assert.equal(postmasterStatus(pidFile("starting")), "starting");
-    assert.equal(postmasterStatus(pidFile("stopping")), "stopping");
-    assert.equal(postmasterStatus(pidFile("ready   ")), "serving");
-    assert.equal(postmasterStatus(pidFile("standby ")), "serving");
-    assert.equal(postmasterStatus(pidFile()), undefined);
-    assert.equal(postmasterStatus(path.join(dir, "absent")), undefined);
+    assert.equal(postmasterFile(pidFile("starting"))?.status, "starting");
+    assert.equal(postmasterFile(pidFile("stopping"))?.status, "stopping");
+    assert.equal(postmasterFile(pidFile("ready   "))?.status, "serving");
+    assert.equal(postmasterFile(pidFile("standby "))?.status, "serving");
+    assert.equal(postmasterFile(pidFile())?.status, undefined);
+    assert.equal(postmasterFile(path.join(dir, "absent")), undefined);
   });
 
   it("postmaster.pid names its postmaster as <pid>/<start time>, what the probe's question reads there too", () => {
