@@ -55,7 +55,7 @@ export function sshArgs(cfg: SshConfig, t: SshTarget, connectTimeout = 5): strin
     "-o", "UpdateHostKeys=no",
     "-o", "LogLevel=ERROR",
     // Reused connections: a master idle for 60 s ends by itself (an apply that was killed leaves
-    // none behind for long); `closeConnections` ends them when the apply is done.
+    // none behind for long); `withReusedConnections` ends them when the apply is done.
     ...(cfg.controlDir ? ["-o", "ControlMaster=auto", "-o", `ControlPath=${cfg.controlDir}/%C`, "-o", "ControlPersist=60"] : []),
     "-l", t.user,
     "-p", String(t.port),
@@ -95,6 +95,7 @@ export async function withReusedConnections<T>(cfg: SshConfig, targets: SshTarge
   try {
     return await work(reused);
   } finally {
+    // sshArgs ends with "--", address: the control command goes before them.
     await Promise.all(targets.map((t) => run("ssh", [...sshArgs(reused, t).slice(0, -2), "-O", "exit", "--", t.address], { timeoutMs: 10_000 }).catch(() => undefined)));
     fs.rmSync(controlDir, { recursive: true, force: true });
   }

@@ -48,15 +48,11 @@ export const lastApply = () => lastApplied;
 
 export async function apply(c: LocalCluster, log: Log, check = false): Promise<ApplyReport> {
   lastApplied = undefined;
-  const r = await applyReusing(c, log, check);
-  lastApplied = { plan: planFingerprint(c.plan), check, code: r.code };
-  return r;
-}
-
-async function applyReusing(c: LocalCluster, log: Log, check: boolean): Promise<ApplyReport> {
   // One SSH connection per host for the whole apply, not one per step (a new connection costs
   // the 2-core test machine about 0.3 CPU-seconds: key exchange, sshd, PAM session).
-  return withReusedConnections(c.ssh, Object.values(c.targets), (cfg) => applyOver({ ...c, ssh: cfg }, log, check));
+  const r = await withReusedConnections(c.ssh, Object.values(c.targets), (cfg) => applyOver({ ...c, ssh: cfg }, log, check));
+  lastApplied = { plan: planFingerprint(c.plan), check, code: r.code };
+  return r;
 }
 
 async function applyOver(c: LocalCluster, log: Log, check: boolean): Promise<ApplyReport> {
