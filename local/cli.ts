@@ -6,6 +6,7 @@
 //   down   stop the local hosts and remove what up made
 //   backup [--type full|diff|incr]  a backup now (on the backup host)   backups  what the repository holds
 //   backup:verify  the restore drill now: the latest backup restored on the backup host, checked, removed
+//   restore --to <ISO 8601 time | latest> --yes-destroy-data  point-in-time restore of the whole cluster
 import { loadCluster, connectionUrls, floatingAddressHolders, writeEnvFile, patroniCluster, statsUrls, writeStatsCurlConfig, type LocalCluster } from "./cluster";
 import { hostsDown } from "./hosts";
 import { apply, bringUpHosts } from "./up";
@@ -13,6 +14,8 @@ import { topoOrder } from "../roles/compile";
 import { ConfigError } from "../model/config";
 import { CaSwitchError } from "./pki";
 import { ScaleInRefused } from "./scaleIn";
+import { restoreCluster, RestoreRefused, RestoreStopped } from "./restore";
+import { parseRestoreTarget } from "../roles/restore";
 import { BACKUP_TYPES, describeBackupStatus, describeDrill, describeRepository, lastDrill, repositoryInfo, runDrill, takeBackup, type BackupType } from "./backup";
 
 const log = (l: string) => console.log(l);
@@ -21,7 +24,11 @@ function args(argv: string[]) {
   const cmd = argv[0] ?? "up";
   const i = argv.indexOf("--stack");
   const t = argv.indexOf("--type");
-  return { cmd, stack: i >= 0 ? argv[i + 1] : "local", type: t >= 0 ? argv[t + 1] : "full" };
+  const to = argv.indexOf("--to");
+  return {
+    cmd, stack: i >= 0 ? argv[i + 1] : "local", type: t >= 0 ? argv[t + 1] : "full",
+    to: to >= 0 ? argv[to + 1] : undefined, yes: argv.includes("--yes-destroy-data"), loseUnarchived: argv.includes("--lose-unarchived"),
+  };
 }
 
 async function printStatus(c: LocalCluster): Promise<void> {
@@ -45,7 +52,7 @@ async function printStatus(c: LocalCluster): Promise<void> {
 }
 
 async function main(): Promise<number> {
-  const { cmd, stack, type } = args(process.argv.slice(2));
+  const { cmd, stack, type, to, yes, loseUnarchived } = args(process.argv.slice(2));
   if (cmd === "down") { await hostsDown(log); return 0; }
   const c = await loadCluster(stack);
   switch (cmd) {
@@ -73,6 +80,16 @@ async function main(): Promise<number> {
       for (const l of output) log(`  ${l}`);
       log(describeDrill(result));
       return result.result === "pass" ? 0 : 3;
+    }
+    case "restore": {
+      // Refused before anything connects when the target is not one.
+      let target;
+      try { target = parseRestoreTarget(to); } catch (e) { throw new RestoreRefused((e as Error).message); }
+      const t = Date.now();
+      await restoreCluster(c, { target, loseUnarchived, confirmed: yes }, log);
+      log(`restored in ${((Date.now() - t) / 1000).toFixed(1)} s`);
+      await printStatus(c);
+      return 0;
     }
     case "update": {
       // One apply with packages.newest: every host's cluster packages to the newest the mirror
@@ -103,13 +120,13 @@ async function main(): Promise<number> {
       return 0;
     }
     default:
-      throw new Error(`unknown command ${cmd}; commands: up, apply, update, drift, plan, status, down, backup, backups, backup:verify`);
+      throw new Error(`unknown command ${cmd}; commands: up, apply, update, drift, plan, status, down, backup, backups, backup:verify, restore`);
   }
 }
 
 if (require.main === module) {
   main().then((code) => process.exit(code), (e) => {
     console.error(e instanceof ConfigError ? e.message : `error: ${(e as Error).message}`);
-    process.exit(e instanceof ConfigError || e instanceof CaSwitchError || e instanceof ScaleInRefused ? 4 : 1);
+    process.exit(e instanceof ConfigError || e instanceof CaSwitchError || e instanceof ScaleInRefused || e instanceof RestoreRefused ? 4 : e instanceof RestoreStopped ? 5 : 1);
   });
 }

@@ -17,6 +17,11 @@ export const PATRONI_CONFIG = "/etc/patroni/config.yml";
 export const ETCD_DATA = "/var/lib/etcd/pgcluster";
 /** Left by a host's decommission once Patroni and etcd have left (roles/decommission); a host in the plan has none. */
 export const DECOMMISSIONED_MARKER = "/var/lib/pgcluster/decommissioned";
+/** A point-in-time restore (local/restore.ts): its marker while under way, the data directory kept from before it. */
+export const RESTORE = {
+  marker: "/var/lib/pgcluster/restore-in-progress",
+  aside: `${PG_DATA}.before-restore`,
+};
 /** pgBackRest's configuration (its default path; Debian's /etc/pgbackrest.conf is then not read). */
 export const PGBACKREST_CONFIG = "/etc/pgbackrest/pgbackrest.conf";
 /** The posix repository on the backup host. */
