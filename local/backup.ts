@@ -24,6 +24,8 @@ export interface RepositoryInfo {
   stanza: string;
   status: string;
   backups: BackupEntry[];
+  /** The system identifier of the cluster the stanza holds now (its newest database history entry). */
+  systemId?: string;
   /** The oldest and newest WAL segment in the archive. */
   walMin?: string;
   walMax?: string;
@@ -64,6 +66,7 @@ export async function repositoryInfo(c: LocalCluster): Promise<RepositoryInfo> {
   return {
     stanza,
     status: s.status.message,
+    systemId: (s.db ?? []).length ? String(s.db.at(-1)["system-id"]) : undefined,
     walMin: archive?.min ?? undefined,
     walMax: archive?.max ?? undefined,
     backups: (s.backup ?? []).map((b: any) => ({

@@ -39,7 +39,7 @@ export function restorePlan(c: Pick<LocalCluster, "spec" | "hosts">, opts: Resto
   const nodes = c.hosts.filter((h) => h.roles.includes("postgres") && !h.leaving);
   const first = bootstrapHost({ hosts: nodes });
   if (!first) throw new RestoreRefused(`stack ${c.spec.stack} has no database node to restore`);
-  if (!info.backups.length) throw new RestoreRefused(`the repository (stanza ${info.stanza}) holds no backup: there is nothing to restore from. Take one with: npm run backup -- --stack ${c.spec.stack}`);
+  if (!info.backups.length) throw new RestoreRefused(`the repository (stanza ${info.stanza}: ${info.status}) holds no backup: there is nothing to restore from. Take one with: npm run backup -- --stack ${c.spec.stack}`);
   if (opts.target.kind === "time") {
     const t = Date.parse(opts.target.time);
     const earliest = info.backups[0].stop;
@@ -105,7 +105,7 @@ export async function restoreCluster(c: LocalCluster, opts: RestoreOptions & { c
   // The history to follow: an interrupted run's (its marker), else the live leader's timeline.
   const marker = await ssh(c.ssh, c.targets[p.restoreNode.name], `cat ${shq(RESTORE.marker)} 2>/dev/null || true`, "", 30_000);
   const timeline = markerTimeline(marker.out) ?? (typeof leaderMember?.timeline === "number" ? leaderMember.timeline : undefined);
-  opts = { ...opts, timeline };
+  opts = { ...opts, timeline, systemId: info.systemId };
   if (markerTimeline(marker.out) !== undefined) log(`an earlier restore was interrupted (${p.restoreNode.name}:${RESTORE.marker}): going on, following its timeline ${timeline}`);
   log(`restore of cluster ${c.spec.clusterName} to ${describeTarget(opts.target)} on ${timeline === undefined ? "the archive's latest timeline (no leader answered)" : `timeline ${timeline}'s history`} from stanza ${info.stanza} (${info.backups.length} backups, newest ${info.backups.at(-1)!.label}); restored on ${p.restoreNode.name}, cloned by ${p.others.map((h) => h.name).join(", ") || "none"}`);
   log("this destroys:");

@@ -68,6 +68,8 @@ export interface RestoreOptions {
   loseUnarchived: boolean;
   /** The timeline whose history the restore follows; undefined: the archive's latest. */
   timeline?: number;
+  /** The repository's cluster: a data directory of another (a rebuilt node's new, empty cluster) is not archived. */
+  systemId?: string;
 }
 
 /** The step of `phase` on `host` (a database node of ctx). */
@@ -79,6 +81,7 @@ export function restoreStep(ctx: RoleContext, host: Host, phase: Phase, opts: Re
     dataDir: PG_DATA, aside: RESTORE.aside, binDir: PG_BIN, stanza: stanza(ctx.spec), marker: RESTORE.marker,
     targetText: describeTarget(opts.target), restoreArgs: pgbackrestRestoreArgs(opts.target, opts.timeline), loseUnarchived: opts.loseUnarchived,
     timeline: opts.timeline === undefined ? "latest" : String(opts.timeline),
+    systemId: opts.systemId !== undefined && /^\d{1,20}$/.test(opts.systemId) ? opts.systemId : "",
     dcsPrefix: `/pgcluster/${ctx.spec.clusterName}/`, tls: tlsDir.patroni, ports, configFile: PATRONI_CONFIG,
     archiveWaitSeconds: 120, recoverySeconds: 6 * 3600, startSeconds: 300, cloneSeconds: 6 * 3600,
   });

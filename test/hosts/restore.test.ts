@@ -1,0 +1,174 @@
+// Point-in-time restore on the real local cluster (issue #11), under write load where it matters:
+// refusals change nothing; a restore to a time between two known writes, after a switchover
+// during the load, brings back every acknowledged row before it and none after, on every node,
+// with a healthy, writable cluster on a new timeline; a restore to `latest` after every node's
+// data directory is lost (processes killed, directories removed) loses only rows acknowledged
+// within archive_timeout of the loss, and none acknowledged before the last segment switch.
+import { strict as assert } from "assert";
+import { requireHosts, settledCluster } from "../support/hostsLayer";
+import { patroniCluster, type LocalCluster } from "../../local/cluster";
+import { CHAOS_TABLE, ensureChaosTable, healthy, leader, WriteLoad } from "../../local/chaos";
+import { repositoryInfo, takeBackup } from "../../local/backup";
+import { restoreCluster, RestoreRefused } from "../../local/restore";
+import { parseRestoreTarget } from "../../roles/restore";
+import { PG_DATA } from "../../model/identities";
+import { apply } from "../../local/up";
+import { ssh } from "../../local/ssh";
+import { shq } from "../../roles/quote";
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function on(c: LocalCluster, host: string, command: string, timeoutMs = 120_000): Promise<string> {
+  const r = await ssh(c.ssh, c.targets[host], command, "", timeoutMs);
+  assert.equal(r.code, 0, `${host}: ${command}: exit ${r.code}: ${r.out.trim().split("\n").slice(-6).join("\n")}`);
+  return r.out.trim();
+}
+
+const psql = (c: LocalCluster, host: string, sql: string) => on(c, host, `cd / && runuser -u postgres -- psql -XAtq -d app -c ${shq(sql)}`);
+const dbNodes = (c: LocalCluster) => c.hosts.filter((h) => h.roles.includes("postgres")).map((h) => h.name);
+
+/** The ids of `run` each node holds (read on the node itself, as the superuser). */
+async function idsOn(c: LocalCluster, run: string): Promise<Record<string, Set<number>>> {
+  const out: Record<string, Set<number>> = {};
+  for (const n of dbNodes(c)) out[n] = new Set((await psql(c, n, `select id from ${CHAOS_TABLE} where run = '${run.replace(/'/g, "''")}'`)).split("\n").filter(Boolean).map(Number));
+  return out;
+}
+
+/** The primary's clock (all local hosts share this machine's), as ISO 8601 UTC with microseconds. */
+async function serverNow(c: LocalCluster, host: string): Promise<string> {
+  return psql(c, host, `select to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`);
+}
+
+describe("point-in-time restore on the local hosts (npm run restore)", function () {
+  this.timeout(30 * 60_000);
+  let c: LocalCluster;
+  const logs: string[] = [];
+  const log = (l: string) => { logs.push(l); };
+
+  before(async function () {
+    requireHosts(this);
+    c = await settledCluster("restore");
+    await ensureChaosTable(c);
+    // A backup of this suite's own: an earlier suite may have left the newest one tampered with.
+    await takeBackup(c, "full");
+  });
+
+  afterEach(function () {
+    if (this.currentTest?.state === "failed") for (const l of logs.slice(-60)) console.log(`      | ${l}`);
+    logs.length = 0;
+  });
+
+  it("refuses, changing nothing: unconfirmed, a target before the oldest backup or in the future, a missing repository", async () => {
+    const before = await healthy(c);
+    const unconfirmed = await restoreCluster(c, { target: { kind: "latest" }, loseUnarchived: false, confirmed: false }, log).then(() => undefined, (e) => e);
+    assert.ok(unconfirmed instanceof RestoreRefused && /not confirmed: nothing was changed.*--yes-destroy-data/.test(unconfirmed.message), String(unconfirmed));
+    assert.ok(logs.some((l) => /this destroys:/.test(l)) && logs.some((l) => l.includes(PG_DATA)), "it says what it would destroy");
+    const oldest = (await repositoryInfo(c)).backups[0].stop;
+    for (const [to, why] of [[new Date(oldest.getTime() - 3600_000).toISOString(), /before the end of the oldest backup/], [new Date(Date.now() + 3600_000).toISOString(), /in the future/]] as const) {
+      const e = await restoreCluster(c, { target: parseRestoreTarget(to), loseUnarchived: false, confirmed: true }, log).then(() => undefined, (x) => x);
+      assert.ok(e instanceof RestoreRefused && why.test(e.message), `--to ${to}: ${e}`);
+    }
+    // The repository's directory moved away: the restore refuses, naming it, before touching a node.
+    const repo = c.hosts.find((h) => h.roles.includes("backup"))!.name;
+    await on(c, repo, "mv /var/lib/pgbackrest/backup /var/lib/pgbackrest/backup.moved-by-test");
+    try {
+      const e = await restoreCluster(c, { target: { kind: "latest" }, loseUnarchived: false, confirmed: true }, log).then(() => undefined, (x) => x);
+      assert.ok(e instanceof Error, "a restore without a repository went ahead");
+      console.log(`      missing repository: ${(e as Error).message.split("\n")[0]}`);
+      assert.match((e as Error).message, /holds no backup|missing|backup1/);
+    } finally {
+      await on(c, repo, "mv /var/lib/pgbackrest/backup.moved-by-test /var/lib/pgbackrest/backup");
+    }
+    const after = await healthy(c);
+    assert.deepEqual(after.map((m) => [m.name, m.role, m.timeline]), before.map((m) => [m.name, m.role, m.timeline]), "a refused restore changed the cluster");
+  });
+
+  it("to a time between two known writes, after a switchover under load: every row acknowledged before it and none after, on every node; healthy and writable after, on a new timeline", async () => {
+    const run = `pitr-${Date.now()}`;
+    const load = new WriteLoad(c, run).start();
+    await sleep(3000);
+    // Archiving goes on across a change of primary: rows from both sides of it must come back.
+    const was = await leader(c);
+    const members = await healthy(c);
+    const candidate = members.find((m) => m.role === "sync_standby")?.name ?? members.find((m) => m.name !== was)!.name;
+    await on(c, was, `patronictl -c /etc/patroni/config.yml switchover --leader ${shq(was)} --candidate ${shq(candidate)} --force`);
+    const end = Date.now() + 60_000;
+    while ((await leader(c)) !== candidate && Date.now() < end) await sleep(500);
+    await sleep(3000);
+    await load.stop();
+    const acked = load.acked.map((a) => a.id);
+    assert.ok(acked.length > 40, `only ${acked.length} writes acknowledged`);
+    const primary = await leader(c);
+    const target = await serverNow(c, primary);
+    await sleep(1200);
+    // After the target: these must not come back.
+    const later = `${run}-after`;
+    await psql(c, primary, `insert into ${CHAOS_TABLE}(run, id) select '${later}', g from generate_series(1, 5) g`);
+    const timelineBefore = (await healthy(c)).find((m) => m.role === "leader")!.timeline!;
+
+    const t0 = Date.now();
+    await restoreCluster(c, { target: parseRestoreTarget(target), loseUnarchived: false, confirmed: true }, log);
+    const seconds = (Date.now() - t0) / 1000;
+    const cluster = await healthy(c);
+    const timeline = cluster.find((m) => m.role === "leader")!.timeline!;
+    console.log(`      ${acked.length} writes acknowledged (switchover ${was} -> ${candidate} among them); restored to ${target} in ${seconds.toFixed(1)} s; timeline ${timelineBefore} -> ${timeline}`);
+    assert.ok(timeline > timelineBefore, `the restored cluster runs on a new timeline (${timeline}, was ${timelineBefore})`);
+
+    const have = await idsOn(c, run);
+    const gone = await idsOn(c, later);
+    for (const n of dbNodes(c)) {
+      const missing = acked.filter((id) => !have[n].has(id));
+      assert.equal(missing.length, 0, `${n} lacks ${missing.length} acknowledged rows from before the target (first: ${missing.slice(0, 5).join(", ")})`);
+      assert.equal(gone[n].size, 0, `${n} holds ${gone[n].size} rows written after the target`);
+    }
+    // Writable through the balancers, and the new timeline reaches the repository.
+    const w = new WriteLoad(c, `${run}-post`).start();
+    await sleep(1500);
+    await w.stop();
+    assert.ok(w.acked.length > 5 && w.failures === 0, `after the restore: ${w.acked.length} writes acknowledged, ${w.failures} failed (${w.errors.slice(0, 2).map((e) => e.message).join("; ")})`);
+    const repo = c.hosts.find((h) => h.roles.includes("backup"))!.name;
+    await on(c, repo, `runuser -u postgres -- pgbackrest --stanza=${shq(c.spec.clusterName)} --log-level-console=warn check`);
+    const walMax = (await repositoryInfo(c)).walMax ?? "";
+    assert.equal(parseInt(walMax.slice(0, 8), 16), timeline, `the archive's newest segment (${walMax}) is on the new timeline ${timeline}`);
+  });
+
+  it("to latest after every node's data directory is lost: only rows acknowledged within archive_timeout of the loss can be missing", async () => {
+    const run = `loss-${Date.now()}`;
+    const load = new WriteLoad(c, run).start();
+    await sleep(4000);
+    // A segment switch mid-load: every row acknowledged before it is in an archived segment.
+    const switchedAt = Date.now();
+    await psql(c, await leader(c), "select pg_switch_wal()");
+    await sleep(4000);
+    // The loss: every PostgreSQL and Patroni killed at once (no clean shutdown, so no final
+    // archiving), then every data directory removed.
+    const lossAt = Date.now();
+    await Promise.all(dbNodes(c).map((n) => on(c, n, `pkill -KILL -u postgres || true; systemctl stop patroni; pkill -KILL -u postgres || true; rm -rf ${shq(PG_DATA)}`)));
+    await load.stop();
+    const acked = load.acked.filter((a) => a.at <= lossAt);
+    assert.ok(acked.length > 40, `only ${acked.length} writes acknowledged before the loss`);
+
+    const t0 = Date.now();
+    await restoreCluster(c, { target: { kind: "latest" }, loseUnarchived: false, confirmed: true }, log);
+    const seconds = (Date.now() - t0) / 1000;
+    await healthy(c);
+    const have = await idsOn(c, run);
+    const window = c.spec.backup.archiveTimeout * 1000;
+    for (const n of dbNodes(c)) {
+      const missing = acked.filter((a) => !have[n].has(a.id));
+      const early = missing.filter((a) => a.at < lossAt - window);
+      const beforeSwitch = missing.filter((a) => a.at < switchedAt);
+      assert.equal(beforeSwitch.length, 0, `${n} lacks ${beforeSwitch.length} rows acknowledged before the segment switch ${((lossAt - switchedAt) / 1000).toFixed(1)} s before the loss (archived WAL not replayed to its end)`);
+      console.log(`      ${n}: ${missing.length} of ${acked.length} acknowledged rows missing${missing.length ? ` (acknowledged ${((lossAt - missing[0].at) / 1000).toFixed(1)} s or less before the loss)` : ""}`);
+      assert.equal(early.length, 0, `${n} lacks ${early.length} rows acknowledged more than archive_timeout (${c.spec.backup.archiveTimeout} s) before the loss`);
+    }
+    console.log(`      restored to latest after losing every data directory in ${seconds.toFixed(1)} s`);
+  });
+
+  it("leaves the cluster settled: healthy, and check mode finds nothing to change", async () => {
+    await healthy(c);
+    const check = await apply(c, () => {}, true);
+    assert.equal(check.code, 0, check.outcomes.filter((o) => o.outcome !== "ok").map((o) => `${o.step.id}: ${o.result?.changed.join(", ") ?? o.reason}`).join("; "));
+    assert.equal((await patroniCluster(c)).length, 3);
+  });
+});
