@@ -379,6 +379,13 @@ const spec = z.strictObject({
      * no repository round trip (README: Backups, measured).
      */
     replicasUseRepository: z.boolean().default(false),
+    /**
+     * How a new or re-initialised replica gets its data: "leader" (pg_basebackup from the
+     * leader), or "repository" (pgBackRest restores the newest backup, the replica replays the
+     * WAL since from the repository, then streams; pg_basebackup when that fails). The
+     * repository way spares the leader's disk and network on big databases.
+     */
+    replicasFrom: z.enum(["leader", "repository"]).default("leader"),
     schedule: z.strictObject({
       full: calendar.default("Sun *-*-* 01:00:00"),
       diff: calendar.default("Mon..Sat *-*-* 01:00:00"),
@@ -699,6 +706,8 @@ export function parseClusterSpec(raw: Record<string, unknown>, ctx: ParseContext
   // exporters and the monitoring host do not yet: saying "on" must not quietly do nothing.
   if (field("monitoring", "enabled") === true)
     fail(["monitoring", "enabled"], `is not built yet (issue #14: the exporters and the monitoring host's roles); set it to false for now`);
+  if (field("backup", "replicasFrom") === "repository" && !(backupEnabled && field("backup", "replicasUseRepository") === true))
+    fail(["backup", "replicasFrom"], `"repository" needs backup.enabled: true and backup.replicasUseRepository: true (a replica made from a backup replays the WAL written since that backup from the repository); set both, or use "leader"`);
   if (backupEnabled && field("secrets", "generate") === false && raw[BACKUP_PASSPHRASE] === undefined)
     fail([BACKUP_PASSPHRASE], `is required because backup.enabled is true and ${PROJECT}:secrets.generate is false; set it: pulumi config set --secret ${PROJECT}:${BACKUP_PASSPHRASE} <value> (keep it: the repository cannot be read without it)`);
   const parameters: Record<string, string | number | boolean> = {};

@@ -10,7 +10,7 @@ import { bootstrapHost, withRole } from "../hosts";
 import { etcdClientShell, ROLE as ETCD, shell as etcdShell } from "../etcd";
 import { ROLE as POSTGRESQL } from "../postgresql";
 import { nodeTlsFiles } from "../tls";
-import { archiveParameters, restoreCommand, ROLE as PGBACKREST } from "../pgbackrest";
+import { archiveParameters, replicaFromRepositoryCommand, restoreCommand, ROLE as PGBACKREST } from "../pgbackrest";
 import { CLIENT_CERTS } from "../../model/identities";
 
 export const ROLE = "patroni";
@@ -198,6 +198,7 @@ function patroniStep(ctx: RoleContext, host: Host): StepBuilder {
       dataDir: PG_DATA,
       binDir: PG_BIN,
       watchdog: ctx.spec.patroni.watchdog,
+      replicaFromRepository: ctx.spec.backup.enabled && ctx.spec.backup.replicasFrom === "repository" ? replicaFromRepositoryCommand(ctx.spec) : undefined,
     }),
   });
   patroniFunctions(s, ctx, host);

@@ -31,6 +31,15 @@ export function restoreCommand(spec: ClusterSpec): string {
 }
 
 
+/**
+ * Patroni's replica method that restores the newest backup from the repository (static: through
+ * the backup host; gcp: from the bucket) into the new replica's data directory. --type=standby:
+ * pgBackRest's recovery settings, which Patroni replaces with its own when it starts the replica.
+ */
+export function replicaFromRepositoryCommand(spec: ClusterSpec): string {
+  return `/usr/bin/pgbackrest --stanza=${stanza(spec)} --log-level-console=warn --delta --type=standby restore`;
+}
+
 /** The repository's prefix in the cluster's bucket (provider gcp): the bucket is the cluster's own. */
 export const GCS_REPOSITORY_PATH = "/pgbackrest";
 

@@ -6,10 +6,11 @@
 // within archive_timeout of the loss, and none acknowledged before the last segment switch.
 import { strict as assert } from "assert";
 import { requireHosts, settledCluster } from "../support/hostsLayer";
-import { patroniCluster, type LocalCluster } from "../../local/cluster";
+import { loadCluster, patroniCluster, type LocalCluster } from "../../local/cluster";
 import { CHAOS_TABLE, ensureChaosTable, healthy, leader, WriteLoad } from "../../local/chaos";
 import { repositoryInfo, takeBackup } from "../../local/backup";
 import { restoreCluster, RestoreRefused } from "../../local/restore";
+import { reinitReplica } from "../../local/replicas";
 import { parseRestoreTarget } from "../../roles/restore";
 import { PG_DATA } from "../../model/identities";
 import { apply } from "../../local/up";
@@ -163,6 +164,23 @@ describe("point-in-time restore on the local hosts (npm run restore)", function 
       assert.equal(early.length, 0, `${n} lacks ${early.length} rows acknowledged more than archive_timeout (${c.spec.backup.archiveTimeout} s) before the loss`);
     }
     console.log(`      restored to latest after losing every data directory in ${seconds.toFixed(1)} s`);
+  });
+
+  it("backup.replicasFrom: repository: a re-initialised replica is restored from the newest backup and streams; with the default, pg_basebackup from the leader", async () => {
+    const fromRepo = await loadCluster("local", { backup: { replicasUseRepository: true, replicasFrom: "repository" } });
+    try {
+      const r = await apply(fromRepo, log);
+      assert.equal(r.code, 0, "the apply switching replicasFrom to repository failed");
+      const viaRepo = await reinitReplica(fromRepo, 600);
+      console.log(`      ${viaRepo.node} re-initialised from the repository in ${viaRepo.seconds.toFixed(1)} s (Patroni: ${viaRepo.method})`);
+      assert.equal(viaRepo.method, "pgbackrest");
+    } finally {
+      const back = await apply(c, log);
+      assert.equal(back.code, 0, "the apply back to the stack's config failed");
+    }
+    const viaLeader = await reinitReplica(c, 600);
+    console.log(`      ${viaLeader.node} re-initialised from the leader in ${viaLeader.seconds.toFixed(1)} s (Patroni: ${viaLeader.method})`);
+    assert.equal(viaLeader.method, "basebackup");
   });
 
   it("leaves the cluster settled: healthy, and check mode finds nothing to change", async () => {

@@ -5,6 +5,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import * as ini from "ini";
+import YAML from "yaml";
 import { ConfigError, parseClusterSpec, type ClusterSpec } from "../../model/config";
 import { DRILL } from "../../model/identities";
 import { readStackFile } from "../../model/stackFile";
@@ -52,6 +53,7 @@ describe("backups: config", () => {
       enabled: true, archiveTimeout: 60,
       schedule: { full: "Sun *-*-* 01:00:00", diff: "Mon..Sat *-*-* 01:00:00", drill: "Sun *-*-01..07 04:00:00" },
       replicasUseRepository: false,
+      replicasFrom: "leader",
       retention: { full: 2, diff: 7 },
       // gcp only (the bucket's policies); inert on a static inventory.
       bucket: { softDeleteDays: 14, noncurrentVersionDays: 30 },
@@ -122,10 +124,11 @@ describe("backups: the plan", () => {
   let spec: ClusterSpec;
   let pki: Pki;
   let plan: Plan;
+  let hosts: ReturnType<typeof hostsOf>;
   const step = (id: string) => plan.steps.find((s) => s.id === id);
   before(async () => {
     spec = localSpec();
-    const hosts = hostsOf(spec);
+    hosts = hostsOf(spec);
     pki = await testPki(spec, hosts);
     plan = compile(spec, hosts, pki, TEST_SECRETS);
   });
@@ -166,6 +169,17 @@ describe("backups: the plan", () => {
     assert.equal((dcsConfig({ spec: fetching } as RoleContext) as any).postgresql.recovery_conf.restore_command, `pgbackrest --stanza=pglocal archive-get %f "%p"`);
     const archiveTimeout = localWith((raw) => { raw.backup = { ...raw.backup, archiveTimeout: 300 }; });
     assert.equal((dcsConfig({ spec: archiveTimeout } as RoleContext) as any).postgresql.parameters.archive_timeout, 300);
+  });
+
+  it("backup.replicasFrom: repository makes Patroni restore a new replica from the newest backup (pg_basebackup when that fails); refused without replicasUseRepository", async () => {
+    assert.throws(() => localWith((raw) => { raw.backup = { ...raw.backup, replicasFrom: "repository" }; }), (e: Error) => e instanceof ConfigError && /backup\.replicasFrom.*needs backup\.enabled: true and backup\.replicasUseRepository: true/s.test(e.message));
+    assert.throws(() => localWith((raw) => { raw.backup = { ...raw.backup, replicasFrom: "backup; rm -rf /" }; }), ConfigError);
+    const patroniYaml = (sp: ClusterSpec) => YAML.parse(fileOf(compile(sp, hosts, pki, TEST_SECRETS).steps.find((s) => s.id === "pg2/patroni"), "/etc/patroni/config.yml"));
+    assert.equal(patroniYaml(spec).postgresql.create_replica_methods, undefined, "default: pg_basebackup from the leader");
+    const fromRepo = localWith((raw) => { raw.backup = { ...raw.backup, replicasUseRepository: true, replicasFrom: "repository" }; });
+    const pg = patroniYaml(fromRepo).postgresql;
+    assert.deepEqual(pg.create_replica_methods, ["pgbackrest", "basebackup"]);
+    assert.deepEqual(pg.pgbackrest, { command: "/usr/bin/pgbackrest --stanza=pglocal --log-level-console=warn --delta --type=standby restore", keep_data: true, no_params: true });
   });
 
   it("database nodes: the repository over TLS with the node's own certificate, a TLS server admitting only the backup host, no passphrase", () => {
