@@ -3,7 +3,7 @@
 import type { LocalCluster } from "./cluster";
 import { ssh } from "./ssh";
 import { shq } from "../roles/quote";
-import { DRILL } from "../model/identities";
+import { DRILL, DUMP } from "../model/identities";
 
 export const BACKUP_TYPES = ["full", "diff", "incr"] as const;
 export type BackupType = (typeof BACKUP_TYPES)[number];
@@ -104,24 +104,71 @@ export interface DrillResult {
   recoveredTo: string | null;
 }
 
+/** What a unit that records its result (drill, dump) left: `finishedAt` (epoch s) and `result`. */
+interface Recorded { result: "pass" | "fail"; finishedAt: number }
+
 /**
- * The restore drill now, through the unit its timer starts (same script, same record): the
- * latest backup restored on the backup host, checked, removed. Its output, and what it recorded;
- * a failed drill is a result here, not an exception (the caller decides the exit code).
+ * Starts `unit` on the backup host (the one its timer starts: same script, same record) and
+ * reads the result it recorded in `resultFile`; its journal lines that `keep` picks. A failure
+ * is a result here, not an exception (the caller decides the exit code); a missing or stale
+ * record, or a unit exit that disagrees with the record, is an error.
  */
-export async function runDrill(c: LocalCluster): Promise<{ result: DrillResult; output: string[] }> {
+async function runRecorded<T extends Recorded>(c: LocalCluster, unit: string, resultFile: string, keep: RegExp): Promise<{ result: T; output: string[] }> {
   const h = backupHost(c);
   const since = Math.floor(Date.now() / 1000) - 1;
-  const start = await ssh(c.ssh, c.targets[h.name], `systemctl start ${shq(DRILL.unit)}`, "", 6 * 3600_000);
-  const journal = await ssh(c.ssh, c.targets[h.name], `journalctl -u ${shq(DRILL.unit)} --since=@${since} -o cat --no-pager`, "", 60_000);
-  const output = journal.out.split("\n").filter((l) => /restore drill|^\S+ \[\d+\]|FATAL|ERROR/.test(l));
-  const read = await ssh(c.ssh, c.targets[h.name], `cat ${shq(DRILL.result)}`, "", 30_000);
-  if (read.code !== 0) throw new Error(`${h.name}: the drill left no result (${DRILL.result}); systemctl start exited ${start.code}: ${start.out.trim()}`);
-  const result = JSON.parse(read.out) as DrillResult;
-  // A record older than this run is not this run's: the drill did not get to write one.
-  if (result.finishedAt < since) throw new Error(`${h.name}: the drill did not record a result (the last is from ${new Date(result.finishedAt * 1000).toISOString()}); systemctl start exited ${start.code}: ${start.out.trim()}`);
-  if ((start.code === 0) !== (result.result === "pass")) throw new Error(`${h.name}: the drill's unit exited ${start.code} but recorded ${result.result}`);
+  const start = await ssh(c.ssh, c.targets[h.name], `systemctl start ${shq(unit)}`, "", 6 * 3600_000);
+  const journal = await ssh(c.ssh, c.targets[h.name], `journalctl -u ${shq(unit)} --since=@${since} -o cat --no-pager`, "", 60_000);
+  const output = journal.out.split("\n").filter((l) => keep.test(l));
+  const read = await ssh(c.ssh, c.targets[h.name], `cat ${shq(resultFile)}`, "", 30_000);
+  if (read.code !== 0) throw new Error(`${h.name}: ${unit} left no result (${resultFile}); systemctl start exited ${start.code}: ${start.out.trim()}`);
+  const result = JSON.parse(read.out) as T;
+  // A record older than this run is not this run's: the unit did not get to write one.
+  if (result.finishedAt < since) throw new Error(`${h.name}: ${unit} did not record a result (the last is from ${new Date(result.finishedAt * 1000).toISOString()}); systemctl start exited ${start.code}: ${start.out.trim()}`);
+  if ((start.code === 0) !== (result.result === "pass")) throw new Error(`${h.name}: ${unit} exited ${start.code} but recorded ${result.result}`);
   return { result, output };
+}
+
+/**
+ * The restore drill now, through the unit its timer starts: the latest backup restored on the
+ * backup host, checked, removed.
+ */
+export function runDrill(c: LocalCluster): Promise<{ result: DrillResult; output: string[] }> {
+  return runRecorded<DrillResult>(c, DRILL.unit, DRILL.result, /restore drill|^\S+ \[\d+\]|FATAL|ERROR/);
+}
+
+/** What the last logical dump recorded on the backup host (last.json). */
+export interface DumpResult {
+  cluster: string;
+  result: "pass" | "fail";
+  reason: string | null;
+  /** The node it read, with "(standby)" or "(primary)". */
+  source: string | null;
+  files: string[];
+  bytes: number;
+  startedAt: number;
+  finishedAt: number;
+  seconds: number;
+}
+
+/** The logical dump now (pg_dump of the application database and the roles, on the backup host). */
+export function runDump(c: LocalCluster): Promise<{ result: DumpResult; output: string[] }> {
+  return runRecorded<DumpResult>(c, DUMP.unit, DUMP.result, /logical dump|pg_dump|ERROR|FATAL/);
+}
+
+/** The logical dumps kept on the backup host, oldest first, as lines (time, size, file). */
+export async function listDumps(c: LocalCluster): Promise<string[]> {
+  const out = await onBackupHost(c, `find ${shq(DUMP.dir)} -maxdepth 1 -type f -name '*.enc' -printf '%TY-%Tm-%TdT%TH:%TM:%.2TSZ %s %f\\n' 2>/dev/null | sort || true`, 60_000);
+  const lines = out.split("\n").filter(Boolean).map((l) => {
+    const [at, size, file] = l.split(" ");
+    return `  ${file.padEnd(44)} ${at}  ${mb(Number(size)).padStart(10)} (encrypted)`;
+  });
+  return [`logical dumps in ${DUMP.dir} on the backup host (backup.retention.dumpDays ${c.spec.backup.retention.dumpDays}):`, ...(lines.length ? lines : ["  none yet (npm run backup:dump, or the daily timer)"])];
+}
+
+export function describeDump(r: DumpResult): string {
+  return r.result === "pass"
+    ? `logical dump DONE: ${r.files.join(", ")} (${mb(r.bytes)}, encrypted) in ${DUMP.dir} on the backup host, read from ${r.source}, ${r.seconds} s`
+    : `logical dump FAILED: ${r.reason}`;
 }
 
 export function describeDrill(r: DrillResult): string {

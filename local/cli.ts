@@ -6,6 +6,7 @@
 //   down   stop the local hosts and remove what up made
 //   backup [--type full|diff|incr]  a backup now (on the backup host)   backups  what the repository holds
 //   backup:verify  the restore drill now: the latest backup restored on the backup host, checked, removed
+//   backup:dump  the logical dump now (pg_dump of the application database and the roles, encrypted, on the backup host)
 //   restore --to <ISO 8601 time | latest> --yes-destroy-data  point-in-time restore of the whole cluster
 import { loadCluster, connectionUrls, floatingAddressHolders, writeEnvFile, patroniCluster, statsUrls, writeStatsCurlConfig, type LocalCluster } from "./cluster";
 import { hostsDown } from "./hosts";
@@ -16,7 +17,7 @@ import { CaSwitchError } from "./pki";
 import { ScaleInRefused } from "./scaleIn";
 import { restoreCluster, RestoreRefused, RestoreStopped } from "./restore";
 import { parseRestoreTarget } from "../roles/restore";
-import { BACKUP_TYPES, describeBackupStatus, describeDrill, describeRepository, lastDrill, repositoryInfo, runDrill, takeBackup, type BackupType } from "./backup";
+import { BACKUP_TYPES, describeBackupStatus, describeDrill, describeDump, describeRepository, lastDrill, listDumps, repositoryInfo, runDrill, runDump, takeBackup, type BackupType } from "./backup";
 
 const log = (l: string) => console.log(l);
 
@@ -73,6 +74,7 @@ async function main(): Promise<number> {
     }
     case "backups":
       for (const l of describeRepository(await repositoryInfo(c))) log(l);
+      for (const l of await listDumps(c)) log(l);
       return 0;
     case "backup:verify": {
       log(`restore drill of ${c.spec.clusterName} on the backup host: the latest backup restored into a scratch directory, started privately, checked, removed…`);
@@ -90,6 +92,13 @@ async function main(): Promise<number> {
       log(`restored in ${((Date.now() - t) / 1000).toFixed(1)} s`);
       await printStatus(c);
       return 0;
+    }
+    case "backup:dump": {
+      log(`logical dump of ${c.spec.clusterName} on the backup host (pg_dump of ${c.spec.postgresql.database} and the roles, from a standby)…`);
+      const { result, output } = await runDump(c);
+      for (const l of output) log(`  ${l}`);
+      log(describeDump(result));
+      return result.result === "pass" ? 0 : 3;
     }
     case "update": {
       // One apply with packages.newest: every host's cluster packages to the newest the mirror
@@ -120,7 +129,7 @@ async function main(): Promise<number> {
       return 0;
     }
     default:
-      throw new Error(`unknown command ${cmd}; commands: up, apply, update, drift, plan, status, down, backup, backups, backup:verify, restore`);
+      throw new Error(`unknown command ${cmd}; commands: up, apply, update, drift, plan, status, down, backup, backups, backup:verify, backup:dump, restore`);
   }
 }
 

@@ -391,12 +391,16 @@ const spec = z.strictObject({
       diff: calendar.default("Mon..Sat *-*-* 01:00:00"),
       /** The restore drill on the backup host (the seed's monthly recovery test): the first Sunday of each month. */
       drill: calendar.default("Sun *-*-01..07 04:00:00"),
+      /** The logical dump (pg_dump of the application database, and the roles) on the backup host. */
+      dump: calendar.default("*-*-* 02:30:00"),
     }).prefault({}),
     retention: z.strictObject({
       /** Full backups kept (pgBackRest repo1-retention-full); WAL older than the oldest is expired. */
       full: int(1, 1000).default(2),
       /** Differential backups kept (repo1-retention-diff). */
       diff: int(1, 1000).default(7),
+      /** Days a logical dump is kept on the backup host (the newest is always kept). */
+      dumpDays: int(1, 3650).default(7),
     }).prefault({}),
     /**
      * provider gcp: the Cloud Storage bucket holding the repository (infra/backupBucket.ts). Its

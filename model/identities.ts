@@ -37,6 +37,16 @@ export const DRILL = {
   /** The scratch server listens on a socket in its own directory only; the port names the socket. */
   port: 5499,
 };
+/** The daily logical dump on the backup host: its files, its script, units and last result. */
+export const DUMP = {
+  dir: "/var/lib/pgcluster-dumps",
+  script: "/usr/local/lib/pgcluster/pgcluster-dump",
+  result: "/var/lib/pgcluster-dumps/last.json",
+  unit: "pgcluster-dump.service",
+  timer: "pgcluster-dump.timer",
+  /** pg_ident map admitting the backup host's certificate as users.dump. */
+  map: "dump",
+};
 /** Where Debian's prometheus-node-exporter reads *.prom files (its textfile collector). */
 export const TEXTFILE_DIR = "/var/lib/prometheus/node-exporter";
 
@@ -84,10 +94,12 @@ export const users = {
   restApi: "patroni",
   /** HAProxy's stats page login (its password: secret statsPassword). Not a PostgreSQL role. */
   haproxyStats: "stats",
+  /** The logical dump's login (pg_read_all_data), by the backup host's certificate only. */
+  dump: "pgcluster_dump",
 } as const;
 
 /** PostgreSQL roles pgcluster creates and owns (users minus the REST API's and the stats page's). */
-export const MANAGED_ROLES = [users.superuser, users.replication, users.rewind, users.pgbouncerAuth] as const;
+export const MANAGED_ROLES = [users.superuser, users.replication, users.rewind, users.pgbouncerAuth, users.dump] as const;
 
 /**
  * Client certificates, by id, with their CN. replication: CN is the PostgreSQL role, pg_hba

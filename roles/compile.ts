@@ -20,6 +20,7 @@ import { pgbackrest } from "./pgbackrest";
 import { backup } from "./backup";
 import { stanzaRole } from "./stanza";
 import { drill } from "./drill";
+import { dump } from "./dump";
 import { update } from "./update";
 import { decommissionStep, ROLE as DECOMMISSION } from "./decommission";
 
@@ -31,7 +32,7 @@ import { decommissionStep, ROLE as DECOMMISSION } from "./decommission";
  * that before their patroni, so archiving and restoring work from the start; the stanza (on the
  * repository host) last, once every node runs and archives.
  */
-export const ROLES: readonly RoleUnit[] = [common, firewall, postgresql, etcd, backup, pgbackrest, patroni, database, restart, pgbouncer, haproxy, keepalived, stanzaRole, drill, update];
+export const ROLES: readonly RoleUnit[] = [common, firewall, postgresql, etcd, backup, pgbackrest, patroni, database, restart, pgbouncer, haproxy, keepalived, stanzaRole, drill, dump, update];
 
 /**
  * The plan's graph (step ids, hosts, what each waits for) from the spec alone: a driver learns it

@@ -8,7 +8,7 @@ import { stepId } from "../types";
 import type { Host, RoleContext } from "../types";
 import type { RoleUnit } from "../role";
 import { withRole } from "../hosts";
-import { PRELOADED_LIBRARIES, ROLE as PATRONI } from "../patroni";
+import { dumpHosts, PRELOADED_LIBRARIES, ROLE as PATRONI } from "../patroni";
 
 export const ROLE = "database";
 
@@ -39,6 +39,7 @@ function databaseStep(ctx: RoleContext, _host: Host): StepBuilder {
     authUser: users.pgbouncerAuth,
     // Each preloaded library here is an extension of the same name (pg_stat_statements).
     extensions: PRELOADED_LIBRARIES,
+    dumpUser: dumpHosts(ctx).length ? users.dump : undefined,
     roles: [
       role(users.superuser, "superuserPassword", { superuser: true, replication: true }),
       role(users.replication, "replicationPassword", { replication: true }),

@@ -137,6 +137,8 @@ export function hostFirewall(ctx: RoleContext, host: Host): HostFirewall {
   // backups from the database nodes.
   if (has("postgres") && backups.length) {
     admit([ports.pgbackrest], backups, WHO.backup);
+    // The logical dump (pg_dump on the backup host, TLS, its certificate).
+    admit([ports.postgres], backups, WHO.backup);
     service.push(ports.pgbackrest);
   }
   if (has("backup")) {

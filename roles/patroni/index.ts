@@ -1,8 +1,8 @@
 // patroni: runs PostgreSQL, elects the leader through etcd, serves health on its REST API.
-import { tlsDir, PATRONI_CONFIG, PG_BIN, PG_DATA, ports, users } from "../../model/identities";
+import { DUMP, tlsDir, PATRONI_CONFIG, PG_BIN, PG_DATA, ports, users } from "../../model/identities";
 import { render } from "../render";
 import { daemonReload, reload, run, shellFn, StepBuilder } from "../step";
-import { hbaName, ipv4Cidr, postgresParameterName, postgresParameterValue } from "../quote";
+import { hbaName, ipv4, ipv4Cidr, postgresParameterName, postgresParameterValue } from "../quote";
 import { stepId } from "../types";
 import type { Host, RoleContext } from "../types";
 import type { RoleUnit } from "../role";
@@ -42,10 +42,25 @@ export function pgHba(ctx: RoleContext): string[] {
     `hostssl replication ${users.replication} ${cidr} cert`,
     `hostssl replication ${users.replication} 127.0.0.1/32 cert`,
     `hostssl all ${pooledUsers(ctx).map((u) => hbaName(u, "a pooled user")).join(",")} 127.0.0.1/32 cert map=${POOLER_MAP}`,
+    // The daily logical dump: the backup host's certificate, as the dump's read-only role.
+    ...dumpHosts(ctx).map((b) => `hostssl all ${users.dump} ${ipv4(b.address, "the backup host's address")}/32 cert map=${DUMP.map}`),
     "hostssl all all 127.0.0.1/32 scram-sha-256",
     `hostssl all all ${cidr} scram-sha-256`,
     "hostnossl all all 0.0.0.0/0 reject",
     "host all all 0.0.0.0/0 reject",
+  ];
+}
+
+/** Backup hosts that take the logical dump (static inventories with backup on). */
+export function dumpHosts(ctx: Pick<RoleContext, "spec" | "hosts">): Host[] {
+  return ctx.spec.backup.enabled ? withRole(ctx, "backup") : [];
+}
+
+/** pg_ident: pgBouncer's certificate as the users it pools; the backup host's as the dump's role. */
+export function pgIdent(ctx: Pick<RoleContext, "spec" | "hosts">): string[] {
+  return [
+    ...pooledUsers(ctx as RoleContext).map((u) => `${POOLER_MAP} ${CLIENT_CERTS.pooler} ${hbaName(u, "a pooled user")}`),
+    ...dumpHosts(ctx).map((b) => `${DUMP.map} ${hbaName(b.name, "a host name")} ${users.dump}`),
   ];
 }
 
@@ -194,7 +209,7 @@ function patroniStep(ctx: RoleContext, host: Host): StepBuilder {
       etcdHosts: etcd.map((h) => `${h.address}:${ports.etcdClient}`),
       dcs: dcsConfig(ctx),
       pgHba: pgHba(ctx),
-      pgIdent: pooledUsers(ctx).map((u) => `${POOLER_MAP} ${CLIENT_CERTS.pooler} ${hbaName(u, "a pooled user")}`),
+      pgIdent: pgIdent(ctx),
       dataDir: PG_DATA,
       binDir: PG_BIN,
       watchdog: ctx.spec.patroni.watchdog,

@@ -7,8 +7,8 @@ import { strict as assert } from "assert";
 import { requireHosts, settledCluster } from "../support/hostsLayer";
 import { patroniCluster, type LocalCluster } from "../../local/cluster";
 import { ensureChaosTable, healthy, leader, lostRows, WriteLoad } from "../../local/chaos";
-import { repositoryInfo, runDrill, takeBackup } from "../../local/backup";
-import { DRILL, TEXTFILE_DIR } from "../../model/identities";
+import { describeDump, repositoryInfo, runDrill, runDump, takeBackup } from "../../local/backup";
+import { DRILL, DUMP, TEXTFILE_DIR } from "../../model/identities";
 import { apply } from "../../local/up";
 import { ssh } from "../../local/ssh";
 import { shq } from "../../roles/quote";
@@ -139,6 +139,34 @@ describe("backups on the local hosts (pgBackRest, backup host backup1)", functio
     } finally {
       await on(c, repo, `cp -p ${saved} ${shq(victim)} && rm -f ${saved}`);
     }
+  });
+
+  it("the logical dump (npm run backup:dump): read from a standby by certificate, encrypted, and it holds the rows and the roles", async () => {
+    await ensureChaosTable(c);
+    const run = `dump-${Date.now()}`;
+    const primary = await leader(c);
+    await on(c, primary, `cd / && runuser -u postgres -- psql -XAtq -d app -c ${shq(`insert into pgc_chaos(run, id) select '${run}', g from generate_series(1, 20) g`)}`);
+    // The dump reads a standby: wait until every one has the rows.
+    for (const m of (await healthy(c)).filter((x) => x.role !== "leader"))
+      await until(`${m.name} replaying the rows`, 30, async () => ((await on(c, m.name, `cd / && runuser -u postgres -- psql -XAtq -d app -c ${shq(`select count(*) from pgc_chaos where run = '${run}'`)}`)) === "20" ? true : undefined));
+    const { result } = await runDump(c);
+    assert.equal(result.result, "pass", `the dump failed: ${result.reason}`);
+    assert.match(result.source ?? "", /\(standby\)$/, `read from ${result.source}`);
+    assert.equal(result.files.length, 2);
+    const dump = result.files.find((f) => f.endsWith(".dump.enc"))!;
+    const globals = result.files.find((f) => f.startsWith("globals-"))!;
+    // Plaintext never on the host's disk: decrypted here with the passphrase on stdin, piped on.
+    const decrypt = (f: string) => `openssl enc -d -aes-256-cbc -pbkdf2 -iter 100000 -pass stdin -in ${shq(`${DUMP.dir}/${f}`)}`;
+    const rows = await ssh(c.ssh, c.targets[repo], `cd / && ${decrypt(dump)} | runuser -u postgres -- pg_restore -a -t pgc_chaos -f - | grep -c ${shq(`^${run}\t`)}`, `${c.secrets.backupCipherPassphrase}\n`, 120_000);
+    assert.equal(rows.out.trim(), "20", `rows of ${run} in the dump: ${rows.out.trim()}`);
+    const roles = await ssh(c.ssh, c.targets[repo], `${decrypt(globals)} | grep -c '^CREATE ROLE'`, `${c.secrets.backupCipherPassphrase}\n`, 60_000);
+    assert.ok(Number(roles.out.trim()) >= 5, `CREATE ROLE lines in the globals dump: ${roles.out.trim()}`);
+    const noPasswords = await ssh(c.ssh, c.targets[repo], `${decrypt(globals)} | grep -c 'SCRAM-SHA-256' || true`, `${c.secrets.backupCipherPassphrase}\n`, 60_000);
+    assert.equal(noPasswords.out.trim(), "0", "the roles' dump holds no password verifiers");
+    const wrong = await ssh(c.ssh, c.targets[repo], `${decrypt(dump)} >/dev/null`, "not-the-passphrase\n", 60_000);
+    assert.notEqual(wrong.code, 0, "a wrong passphrase decrypted the dump");
+    assert.match(await on(c, repo, `cat ${shq(TEXTFILE_DIR)}/pgcluster-dump.prom`), new RegExp(`^pgcluster_dump_success\\{cluster="${c.spec.clusterName}"\\} 1$`, "m"));
+    console.log(`      ${describeDump(result)}`);
   });
 
   it("leaves the cluster settled: healthy, and check mode finds nothing to change", async () => {

@@ -7,7 +7,7 @@ import * as path from "path";
 import * as ini from "ini";
 import YAML from "yaml";
 import { ConfigError, parseClusterSpec, type ClusterSpec } from "../../model/config";
-import { DRILL } from "../../model/identities";
+import { DRILL, DUMP } from "../../model/identities";
 import { readStackFile } from "../../model/stackFile";
 import { compile } from "../../roles/compile";
 import { dcsConfig } from "../../roles/patroni";
@@ -51,10 +51,10 @@ describe("backups: config", () => {
     assert.deepEqual(spec.hosts.filter((h) => h.roles.includes("backup")).map((h) => [h.name, h.address]), [["backup1", "10.213.0.30"]]);
     assert.deepEqual(spec.backup, {
       enabled: true, archiveTimeout: 60,
-      schedule: { full: "Sun *-*-* 01:00:00", diff: "Mon..Sat *-*-* 01:00:00", drill: "Sun *-*-01..07 04:00:00" },
+      schedule: { full: "Sun *-*-* 01:00:00", diff: "Mon..Sat *-*-* 01:00:00", drill: "Sun *-*-01..07 04:00:00", dump: "*-*-* 02:30:00" },
       replicasUseRepository: false,
       replicasFrom: "leader",
-      retention: { full: 2, diff: 7 },
+      retention: { full: 2, diff: 7, dumpDays: 7 },
       // gcp only (the bucket's policies); inert on a static inventory.
       bucket: { softDeleteDays: 14, noncurrentVersionDays: 30 },
     });
@@ -141,7 +141,7 @@ describe("backups: the plan", () => {
     }
     const b = step("backup1/stanza")!;
     for (const n of ["pg1", "pg2", "pg3"]) for (const r of ["pgbackrest", "restart"]) assert.ok(b.after.includes(`${n}/${r}`), `${n}/${r}`);
-    assert.deepEqual(plan.steps.filter((s) => s.host === "backup1").map((s) => s.role), ["common", "firewall", "backup", "stanza", "drill", "update"]);
+    assert.deepEqual(plan.steps.filter((s) => s.host === "backup1").map((s) => s.role), ["common", "firewall", "backup", "stanza", "drill", "dump", "update"]);
   });
 
   it("a replica's restore_command gives up in seconds when the repository does not answer (it then streams)", () => {
@@ -263,6 +263,38 @@ describe("backups: the plan", () => {
     assert.throws(() => localWith((raw) => { raw.backup = { ...raw.backup, schedule: { drill: "daily\nExecStart=/bin/sh" } }; }), /backup\.schedule\.drill: must/);
   });
 
+  it("the logical dump: on the backup host after the drill and the database step; a standby first, by certificate, encrypted without the passphrase in argv; valid bash", () => {
+    const d = step("backup1/dump")!;
+    assert.deepEqual(plan.steps.filter((s) => s.role === "dump").map((s) => s.id), ["backup1/dump"]);
+    for (const a of ["backup1/drill", "pg1/database", "pg2/database", "pg3/database"]) assert.ok(d.after.includes(a), a);
+    assert.match(fileOf(d, `/etc/systemd/system/${DUMP.timer}`), /^OnCalendar=\*-\*-\* 02:30:00$/m);
+    const script = fileOf(d, DUMP.script);
+    assert.match(script, /^export PGHOST='10\.213\.0\.11,10\.213\.0\.12,10\.213\.0\.13' PGPORT=5432 PGUSER='pgcluster_dump'/m);
+    assert.match(script, /^export PGTARGETSESSIONATTRS=prefer-standby/m);
+    assert.match(script, /PGSSLMODE=verify-full/);
+    assert.match(script, /-pass fd:3/, "the passphrase on a file descriptor");
+    assert.ok(!script.includes(PASSPHRASE), "the passphrase is read on the host, not written into the script");
+    assert.match(script, /^readonly KEEP_DAYS=7$/m);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pgc-dump-"));
+    try {
+      fs.writeFileSync(path.join(dir, "dump.sh"), script);
+      for (const [cmd, args] of [["bash", ["-n"]], ["shellcheck", ["-S", "warning", "-s", "bash"]]] as const) {
+        const r = run(cmd, [...args, path.join(dir, "dump.sh")]);
+        assert.equal(r.code, 0, `${cmd}: ${r.out}`);
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+    // The database step creates the role (certificate login only); no backup host, no role and no pg_hba line.
+    assert.match(stepScript(step("pg1/database")!), /CREATE ROLE %I LOGIN IN ROLE pg_read_all_data', 'pgcluster_dump'/);
+    const off = localWith(withoutBackup);
+    const offPlan = compile(off, hostsOf(off), pki, TEST_SECRETS);
+    assert.ok(!offPlan.steps.some((s) => s.role === "dump"));
+    assert.ok(!stepScript(offPlan.steps.find((s) => s.id === "pg1/database")!).includes("pgcluster_dump"));
+    assert.throws(() => localWith((raw) => { raw.backup = { ...raw.backup, schedule: { dump: "daily\nExecStart=/bin/sh" } }; }), /backup\.schedule\.dump: must/);
+    assert.throws(() => localWith((raw) => { raw.backup = { ...raw.backup, retention: { dumpDays: 0 } }; }), /backup\.retention\.dumpDays/);
+  });
+
   it("firewall: 8432 on the backup host from the database nodes (and operators); on the nodes from the backup host", () => {
     const ctx: RoleContext = { spec, hosts: hostsOf(spec), pki, secrets: TEST_SECRETS };
     const fwOf = (n: string) => hostFirewall(ctx, ctx.hosts.find((h) => h.name === n)!);
@@ -271,6 +303,8 @@ describe("backups: the plan", () => {
     assert.deepEqual(sources("pg1"), ["10.213.0.1/32", "10.213.0.30/32"]);
     assert.deepEqual(sources("lb1"), []);
     assert.deepEqual(fwOf("backup1").admissions.filter((a) => a.port !== 8432 && a.port !== 22).map((a) => a.port), []);
+    // The logical dump: PostgreSQL on the nodes from the backup host.
+    assert.ok(fwOf("pg1").admissions.some((a) => a.port === 5432 && a.source === "10.213.0.30/32" && a.who === "the backup host"));
   });
 });
 

@@ -34,7 +34,7 @@ describe("compile()", () => {
     assert.equal(new Set(ids).size, ids.length);
     assert.deepEqual(ids.filter((i) => i.startsWith("pg1/")).sort(), ["pg1/common", "pg1/database", "pg1/etcd", "pg1/firewall", "pg1/patroni", "pg1/pgbackrest", "pg1/pgbouncer", "pg1/postgresql", "pg1/restart", "pg1/update"]);
     assert.deepEqual(ids.filter((i) => i.startsWith("lb1/")).sort(), ["lb1/common", "lb1/firewall", "lb1/haproxy", "lb1/keepalived", "lb1/update"]);
-    assert.deepEqual(ids.filter((i) => i.startsWith("backup1/")).sort(), ["backup1/backup", "backup1/common", "backup1/drill", "backup1/firewall", "backup1/stanza", "backup1/update"]);
+    assert.deepEqual(ids.filter((i) => i.startsWith("backup1/")).sort(), ["backup1/backup", "backup1/common", "backup1/drill", "backup1/dump", "backup1/firewall", "backup1/stanza", "backup1/update"]);
     const digests = new Set(plan.steps.map((s) => s.digest));
     assert.equal(digests.size, plan.steps.length, "every step's script differs");
   });

@@ -52,6 +52,8 @@ function expectedAdmits(spec: ClusterSpec, hosts: Host[], h: Host): Map<number, 
     add(6432, [...of("balancer"), h.address, ...op]);
     // pgBackRest's TLS server: the backup host takes backups from the nodes.
     if (of("backup").length) add(8432, [...of("backup"), ...op]);
+    // The backup host's logical dump reaches PostgreSQL.
+    if (of("backup").length) add(5432, of("backup"));
   }
   // The backup host's pgBackRest TLS server: the nodes push WAL to it.
   if (h.roles.includes("backup")) add(8432, [...of("postgres"), ...op]);

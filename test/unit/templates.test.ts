@@ -68,7 +68,10 @@ describe("rendered configuration files", () => {
       // pgBouncer's certificate, from the node itself only, as the pooled users only
       const pooler = hba.findIndex((l) => l === "hostssl all app,pgbouncer_auth 127.0.0.1/32 cert map=pooler");
       assert.ok(pooler >= 0 && pooler < hba.indexOf("hostssl all all 127.0.0.1/32 scram-sha-256"), hba.join("\n"));
-      assert.deepEqual(cfg.postgresql.pg_ident, ["pooler pgbouncer app", "pooler pgbouncer pgbouncer_auth"]);
+      assert.deepEqual(cfg.postgresql.pg_ident, ["pooler pgbouncer app", "pooler pgbouncer pgbouncer_auth", "dump backup1 pgcluster_dump"]);
+      // The logical dump: the backup host's certificate, from its address only, as the dump role only.
+      const dump = hba.indexOf("hostssl all pgcluster_dump 10.213.0.30/32 cert map=dump");
+      assert.ok(dump >= 0 && dump < hba.indexOf("hostssl all all 10.213.0.0/24 scram-sha-256"), hba.join("\n"));
       assert.ok(hba.includes("hostnossl all all 0.0.0.0/0 reject"));
       assert.equal(cfg.postgresql.parameters.ssl, "on");
       assert.equal(cfg.postgresql.authentication.replication.sslcert, "/etc/patroni/pki/replication.crt");
