@@ -133,19 +133,24 @@ export function writeEnvFile(c: LocalCluster): string {
 
 export interface Member { name: string; role: string; state: string; host: string; timeline?: number; lag?: number | string }
 
+/** GET `path` of Patroni's REST API on `address` over https, verified against the cluster CA; the body of a 200. */
+export function patroniGet(c: Pick<LocalCluster, "pki">, address: string, path: string): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    const req = https.get({ host: address, port: ports.patroni, path, ca: c.pki.ca, timeout: 2000 }, (res) => {
+      let b = "";
+      res.on("data", (d) => (b += d));
+      res.on("end", () => (res.statusCode === 200 ? resolve(b) : reject(new Error(`HTTP ${res.statusCode}`))));
+    });
+    req.on("timeout", () => req.destroy(new Error("timeout")));
+    req.on("error", reject);
+  });
+}
+
 /** Patroni's view of the cluster, asked over https (verified against the cluster CA) of any member that answers. */
 export async function patroniCluster(c: LocalCluster): Promise<Member[]> {
   for (const h of c.hosts.filter((x) => x.roles.includes("postgres") && !x.leaving)) {
     try {
-      const body = await new Promise<string>((resolve, reject) => {
-        const req = https.get({ host: h.address, port: ports.patroni, path: "/cluster", ca: c.pki.ca, timeout: 2000 }, (res) => {
-          let b = "";
-          res.on("data", (d) => (b += d));
-          res.on("end", () => (res.statusCode === 200 ? resolve(b) : reject(new Error(`HTTP ${res.statusCode}`))));
-        });
-        req.on("timeout", () => req.destroy(new Error("timeout")));
-        req.on("error", reject);
-      });
+      const body = await patroniGet(c, h.address, "/cluster");
       return (JSON.parse(body).members as Member[]).map((m) => ({ name: m.name, role: m.role, state: m.state, host: m.host, timeline: m.timeline, lag: m.lag }));
     } catch { /* next member */ }
   }

@@ -4,7 +4,7 @@
 // the plan applied (DCS configuration, passwords, balancers). Refused before anything changes
 // unless confirmed and possible; a failed phase says where it stopped and how to go on.
 import type { LocalCluster } from "./cluster";
-import { patroniCluster } from "./cluster";
+import { patroniCluster, patroniGet } from "./cluster";
 import { applyPlan, preflight, type StepOutcome } from "./driver";
 import { ssh, withReusedConnections } from "./ssh";
 import { shq } from "../roles/quote";
@@ -102,9 +102,13 @@ export async function restoreCluster(c: LocalCluster, opts: RestoreOptions & { c
   const members = await patroniCluster(c).catch(() => []);
   const leaderMember = members.find((m) => m.role === "leader");
   const p = restorePlan(c, opts, info, leaderMember?.name);
-  // The history to follow: an interrupted run's (its marker), else the live leader's timeline.
+  // The history to follow: an interrupted run's (its marker), else the live leader's timeline,
+  // if the live cluster is the repository's (a rebuilt cluster's new one is not).
   const marker = await ssh(c.ssh, c.targets[p.restoreNode.name], `cat ${shq(RESTORE.marker)} 2>/dev/null || true`, "", 30_000);
-  const timeline = markerTimeline(marker.out) ?? (typeof leaderMember?.timeline === "number" ? leaderMember.timeline : undefined);
+  const liveSystemId = leaderMember ? await patroniGet(c, leaderMember.host, "/patroni").then((b) => String(JSON.parse(b).database_system_identifier ?? ""), () => "") : "";
+  const liveIsRepositorys = !!leaderMember && !!info.systemId && liveSystemId === info.systemId;
+  if (leaderMember && !liveIsRepositorys) log(`the running cluster (system id ${liveSystemId || "unknown"}) is not the one in the repository (${info.systemId ?? "unknown"}): following the archive's latest timeline`);
+  const timeline = markerTimeline(marker.out) ?? (liveIsRepositorys && typeof leaderMember?.timeline === "number" ? leaderMember.timeline : undefined);
   opts = { ...opts, timeline, systemId: info.systemId };
   if (markerTimeline(marker.out) !== undefined) log(`an earlier restore was interrupted (${p.restoreNode.name}:${RESTORE.marker}): going on, following its timeline ${timeline}`);
   log(`restore of cluster ${c.spec.clusterName} to ${describeTarget(opts.target)} on ${timeline === undefined ? "the archive's latest timeline (no leader answered)" : `timeline ${timeline}'s history`} from stanza ${info.stanza} (${info.backups.length} backups, newest ${info.backups.at(-1)!.label}); restored on ${p.restoreNode.name}, cloned by ${p.others.map((h) => h.name).join(", ") || "none"}`);

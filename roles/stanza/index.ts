@@ -24,6 +24,7 @@ export const timerUnit = (type: string) => `pgcluster-backup-${type}.timer`;
 export const shell = {
   stanza: shellFn(`${ROLE}/stanza.sh`, "pgc_backup_stanza"),
   check: shellFn(`${ROLE}/stanza.sh`, "pgc_backup_check"),
+  sameCluster: shellFn(`${ROLE}/stanza.sh`, "pgc_backup_same_cluster"),
   stanzaGcs: shellFn(`${ROLE}/stanza-gcs.sh`, "pgc_backup_stanza_gcs"),
   checkGcs: shellFn(`${ROLE}/stanza-gcs.sh`, "pgc_backup_check_gcs"),
 };
@@ -54,13 +55,14 @@ export const stanzaRole: RoleUnit = {
     s.file({ path: `/etc/systemd/system/${backupUnit("")}`, content: render(ROLE, "pgcluster-backup@.service", { stanza: stanza(spec), ...(gcp ? { script: GCS_BACKUP_SCRIPT } : {}) }), notify: [daemonReload] });
     for (const type of BACKUP_TYPES)
       s.file({ path: `/etc/systemd/system/${timerUnit(type)}`, content: render(ROLE, "pgcluster-backup.timer", { stanza: stanza(spec), type, calendar: spec.backup.schedule[type] }), notify: [daemonReload, restart(timerUnit(type))] });
-    s.shell(ROLE, "stanza.sh", { stanza: stanza(spec) });
+    s.shell(ROLE, "stanza.sh", { stanza: stanza(spec), stack: spec.stack });
     if (gcp) {
       s.shell(ROLE, "stanza-gcs.sh", { stanza: stanza(spec), patroniTls: tlsDir.patroni, patroniPort: ports.patroni });
       s.call(shell.stanzaGcs);
       s.wait(180, `the repository in the bucket (pgbackrest check on the primary, info elsewhere)`, shell.checkGcs);
     } else {
       s.call(shell.stanza);
+      s.call(shell.sameCluster);
       s.wait(180, `the primary archiving WAL into the repository (pgbackrest check)`, shell.check);
     }
     s.handlers();

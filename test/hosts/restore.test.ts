@@ -1,9 +1,9 @@
 // Point-in-time restore on the real local cluster (issue #11), under write load where it matters:
 // refusals change nothing; a restore to a time between two known writes, after a switchover
 // during the load, brings back every acknowledged row before it and none after, on every node,
-// with a healthy, writable cluster on a new timeline; a restore to `latest` after every node's
-// data directory is lost (processes killed, directories removed) loses only rows acknowledged
-// within archive_timeout of the loss, and none acknowledged before the last segment switch.
+// with a healthy, writable cluster on a new timeline; a restore to `latest` after every database
+// host is killed, removed and built again loses only rows acknowledged within archive_timeout of
+// the loss, and none acknowledged before the last segment switch.
 import { strict as assert } from "assert";
 import { requireHosts, settledCluster } from "../support/hostsLayer";
 import { loadCluster, patroniCluster, type LocalCluster } from "../../local/cluster";
@@ -13,7 +13,8 @@ import { restoreCluster, RestoreRefused } from "../../local/restore";
 import { reinitReplica } from "../../local/replicas";
 import { parseRestoreTarget } from "../../roles/restore";
 import { PG_DATA } from "../../model/identities";
-import { apply } from "../../local/up";
+import { apply, bringUpHosts } from "../../local/up";
+import { killNode, removeNode } from "../../local/hosts";
 import { ssh } from "../../local/ssh";
 import { shq } from "../../roles/quote";
 
@@ -133,7 +134,7 @@ describe("point-in-time restore on the local hosts (npm run restore)", function 
     assert.equal(parseInt(walMax.slice(0, 8), 16), timeline, `the archive's newest segment (${walMax}) is on the new timeline ${timeline}`);
   });
 
-  it("to latest after every node's data directory is lost: only rows acknowledged within archive_timeout of the loss can be missing", async () => {
+  it("to latest after every database host is destroyed and rebuilt: the apply on the new hosts refuses to archive into the repository and says to restore; only rows acknowledged within archive_timeout of the loss can be missing", async () => {
     const run = `loss-${Date.now()}`;
     const load = new WriteLoad(c, run).start();
     await sleep(4000);
@@ -141,17 +142,24 @@ describe("point-in-time restore on the local hosts (npm run restore)", function 
     const switchedAt = Date.now();
     await psql(c, await leader(c), "select pg_switch_wal()");
     await sleep(4000);
-    // The loss: every PostgreSQL and Patroni killed at once (no clean shutdown, so no final
-    // archiving), then every data directory removed.
+    // The loss: every database host killed at once (no clean shutdown, so no final archiving)
+    // and removed with its disk; then built again, empty, with new host keys.
     const lossAt = Date.now();
-    await Promise.all(dbNodes(c).map((n) => on(c, n, `pkill -KILL -u postgres || true; systemctl stop patroni; pkill -KILL -u postgres || true; rm -rf ${shq(PG_DATA)}`)));
+    for (const n of dbNodes(c)) killNode(n);
     await load.stop();
+    for (const n of dbNodes(c)) await removeNode(n, log);
     const acked = load.acked.filter((a) => a.at <= lossAt);
     assert.ok(acked.length > 40, `only ${acked.length} writes acknowledged before the loss`);
+    await bringUpHosts(c, log);
+    const rebuilt = await apply(c, log);
+    const stanza = rebuilt.outcomes.find((o) => o.step.id.endsWith("/stanza"))!;
+    assert.equal(stanza.outcome, "failed", `the apply on the rebuilt hosts: ${stanza.step.id} ${stanza.outcome}`);
+    assert.match((stanza.tail ?? []).join("\n"), /backups of another cluster .* npm run restore -- --stack 'local' --to latest --yes-destroy-data/);
 
     const t0 = Date.now();
     await restoreCluster(c, { target: { kind: "latest" }, loseUnarchived: false, confirmed: true }, log);
     const seconds = (Date.now() - t0) / 1000;
+    assert.ok(logs.some((l) => /the running cluster .* is not the one in the repository/.test(l)), "the restore saw that the running cluster is a new one");
     await healthy(c);
     const have = await idsOn(c, run);
     const window = c.spec.backup.archiveTimeout * 1000;
@@ -159,11 +167,11 @@ describe("point-in-time restore on the local hosts (npm run restore)", function 
       const missing = acked.filter((a) => !have[n].has(a.id));
       const early = missing.filter((a) => a.at < lossAt - window);
       const beforeSwitch = missing.filter((a) => a.at < switchedAt);
-      assert.equal(beforeSwitch.length, 0, `${n} lacks ${beforeSwitch.length} rows acknowledged before the segment switch ${((lossAt - switchedAt) / 1000).toFixed(1)} s before the loss (archived WAL not replayed to its end)`);
       console.log(`      ${n}: ${missing.length} of ${acked.length} acknowledged rows missing${missing.length ? ` (acknowledged ${((lossAt - missing[0].at) / 1000).toFixed(1)} s or less before the loss)` : ""}`);
+      assert.equal(beforeSwitch.length, 0, `${n} lacks ${beforeSwitch.length} rows acknowledged before the segment switch ${((lossAt - switchedAt) / 1000).toFixed(1)} s before the loss (archived WAL not replayed to its end)`);
       assert.equal(early.length, 0, `${n} lacks ${early.length} rows acknowledged more than archive_timeout (${c.spec.backup.archiveTimeout} s) before the loss`);
     }
-    console.log(`      restored to latest after losing every data directory in ${seconds.toFixed(1)} s`);
+    console.log(`      hosts rebuilt and applied in ${rebuilt.seconds.toFixed(1)} s; restored to latest in ${seconds.toFixed(1)} s`);
   });
 
   it("backup.replicasFrom: repository: a re-initialised replica is restored from the newest backup and streams; with the default, pg_basebackup from the leader", async () => {
