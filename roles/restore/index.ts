@@ -83,7 +83,7 @@ export function restoreStep(ctx: RoleContext, host: Host, phase: Phase, opts: Re
     timeline: opts.timeline === undefined ? "latest" : String(opts.timeline),
     systemId: opts.systemId !== undefined && /^\d{1,20}$/.test(opts.systemId) ? opts.systemId : "",
     dcsPrefix: `/pgcluster/${ctx.spec.clusterName}/`, tls: tlsDir.patroni, ports, configFile: PATRONI_CONFIG,
-    archiveWaitSeconds: 120, recoverySeconds: 6 * 3600, startSeconds: 300, cloneSeconds: 6 * 3600,
+    archiveWaitSeconds: 60, recoverySeconds: 6 * 3600, startSeconds: 300, cloneSeconds: 6 * 3600,
   });
   s.call(shellFn(`${ROLE}/restore.sh`, FN[phase]));
   const id = `${stepId(host.name, ROLE)}-${phase}`;
