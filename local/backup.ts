@@ -3,7 +3,7 @@
 import type { LocalCluster } from "./cluster";
 import { ssh } from "./ssh";
 import { shq } from "../roles/quote";
-import { DRILL, DUMP } from "../model/identities";
+import { BACKUP_REPOSITORY, DRILL, DUMP } from "../model/identities";
 
 export const BACKUP_TYPES = ["full", "diff", "incr"] as const;
 export type BackupType = (typeof BACKUP_TYPES)[number];
@@ -29,6 +29,8 @@ export interface RepositoryInfo {
   /** The oldest and newest WAL segment in the archive. */
   walMin?: string;
   walMax?: string;
+  /** When the newest archived segment reached the repository: every commit in it is older. */
+  walMaxArchivedAt?: Date;
 }
 
 function backupHost(c: LocalCluster) {
@@ -62,13 +64,18 @@ export async function repositoryInfo(c: LocalCluster): Promise<RepositoryInfo> {
   const stanza = c.spec.clusterName;
   const out = await onBackupHost(c, `runuser -u postgres -- pgbackrest --stanza=${shq(stanza)} --log-level-console=error info --output=json`, 120_000);
   const [s] = JSON.parse(out) as any[];
-  const archive = (s.archive ?? [])[0];
+  const archive = (s.archive ?? []).at(-1);
+  // The newest segment file's time in the repository (pgBackRest names it <segment>-<sha1>[.gz]).
+  const newest = archive?.max
+    ? await onBackupHost(c, `find ${shq(`${BACKUP_REPOSITORY}/archive/${stanza}`)} -type f -name ${shq(`${archive.max}-*`)} -printf '%T@\\n' | sort -n | tail -n 1`, 60_000).catch(() => "")
+    : "";
   return {
     stanza,
     status: s.status.message,
     systemId: (s.db ?? []).length ? String(s.db.at(-1)["system-id"]) : undefined,
     walMin: archive?.min ?? undefined,
     walMax: archive?.max ?? undefined,
+    walMaxArchivedAt: newest.trim() ? new Date(Number(newest.trim()) * 1000) : undefined,
     backups: (s.backup ?? []).map((b: any) => ({
       label: b.label, type: b.type, start: new Date(b.timestamp.start * 1000), stop: new Date(b.timestamp.stop * 1000),
       size: b.info.size, repoSize: b.info.repository.delta ?? b.info.repository.size, walStart: b.archive.start, walStop: b.archive.stop,
@@ -85,7 +92,8 @@ export function describeRepository(info: RepositoryInfo): string[] {
     lines.push(`  ${b.label.padEnd(34)} ${b.type.padEnd(5)} ${b.stop.toISOString()}  database ${mb(b.size).padStart(10)}  stored ${mb(b.repoSize).padStart(10)}  WAL ${b.walStart} … ${b.walStop}`);
   // The earliest point a restore can reach is the end of the oldest backup; the latest is the
   // newest archived WAL (its time is known to PostgreSQL only when it replays it).
-  if (info.backups.length) lines.push(`restorable from ${info.backups[0].stop.toISOString()} to the newest archived WAL (${info.walMax ?? "-"})`);
+  if (info.backups.length)
+    lines.push(`restorable from ${info.backups[0].stop.toISOString()} to the end of the newest archived WAL segment (${info.walMax ?? "-"}${info.walMaxArchivedAt ? `, archived ${info.walMaxArchivedAt.toISOString()}: the latest restorable time is before that` : ""})`);
   else lines.push("no backup yet: nothing can be restored");
   return lines;
 }

@@ -390,7 +390,9 @@ describe("backups: npm run backups (the listing)", () => {
     const lines = describeRepository(info);
     assert.equal(lines[0], "stanza pglocal: ok; WAL archive 000000010000000000000003 … 0000000A000000000000001C");
     assert.match(lines[1], /^ {2}20261127-102632F +full {2}2026-11-27T10:26:41\.000Z {2}database +30\.8 MB {2}stored +3\.8 MB {2}WAL 0000000A000000000000001D … 0000000A000000000000001E$/);
-    assert.equal(lines[2], "restorable from 2026-11-27T10:26:41.000Z to the newest archived WAL (0000000A000000000000001C)");
+    assert.equal(lines[2], "restorable from 2026-11-27T10:26:41.000Z to the end of the newest archived WAL segment (0000000A000000000000001C)");
+    assert.equal(describeRepository({ ...info, walMaxArchivedAt: new Date("2026-11-27T11:00:00Z") })[2],
+      "restorable from 2026-11-27T10:26:41.000Z to the end of the newest archived WAL segment (0000000A000000000000001C, archived 2026-11-27T11:00:00.000Z: the latest restorable time is before that)");
     assert.deepEqual(describeRepository({ ...info, backups: [] }).slice(1), ["no backup yet: nothing can be restored"]);
   });
 });
