@@ -477,20 +477,38 @@ export function localAddresses(fibTrie: string): Set<string> {
  * show the address on both during a handover that never overlapped). A stopped balancer holds
  * nothing; one that runs and cannot be read makes the answer unknown: an error, never "free".
  */
+/** The process is gone, or a zombie (exited, not yet reaped): its namespaces are released. */
+function initDead(pid: number): boolean {
+  try {
+    // /proc/<pid>/stat: "pid (comm) state ..."; the comm may hold spaces, the state follows the last ")".
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) === "Z";
+  } catch {
+    return true;
+  }
+}
+
 export function floatingHolders(c: LocalCluster): string[] {
   const floating = c.spec.network.floatingAddress;
   if (!floating) throw new Error(`stack ${c.spec.stack} has no network.floatingAddress`);
   const holders: string[] = [];
   const unknown: string[] = [];
   for (const b of balancerNodes(c)) {
-    const init = nodeInitPid(b);
-    if (!init) continue;
-    try {
-      if (localAddresses(readFileSync(`/proc/${init}/net/fib_trie`, "utf8")).has(floating)) holders.push(b);
-    } catch (e) {
-      // Gone while read: it holds nothing now. Still running: unreadable.
-      if (nodeInitPid(b)) unknown.push(`${b} (${(e as Error).message})`);
+    // A node whose init is gone (killed: its PID namespace dies with it, and its network with
+    // that) holds nothing; a read that fails while the same init still lives is unknown. The
+    // init may die between finding it and reading: asked again, with the init found then.
+    let read: "holds" | "free" | string = "free";
+    for (let attempt = 0, init = nodeInitPid(b); init && attempt < 3; attempt++, init = nodeInitPid(b)) {
+      try {
+        read = localAddresses(readFileSync(`/proc/${init}/net/fib_trie`, "utf8")).has(floating) ? "holds" : "free";
+        break;
+      } catch (e) {
+        read = initDead(init) ? "free" : `${b} (${(e as Error).message})`;
+        if (read === "free") continue;
+      }
     }
+    if (read === "holds") holders.push(b);
+    else if (read !== "free") unknown.push(read);
   }
   if (unknown.length) throw new Error(`cannot read the addresses of ${unknown.join(", ")}`);
   return holders;
