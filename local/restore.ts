@@ -54,7 +54,9 @@ export function restorePlan(c: Pick<LocalCluster, "spec" | "hosts">, opts: Resto
     others: nodes.filter((h) => h.name !== restoreNode.name),
     leader,
     destroys: [
-      `every write committed after the target (${describeTarget(opts.target)}), on every node`,
+      opts.target.kind === "time"
+        ? `every write committed after ${opts.target.time}, on every node`
+        : `writes the archive does not hold (none, when the first phase archives the former primary's last WAL)`,
       `the data directory ${PG_DATA} of ${nodes.filter((h) => h.name !== restoreNode.name).map((h) => h.name).join(", ") || "no other node"} (they are cloned again from the restored node)`,
       `on ${restoreNode.name} the current data directory is moved to ${RESTORE.aside} (replacing one kept by an earlier restore) and the restored one takes its place`,
       `Patroni's state of cluster ${c.spec.clusterName} in etcd (leader, members, history; the configuration is written again)`,
@@ -111,7 +113,7 @@ export async function restoreCluster(c: LocalCluster, opts: RestoreOptions & { c
   const timeline = markerTimeline(marker.out) ?? (liveIsRepositorys && typeof leaderMember?.timeline === "number" ? leaderMember.timeline : undefined);
   opts = { ...opts, timeline, systemId: info.systemId };
   if (markerTimeline(marker.out) !== undefined) log(`an earlier restore was interrupted (${p.restoreNode.name}:${RESTORE.marker}): going on, following its timeline ${timeline}`);
-  log(`restore of cluster ${c.spec.clusterName} to ${describeTarget(opts.target)} on ${timeline === undefined ? "the archive's latest timeline (no leader answered)" : `timeline ${timeline}'s history`} from stanza ${info.stanza} (${info.backups.length} backups, newest ${info.backups.at(-1)!.label}); restored on ${p.restoreNode.name}, cloned by ${p.others.map((h) => h.name).join(", ") || "none"}`);
+  log(`restore of cluster ${c.spec.clusterName} to ${describeTarget(opts.target)} on ${timeline === undefined ? "the archive's latest timeline (no running cluster of the repository's to follow)" : `timeline ${timeline}'s history`} from stanza ${info.stanza} (${info.backups.length} backups, newest ${info.backups.at(-1)!.label}); restored on ${p.restoreNode.name}, cloned by ${p.others.map((h) => h.name).join(", ") || "none"}`);
   log("this destroys:");
   for (const d of p.destroys) log(`  - ${d}`);
   if (!opts.confirmed) throw new RestoreRefused(`not confirmed: nothing was changed. To go on, run it again with --yes-destroy-data`);
@@ -129,7 +131,9 @@ export async function restoreCluster(c: LocalCluster, opts: RestoreOptions & { c
   const r = await apply(c, log);
   if (r.code !== 0) throw new RestoreStopped(stoppedMessage(c, "done", [], `the data is restored and the restored cluster serves, but the apply after it failed (exit ${r.code})`, `npm run apply -- --stack ${c.spec.stack}, then npm run restore … again only if the data is wrong`));
   const ctx = { spec: c.spec, hosts: c.hosts, pki: c.pki, secrets: c.secrets };
-  await applyPlan({ cluster: c.plan.cluster, steps: [restoreStep(ctx, p.restoreNode, "done", opts)] }, c.targets, c.ssh, { log, secrets });
+  const done = await applyPlan({ cluster: c.plan.cluster, steps: [restoreStep(ctx, p.restoreNode, "done", opts)] }, c.targets, c.ssh, { log, secrets });
+  if (done.some((o) => o.outcome === "failed"))
+    throw new RestoreStopped(stoppedMessage(c, "done", [p.restoreNode.name], `the data is restored and the plan applied, but the restore's marker ${RESTORE.marker} was not removed`, `remove it by hand (a later restore would take this one for interrupted)`));
   return p;
 }
 
