@@ -477,12 +477,22 @@ export function localAddresses(fibTrie: string): Set<string> {
  * show the address on both during a handover that never overlapped). A stopped balancer holds
  * nothing; one that runs and cannot be read makes the answer unknown: an error, never "free".
  */
-/** The process is gone, or a zombie (exited, not yet reaped): its namespaces are released. */
+/**
+ * A process exiting or exited, from its /proc/<pid>/stat line ("pid (comm) state ppid pgrp
+ * session tty tpgid flags …"; the comm may hold spaces and parentheses, the fields follow the
+ * last ")"): a zombie or dead state, or the kernel's PF_EXITING flag (0x4), set at the start of
+ * its exit, before it lets go of its namespaces (its /proc/<pid>/net then reads ENOENT).
+ */
+export function exitingFromStat(stat: string): boolean {
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const [state, flags] = [fields[0], Number(fields[6])];
+  return state === "Z" || state === "X" || state === "x" || (Number.isInteger(flags) && (flags & 0x4) !== 0);
+}
+
+/** The process is gone, exiting or a zombie: its network namespace is gone or going. */
 function initDead(pid: number): boolean {
   try {
-    // /proc/<pid>/stat: "pid (comm) state ..."; the comm may hold spaces, the state follows the last ")".
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) === "Z";
+    return exitingFromStat(readFileSync(`/proc/${pid}/stat`, "utf8"));
   } catch {
     return true;
   }

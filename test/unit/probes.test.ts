@@ -5,7 +5,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { blindWindows, postmasterFile, type Observation } from "../../local/splitBrainProbe";
-import { doubleHolds, localAddresses } from "../../local/chaos";
+import { doubleHolds, exitingFromStat, localAddresses } from "../../local/chaos";
 
 describe("chaos probes: what the host reads", () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pgc-probe-"));
@@ -103,5 +103,15 @@ Local:
     assert.deepEqual(doubleHolds([one(0, 0, "lb1"), one(1000, 900, "lb1", "lb2"), one(1200, 1150, "lb1", "lb2", "lb3"), one(3000, 2950)], 5000), [{ from: 1000, ms: 2100 }]);
     assert.deepEqual(doubleHolds([one(0, 0, "lb1"), one(1000, 990, "lb1", "lb2")], 5000), [{ from: 1000, ms: 4010 }]);
     assert.deepEqual(doubleHolds([one(0, 0, "lb1"), one(500, 450), one(900, 850, "lb2")], 5000), []);
+  });
+
+  it("a balancer's init that is exiting (PF_EXITING), a zombie or dead holds nothing; a living one is read (its stat line, a comm with spaces and parentheses)", () => {
+    const line = (state: string, flags: number) => `6640 (systemd (x) y) ${state} 6600 6640 6640 0 -1 ${flags} 100 0 0 0 5 3 0 0 20 0 1 0 123 456 789`;
+    assert.equal(exitingFromStat(line("S", 0x400100)), false);
+    assert.equal(exitingFromStat(line("R", 0x400104)), true, "PF_EXITING set");
+    assert.equal(exitingFromStat(line("D", 0x404)), true);
+    assert.equal(exitingFromStat(line("Z", 0x400100)), true);
+    assert.equal(exitingFromStat(line("X", 0)), true);
+    assert.equal(exitingFromStat(fs.readFileSync(`/proc/${process.pid}/stat`, "utf8")), false, "this process lives");
   });
 });
