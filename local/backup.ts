@@ -72,7 +72,7 @@ export async function repositoryInfo(c: LocalCluster): Promise<RepositoryInfo> {
   return {
     stanza,
     status: s.status.message,
-    systemId: (s.db ?? []).length ? String(s.db.at(-1)["system-id"]) : undefined,
+    systemId: systemIdOf(out),
     walMin: archive?.min ?? undefined,
     walMax: archive?.max ?? undefined,
     walMaxArchivedAt: newest.trim() ? new Date(Number(newest.trim()) * 1000) : undefined,
@@ -81,6 +81,16 @@ export async function repositoryInfo(c: LocalCluster): Promise<RepositoryInfo> {
       size: b.info.size, repoSize: b.info.repository.delta ?? b.info.repository.size, walStart: b.archive.start, walStop: b.archive.stop,
     })),
   };
+}
+
+/**
+ * The stanza's current system identifier (its newest "db" entry), read from pgBackRest's JSON
+ * text: it is a 64-bit number, which JSON.parse would round (7713075608024268383 becomes
+ * 7713075608024269000).
+ */
+export function systemIdOf(infoJson: string): string | undefined {
+  const db = /"db"\s*:\s*\[([^\]]*)\]/.exec(infoJson)?.[1] ?? "";
+  return [...db.matchAll(/"system-id"\s*:\s*"?(\d+)"?/g)].at(-1)?.[1];
 }
 
 const mb = (n: number) => `${(n / 1024 / 1024).toFixed(1)} MB`;

@@ -16,7 +16,7 @@ import { stepScript } from "../../roles/script";
 import type { Pki, Plan, RoleContext, Secrets } from "../../roles/types";
 import { fileOf, hostsOf, localSpec, testPki, TEST_SECRETS } from "../support/fixtures";
 import { run } from "../support/tools";
-import { describeBackupStatus, describeRepository } from "../../local/backup";
+import { describeBackupStatus, describeRepository, systemIdOf } from "../../local/backup";
 
 const PEM = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmU=\n-----END OPENSSH PRIVATE KEY-----\n";
 const CONF = "/etc/pgbackrest/pgbackrest.conf";
@@ -394,6 +394,15 @@ describe("backups: npm run backups (the listing)", () => {
     assert.equal(describeRepository({ ...info, walMaxArchivedAt: new Date("2026-11-27T11:00:00Z") })[2],
       "restorable from 2026-11-27T10:26:41.000Z to the end of the newest archived WAL segment (0000000A000000000000001C, archived 2026-11-27T11:00:00.000Z: the latest restorable time is before that)");
     assert.deepEqual(describeRepository({ ...info, backups: [] }).slice(1), ["no backup yet: nothing can be restored"]);
+  });
+});
+
+describe("backups: the repository's system identifier", () => {
+  it("is read as text, all 64 bits (JSON.parse would round it), from the stanza's newest database entry", () => {
+    const text = '[{"archive":[{"database":{"id":2,"repo-key":1},"id":"15-2","max":"x","min":"y"}],"backup":[],"cipher":"aes-256-cbc","db":[{"id":1,"repo-key":1,"system-id":7713075608024260001,"version":"15"},{"id":2,"repo-key":1,"system-id":7713075608024268383,"version":"15"}],"name":"pglocal","repo":[],"status":{"code":0,"message":"ok"}}]';
+    assert.equal(String(JSON.parse(text)[0].db[1]["system-id"]), "7713075608024269000", "JSON.parse rounds it (why it is read as text)");
+    assert.equal(systemIdOf(text), "7713075608024268383");
+    assert.equal(systemIdOf('[{"db":[],"name":"pglocal"}]'), undefined);
   });
 });
 
