@@ -9,8 +9,7 @@ import { requireHosts, settledCluster } from "../support/hostsLayer";
 import { loadCluster, patroniCluster, type LocalCluster } from "../../local/cluster";
 import { CHAOS_TABLE, ensureChaosTable, healthy, leader, WriteLoad } from "../../local/chaos";
 import { repositoryInfo, takeBackup } from "../../local/backup";
-import { restoreCluster, RestoreRefused, RestoreStopped } from "../../local/restore";
-import { SERVER_UNIT } from "../../roles/backup";
+import { restoreCluster, RestoreRefused } from "../../local/restore";
 import { reinitReplica } from "../../local/replicas";
 import { parseRestoreTarget } from "../../roles/restore";
 import { PG_DATA } from "../../model/identities";
@@ -133,32 +132,6 @@ describe("point-in-time restore on the local hosts (npm run restore)", function 
     await on(c, repo, `runuser -u postgres -- pgbackrest --stanza=${shq(c.spec.clusterName)} --log-level-console=warn check`);
     const walMax = (await repositoryInfo(c)).walMax ?? "";
     assert.equal(parseInt(walMax.slice(0, 8), 16), timeline, `the archive's newest segment (${walMax}) is on the new timeline ${timeline}`);
-  });
-
-  it("to latest while the repository does not answer: stops in phase stop before restoring anything, says why; run again once it answers, it completes and loses no acknowledged row", async () => {
-    const repo = c.hosts.find((h) => h.roles.includes("backup"))!.name;
-    const run = `unreachable-${Date.now()}`;
-    await on(c, repo, `systemctl stop ${shq(SERVER_UNIT)}`);
-    let stopped: unknown;
-    try {
-      // Written while archiving fails: only the former primary's last WAL holds it.
-      await psql(c, await leader(c), `insert into ${CHAOS_TABLE}(run, id) select '${run}', g from generate_series(1, 10) g`);
-      stopped = await restoreCluster(c, { target: { kind: "latest" }, loseUnarchived: false, confirmed: true }, log).then(() => undefined, (e) => e);
-    } finally {
-      await on(c, repo, `systemctl start ${shq(SERVER_UNIT)}`);
-    }
-    assert.ok(stopped instanceof RestoreStopped, `the restore went ahead without the repository: ${stopped}`);
-    assert.match((stopped as Error).message, /stopped in phase "stop" on .*run the same command again/s);
-    assert.ok(logs.some((l) => /could not be archived .*--lose-unarchived/.test(l)), "it says the last WAL could not be archived and what to do");
-    assert.ok(!logs.some((l) => /phase data/.test(l)), "nothing was restored");
-    console.log(`      without the repository: ${(stopped as Error).message.split("\n")[0]}`);
-    logs.length = 0;
-    const t0 = Date.now();
-    await restoreCluster(c, { target: { kind: "latest" }, loseUnarchived: false, confirmed: true }, log);
-    await healthy(c);
-    const have = await idsOn(c, run);
-    for (const n of dbNodes(c)) assert.equal(have[n].size, 10, `${n} holds ${have[n].size} of the 10 rows written while archiving failed`);
-    console.log(`      run again with the repository back: restored to latest in ${((Date.now() - t0) / 1000).toFixed(1)} s, the 10 rows written while archiving failed on every node`);
   });
 
   it("to latest after every database host is destroyed and rebuilt: the apply on the new hosts refuses to archive into the repository and says to restore; only rows acknowledged within archive_timeout of the loss can be missing", async () => {
