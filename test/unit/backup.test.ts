@@ -147,6 +147,8 @@ describe("backups: the plan", () => {
   it("a replica's restore_command gives up in seconds when the repository does not answer (it then streams)", () => {
     const c = ini.parse(fileOf(step("pg1/pgbackrest"), CONF));
     assert.equal(c["global:archive-get"]["io-timeout"], "5");
+    // And the primary's archive_command fails in bounded time too (a stopped primary waits on it).
+    assert.deepEqual([c["global:archive-push"]["io-timeout"], c["global:archive-push"]["protocol-timeout"]], ["5", "60"]);
   });
 
   it("without backup, the plan has no pgBackRest and the DCS no archiving (existing stacks unchanged)", async () => {
@@ -338,6 +340,10 @@ describe("backups: pgBackRest 2.45 reads the rendered files (offline: its help c
     for (const cmd of ["archive-push", "archive-get"]) clean(pgbackrest(f, cmd, true), cmd);
     clean(pgbackrest(f, "server", false), "server");
     assert.match(pgbackrest(f, "archive-push", true, "repo1-host").out, /current: backup1/);
+    // pgBackRest itself reads the bounded timeouts for archive-push (and only there).
+    assert.match(pgbackrest(f, "archive-push", true, "io-timeout").out, /current: 5/);
+    assert.match(pgbackrest(f, "archive-push", true, "protocol-timeout").out, /current: 60/);
+    assert.doesNotMatch(pgbackrest(f, "server", false, "io-timeout").out, /current: 5/);
     assert.match(pgbackrest(f, "server", false, "tls-server-auth").out, /current: backup1=pglocal/);
   });
 

@@ -128,6 +128,8 @@ describe("backups on gcp: the plan", () => {
     assert.equal(c.global["repo1-retention-full"], "2");
     assert.equal(c.global["repo1-retention-diff"], "7");
     assert.equal(c["global:archive-get"]["io-timeout"], "5");
+    // And the primary's archive_command fails in bounded time too (a stopped primary waits on it).
+    assert.deepEqual([c["global:archive-push"]["io-timeout"], c["global:archive-push"]["protocol-timeout"]], ["5", "60"]);
     assert.equal(c.pgdev["pg1-path"], "/var/lib/postgresql/15/main");
     assert.deepEqual(Object.keys(c.global).filter((k) => /^(repo1-host|tls-server)/.test(k)), []);
     const s = step("pgdev-db-2/pgbackrest")!;
