@@ -27,7 +27,7 @@ export interface GcpHosts {
 }
 
 /** Firewall rules, by name suffix (see gceNameSuffixes). */
-const RULES = ["etcd-peers", "db-replication", "lb-to-db", "clients-to-lb", "admin-to-stats", "ssh-to-bastion", "bastion-to-nodes", "lb-health-checks"] as const;
+const RULES = ["etcd-peers", "db-replication", "lb-to-db", "clients-to-lb", "admin-to-stats", "ssh-to-bastion", "bastion-to-nodes", "lb-health-checks", "standbys-to-lb"] as const;
 type RuleName = (typeof RULES)[number];
 
 /**
@@ -89,6 +89,10 @@ export function gcpHosts(spec: ClusterSpec, c: Children): GcpHosts {
   // The internal load balancer's health checks come from Google's ranges, to HAProxy's own health
   // answer only (the balancers' nftables admit the same).
   rule("lb-health-checks", [ports.balancerHealth], { sourceRanges: [...GCP_HEALTH_CHECK_RANGES] }, [TAG.balancer], true);
+  // Standby clusters (standbyClusters): their leaders replicate through HAProxy's writer port
+  // without pooler. Their network must reach this one (VPC peering: README, Standby cluster).
+  const standbySources = spec.standbyClusters.flatMap((s) => s.cidrs);
+  if (standbySources.length) rule("standbys-to-lb", [ports.writerDirect], { sourceRanges: standbySources }, [TAG.balancer], true);
 
   // Least privilege: the nodes may write logs and metrics, nothing else in the project; with
   // backup.enabled, use objects in the repository's bucket (a binding on that bucket only).

@@ -106,6 +106,8 @@ export function internalLoadBalancer({ spec, c, provider, network, subnet, balan
     backendService: backendService.id,
     network: network.id,
     subnetwork: subnet.id,
+    // A standby cluster in another region dials this address: only with global access.
+    ...(spec.standbyClusters.length ? { allowGlobalAccess: true } : {}),
     description: `pgcluster ${spec.clusterName}: writer 5000, readers 5001, without pooler 5002/5003, stats 8404`,
   }, opts);
 

@@ -13,6 +13,7 @@ import { ssh } from "./ssh";
 import { apply } from "./up";
 import { redact } from "./driver";
 import { ports } from "../model/identities";
+import { following } from "../roles/standby";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -134,11 +135,13 @@ export async function leader(c: LocalCluster): Promise<string> {
  */
 export async function healthy(c: LocalCluster, seconds = 120): Promise<Member[]> {
   const what = `a healthy cluster (1 leader, all others streaming${c.spec.patroni.synchronousMode ? ", a synchronous standby" : ""})`;
+  // A standby cluster's leader is its standby leader (it follows the primary cluster).
+  const lead = following(c.spec) ? "standby_leader" : "leader";
   return until(what, seconds, async () => {
     const ms = await patroniCluster(c);
     const names = dbNodes(c);
-    const ok = ms.length === names.length && ms.filter((m) => m.role === "leader").length === 1
-      && ms.every((m) => m.state === "running" || m.state === "streaming") && ms.every((m) => m.role === "leader" || (typeof m.lag === "number" && m.lag < 1_048_576))
+    const ok = ms.length === names.length && ms.filter((m) => m.role === lead).length === 1
+      && ms.every((m) => m.state === "running" || m.state === "streaming") && ms.every((m) => m.role === lead || (typeof m.lag === "number" && m.lag < 1_048_576))
       && (!c.spec.patroni.synchronousMode || ms.some((m) => m.role === "sync_standby"));
     return ok ? ms : undefined;
   });

@@ -8,7 +8,7 @@
 //   backup:verify  the restore drill now: the latest backup restored on the backup host, checked, removed
 //   backup:dump  the logical dump now (pg_dump of the application database and the roles, encrypted, on the backup host)
 //   restore --to <ISO 8601 time | latest> --yes-destroy-data  point-in-time restore of the whole cluster
-import { loadCluster, connectionUrls, floatingAddressHolders, writeEnvFile, patroniCluster, statsUrls, writeStatsCurlConfig, type LocalCluster } from "./cluster";
+import { loadCluster, LOCAL_STACKS, onLocalHosts, connectionUrls, floatingAddressHolders, writeEnvFile, patroniCluster, statsUrls, writeStatsCurlConfig, type LocalCluster } from "./cluster";
 import { hostsDown } from "./hosts";
 import { apply, bringUpHosts } from "./up";
 import { topoOrder } from "../roles/compile";
@@ -118,7 +118,7 @@ async function main(): Promise<number> {
     case "apply":
     case "up": {
       if (cmd === "up") {
-        if (stack !== "local") throw new Error("up builds the local hosts; for another static stack use: apply --stack " + stack);
+        if (!onLocalHosts(stack)) throw new Error(`up builds the local hosts (stacks ${LOCAL_STACKS.join(", ")}); for another static stack use: apply --stack ${stack}`);
         await bringUpHosts(c, log);
       }
       const r = await apply(c, log);

@@ -4,7 +4,9 @@ import * as fs from "fs";
 import * as https from "https";
 import * as path from "path";
 import { readStackFile, specFromStackFile } from "../model/stackFile";
-import type { ClusterSpec } from "../model/config";
+import { ConfigError, type ClusterSpec } from "../model/config";
+import { PROJECT_ROOT } from "../model/stackFile";
+import { asStandbyOf, standbyTrustOf, type StandbyTrust } from "../roles/standby";
 import { compile } from "../roles/compile";
 import type { Host, Pki, Plan, Secrets } from "../roles/types";
 import { ports, users } from "../model/identities";
@@ -22,6 +24,12 @@ export interface LocalCluster {
   ssh: SshConfig;
   publicKey: string;
   stateDir: string;
+}
+
+/** The stacks whose hosts are this machine's local hosts (`npm run local` builds them, with keys it generated). */
+export const LOCAL_STACKS = ["local", "local-standby"] as const;
+export function onLocalHosts(stack: string): boolean {
+  return (LOCAL_STACKS as readonly string[]).includes(stack);
 }
 
 /** `overrides`: config values laid over the stack file's (top-level keys, objects merged). */
@@ -42,7 +50,7 @@ export function loadSpec(stack: string, overrides: Record<string, unknown> = {})
  */
 export function hostKeyTrust(spec: ClusterSpec, dir: string): Pick<SshConfig, "knownHostsFile" | "hostKeys"> {
   const knownHostsFile = path.join(dir, "known_hosts");
-  if (spec.stack === "local") return { knownHostsFile, hostKeys: "generated" };
+  if (onLocalHosts(spec.stack)) return { knownHostsFile, hostKeys: "generated" };
   // The config already refused "pinned" without a valid key for every host.
   const pinned = spec.hosts.filter((h) => h.hostKey !== undefined).map((h) => ({ address: h.address!, port: h.sshPort, key: h.hostKey! }));
   if (spec.ssh.hostKeys === "pinned") {
@@ -60,8 +68,9 @@ export async function loadCluster(stack: string, overrides: Record<string, unkno
   const dir = stateDir(stack);
   const trust = hostKeyTrust(spec, dir);
   const hosts: Host[] = spec.hosts.map((h) => ({ ...h, address: h.address! }));
-  const secrets = ensureSecrets(spec);
-  const pki = await ensureLocalPki(spec, Object.fromEntries(hosts.map((h) => [h.name, h.address])));
+  const primary = await primaryTrust(spec);
+  const own = { secrets: ensureSecrets(spec), pki: await ensureLocalPki(spec, Object.fromEntries(hosts.map((h) => [h.name, h.address]))) };
+  const { secrets, pki } = primary ? asStandbyOf(own.pki, own.secrets, primary) : own;
   const key = ensureSshKey(spec);
   return {
     spec, hosts, secrets, pki,
@@ -71,6 +80,23 @@ export async function loadCluster(stack: string, overrides: Record<string, unkno
     publicKey: key.publicKey,
     stateDir: dir,
   };
+}
+
+/**
+ * A standby stack's trust of its primary cluster (roles/standby.ts), from the primary stack's
+ * local state: that stack must have been applied from this checkout first.
+ */
+async function primaryTrust(spec: ClusterSpec): Promise<StandbyTrust | undefined> {
+  if (!spec.standby) return undefined;
+  const primary = spec.standby.primaryStack;
+  const held = ["secrets.json", "pki.json"].filter((f) => fs.existsSync(path.join(PROJECT_ROOT, ".pgcluster", primary, f)));
+  if (primary.includes("/") || held.length < 2)
+    throw new ConfigError([`standby.primaryStack: the local tools read the primary stack's state from .pgcluster/${primary}/, which ${primary.includes("/") ? "cannot hold a fully qualified stack name (use the stack's own name here)" : "is not there: apply that stack from this checkout first (npm run apply -- --stack " + primary + ")"}`], `stack ${spec.stack}`);
+  const p = await loadCluster(primary);
+  if (p.spec.standby) throw new ConfigError([`standby.primaryStack: ${primary} is itself a standby cluster; name the primary cluster's stack`], `stack ${spec.stack}`);
+  if (!spec.standby.promoted && !p.spec.standbyClusters.some((s) => s.clusterName === spec.clusterName))
+    throw new ConfigError([`standby.primaryStack: ${primary} does not list this cluster in its standbyClusters, so it keeps no replication slot for it and its balancers do not admit it: add { clusterName: ${spec.clusterName}, cidrs: [...] } there and apply it first`], `stack ${spec.stack}`);
+  return standbyTrustOf(p.pki, p.secrets);
 }
 
 /** What clients dial: the balancers' floating address, or the first balancer when there is none. */

@@ -8,7 +8,7 @@ import * as path from "path";
 import type { ClusterSpec, HostSpec } from "../model/config";
 import { decommissionStep } from "../roles/decommission";
 import { applyPlan, preflight, type StepOutcome } from "./driver";
-import { patroniCluster, type LocalCluster } from "./cluster";
+import { onLocalHosts, patroniCluster, type LocalCluster } from "./cluster";
 import { hostKey, nodeExists, removeNode } from "./hosts";
 import { ssh, writeKnownHosts, type SshConfig, type SshTarget } from "./ssh";
 
@@ -157,7 +157,7 @@ export async function scaleIn(c: LocalCluster, log: (l: string) => void, check =
  * with its disk); every stack records the inventory it applied.
  */
 export async function finishScaleIn(c: LocalCluster, r: ScaleInResult, log: (l: string) => void): Promise<void> {
-  if (c.spec.stack === "local") for (const h of r.decommissioned) if (nodeExists(h.name)) await removeNode(h.name, log);
+  if (onLocalHosts(c.spec.stack)) for (const h of r.decommissioned) if (nodeExists(h.name)) await removeNode(h.name, log);
   recordAppliedHosts(c);
 }
 

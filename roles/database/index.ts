@@ -1,6 +1,7 @@
 // database: what lives inside PostgreSQL (roles and their passwords, the application database,
 // pgBouncer's auth function). Runs on every database host; only the current primary acts, so it
 // is correct whichever node leads.
+import { following } from "../standby";
 import { tlsDir, ports, users } from "../../model/identities";
 import { StepBuilder } from "../step";
 import { saltName, scramVerifier, type RolePassword } from "../scram";
@@ -32,6 +33,7 @@ function databaseStep(ctx: RoleContext, _host: Host): StepBuilder {
   });
   return new StepBuilder().shell(ROLE, "database.sh", {
     cluster: ctx.spec.clusterName,
+    standbyOf: following(ctx.spec) ? ctx.spec.standby!.primaryStack : undefined,
     tls: tlsDir.patroni,
     ports,
     database: pg.database,

@@ -71,6 +71,7 @@ const WHO = {
   db: "database nodes",
   balancers: "balancers",
   backup: "the backup host",
+  standbys: "standby clusters (standbyClusters[].cidrs)",
   self: "this host",
   healthChecks: "Google's health checkers (the internal load balancer)",
 };
@@ -148,6 +149,8 @@ export function hostFirewall(ctx: RoleContext, host: Host): HostFirewall {
   if (has("balancer")) {
     admit([ports.writer, ports.readers, ports.writerDirect, ports.readersDirect], spec.network.clientCidrs, WHO.clients);
     admit([ports.stats], admin, WHO.admin);
+    // Standby clusters' leaders replicate through HAProxy (PostgreSQL sees the balancer's address).
+    admit([ports.writerDirect], spec.standbyClusters.flatMap((sc) => sc.cidrs), WHO.standbys);
     service.push(ports.writer, ports.readers, ports.writerDirect, ports.readersDirect, ports.stats);
     // GCP's internal load balancer asks HAProxy's health answer, as the VPC rule admits it.
     if (gcp) admit([ports.balancerHealth], [...GCP_HEALTH_CHECK_RANGES], WHO.healthChecks);

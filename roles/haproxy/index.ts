@@ -1,4 +1,5 @@
 // haproxy: the entry points on the balancer host(s); routes by Patroni's REST health over https.
+import { following } from "../standby";
 import { tlsDir, ports, users, BALANCER_HEALTH_PATH } from "../../model/identities";
 import { render } from "../render";
 import { daemonReload, reload, shellFn, StepBuilder } from "../step";
@@ -12,6 +13,7 @@ export const ROLE = "haproxy";
 
 export const shell = {
   writerUp: shellFn(`${ROLE}/haproxy.sh`, "pgc_writer_up"),
+  standbyLeaderUp: shellFn(`${ROLE}/haproxy.sh`, "pgc_standby_leader_up"),
 };
 
 export const haproxy: RoleUnit = {
@@ -52,6 +54,8 @@ export const haproxy: RoleUnit = {
         // HAProxy's own health answer, for the load balancer in front (haproxy.cfg says why).
         health: entry !== undefined,
         healthPath: BALANCER_HEALTH_PATH,
+        // Readers' last resort: the primary; in a standby cluster (no primary) its standby leader.
+        fallbackPath: following(ctx.spec) ? "/standby-leader" : "/primary",
         ports,
         tls,
         stateFile,
@@ -70,7 +74,8 @@ export const haproxy: RoleUnit = {
     });
     s.service("haproxy");
     s.shell(ROLE, "haproxy.sh", {});
-    s.wait(60, `HAProxy on ${host.name} routing the writer port to the primary`, shell.writerUp);
+    if (following(ctx.spec)) s.wait(60, `HAProxy on ${host.name} routing the readers to the standby leader`, shell.standbyLeaderUp);
+    else s.wait(60, `HAProxy on ${host.name} routing the writer port to the primary`, shell.writerUp);
     return s;
   },
 };

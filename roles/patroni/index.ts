@@ -12,6 +12,7 @@ import { ROLE as POSTGRESQL } from "../postgresql";
 import { nodeTlsFiles } from "../tls";
 import { archiveParameters, replicaFromRepositoryCommand, restoreCommand, ROLE as PGBACKREST } from "../pgbackrest";
 import { CLIENT_CERTS } from "../../model/identities";
+import { following, standbyClusterConfig, standbySlot } from "../standby";
 
 export const ROLE = "patroni";
 
@@ -104,6 +105,10 @@ export function dcsConfig(ctx: RoleContext): Record<string, unknown> {
     maximum_lag_on_failover: p.maximumLagOnFailover,
     synchronous_mode: p.synchronousMode,
     failsafe_mode: p.failsafeMode,
+    // A standby cluster: its leader streams from the primary cluster (removed: it is promoted).
+    ...(following(ctx.spec) ? { standby_cluster: standbyClusterConfig(ctx.spec) } : {}),
+    // The primary side: a permanent slot per standby cluster, kept by whichever node leads.
+    ...(ctx.spec.standbyClusters.length ? { slots: Object.fromEntries(ctx.spec.standbyClusters.map((s) => [standbySlot(s.clusterName), { type: "physical" }])) } : {}),
     postgresql: {
       use_pg_rewind: true,
       use_slots: true,

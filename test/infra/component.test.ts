@@ -14,7 +14,7 @@ const KEY = { "pgcluster:sshPrivateKey": "-----BEGIN OPENSSH PRIVATE KEY-----\nt
 const PEM_KEY = KEY["pgcluster:sshPrivateKey"];
 const STACK_OUTPUTS = ["DATABASE_URL_PRIMARY", "DATABASE_URL_REPLICA", "DATABASE_URL_PRIMARY_DIRECT", "haproxyStats", "caCert", "nodes", "steps"];
 /** Outputs added since: the readers without pooler (5003) and the stats page's password. */
-const NEW_STACK_OUTPUTS = ["DATABASE_URL_REPLICA_DIRECT", "haproxyStatsPassword"];
+const NEW_STACK_OUTPUTS = ["DATABASE_URL_REPLICA_DIRECT", "haproxyStatsPassword", "standbyTrust"];
 const HOST_CHILDREN = ["command:remote:Command", "pulumi-nodejs:dynamic:Resource"];
 
 for (const stack of ["dev", "prod", "local"]) {
@@ -59,7 +59,9 @@ for (const stack of ["dev", "prod", "local"]) {
 
     it("registers its outputs: URLs as secrets, the CA bundle, nodes, HAProxy stats, steps; each Host its drift", async () => {
       const out = cluster()[0].outputs!;
-      assert.deepEqual(Object.keys(out).sort(), ["caCert", "haproxyStats", "haproxyStatsPassword", "nodes", "primaryDirectUrl", "primaryUrl", "replicaDirectUrl", "replicaUrl", "steps"]);
+      assert.deepEqual(Object.keys(out).sort(), ["caCert", "haproxyStats", "haproxyStatsPassword", "nodes", "primaryDirectUrl", "primaryUrl", "replicaDirectUrl", "replicaUrl", "standbyTrust", "steps"]);
+      // What a standby cluster of this one reads: its keys and passwords, so a secret.
+      assert.ok(isSecretValue(out.standbyTrust), "standbyTrust not secret");
       for (const k of ["primaryUrl", "replicaUrl", "primaryDirectUrl", "replicaDirectUrl"]) {
         assert.ok(isSecretValue(out[k]), `${k} not secret`);
         assert.match(reveal(out[k]), /^postgresql:\/\/app:pw-[^@]+@[\d.]+:500[0123]\/app\?sslmode=verify-full/);
@@ -87,6 +89,7 @@ for (const stack of ["dev", "prod", "local"]) {
       assert.equal(await settle(exported.DATABASE_URL_PRIMARY_DIRECT), reveal(out.primaryDirectUrl));
       assert.equal(await settle(exported.DATABASE_URL_REPLICA_DIRECT), reveal(out.replicaDirectUrl));
       assert.equal(await exported.haproxyStatsPassword.isSecret, true);
+      assert.equal(await exported.standbyTrust.isSecret, true);
       assert.deepEqual(await settle(exported.steps), out.steps);
       assert.deepEqual(await settle(exported.nodes), out.nodes);
     });

@@ -32,6 +32,8 @@ export interface Registered {
   aliases: AliasSent[];
   /** What the mock returned as the resource's state (inputs and computed outputs). */
   state: Record<string, any>;
+  /** The resource option ignoreChanges, as sent. */
+  ignoreChanges?: string[];
   /** A component's registerOutputs, as sent (secrets keep their signature). */
   outputs?: Record<string, any>;
 }
@@ -78,6 +80,9 @@ export function mockSelfLink(kind: string, where: string, name: string): string 
   return `https://www.googleapis.com/compute/v1/projects/mock-project/${where}/${kind}/${name}`;
 }
 
+/** What a StackReference reads (mock): outputs by stack name; a stack not here has none. */
+export const stackOutputs: Record<string, Record<string, unknown>> = {};
+
 /** Instance addresses are numbered in registration order from 10.9.0.10, anew for each program run. */
 let fakeIp = 10;
 const computed: Record<string, (inputs: any, name: string) => Record<string, unknown>> = {
@@ -100,6 +105,8 @@ const computed: Record<string, (inputs: any, name: string) => Record<string, unk
   "random:index/randomPassword:RandomPassword": (_i, name) => ({ result: { [SECRET_SIG]: "1b47061264138c4ac30d75fd1eb44270", value: `pw-${name}` } }),
   // HostKeyScan (trust on first use): the key ssh-keyscan would have recorded; HostDrift: no drift, as its create() says.
   "pulumi-nodejs:dynamic:Resource": (inputs, name) => (name.endsWith("-hostkey") ? { hostKey: fakeHostKey(`scan ${inputs.address}`) } : name.endsWith("-drift") ? { drift: [] } : {}),
+  // Outputs marked secret by the referenced stack stay secret through the reference.
+  "pulumi:pulumi:StackReference": (inputs) => ({ outputs: stackOutputs[inputs.name] ?? {}, secretOutputNames: Object.keys(stackOutputs[inputs.name] ?? {}) }),
   "random:index/randomBytes:RandomBytes": (i, name) => ({ base64: { [SECRET_SIG]: "1b47061264138c4ac30d75fd1eb44270", value: crypto.createHash("sha256").update(name).digest().subarray(0, i.length).toString("base64") } }),
 };
 
@@ -149,7 +156,7 @@ export async function withMocks(stack: string, config: Record<string, string>, s
     if (root) adoptedName.set(`${req.getType()} ${name}`, root.name!);
     orig(req, (err: unknown, resp: any) => {
       const r = [...registered].reverse().find((x) => x.name === name && x.type === req.getType());
-      if (r) Object.assign(r, { dependencies: deps, urn: resp?.getUrn(), parent, aliases });
+      if (r) Object.assign(r, { dependencies: deps, urn: resp?.getUrn(), parent, aliases, ignoreChanges: req.getIgnorechangesList() });
       cb(err, resp);
     });
   };

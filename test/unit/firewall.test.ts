@@ -59,6 +59,8 @@ function expectedAdmits(spec: ClusterSpec, hosts: Host[], h: Host): Map<number, 
   if (h.roles.includes("backup")) add(8432, [...of("postgres"), ...op]);
   if (h.roles.includes("balancer")) {
     for (const p of [5000, 5001, 5002, 5003]) add(p, [...spec.network.clientCidrs, ...op]);
+    // Standby clusters' leaders replicate through the writer port without pooler.
+    add(5002, spec.standbyClusters.flatMap((sc) => sc.cidrs));
     add(8404, admin);
     // GCP: the internal load balancer's health checks reach HAProxy's health answer, from Google's ranges only.
     if (gcp) add(8405, ["35.191.0.0/16", "130.211.0.0/22"]);

@@ -1,0 +1,168 @@
+// A standby cluster on the local hosts (issue #11, item 6): stack local-standby (sb1-sb3,
+// 10.213.0.50-.52) follows stack local through its floating address. Rows committed on the
+// primary cluster reach the standby, which takes no writes; it keeps following across a
+// switchover under write load (the primary's permanent slot moves with the leader); promoted by
+// its stack config (standby.promoted: true, applied), it takes writes with the primary's
+// passwords and holds every row acknowledged before, while the primary cluster is untouched.
+import { strict as assert } from "assert";
+import { Client } from "pg";
+import { failedSteps, requireHosts, settledCluster } from "../support/hostsLayer";
+import { loadCluster, patroniCluster, type LocalCluster } from "../../local/cluster";
+import { CHAOS_TABLE, ensureChaosTable, healthy, leader, WriteLoad } from "../../local/chaos";
+import { apply, bringUp } from "../../local/up";
+import { removeNode } from "../../local/hosts";
+import { ssh } from "../../local/ssh";
+import { shq } from "../../roles/quote";
+import { ports } from "../../model/identities";
+import { standbySlot } from "../../roles/standby";
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function on(c: LocalCluster, host: string, command: string): Promise<string> {
+  const r = await ssh(c.ssh, c.targets[host], command, "", 120_000);
+  assert.equal(r.code, 0, `${host}: ${command}: exit ${r.code}: ${r.out.trim().split("\n").slice(-6).join("\n")}`);
+  return r.out.trim();
+}
+const psql = (c: LocalCluster, host: string, sql: string) => on(c, host, `cd / && runuser -u postgres -- psql -XAtq -d app -c ${shq(sql)}`);
+
+/** A client of cluster `c` at its balancer's `port`, as its application user (TLS, verify-full). */
+async function client(c: LocalCluster, port: number): Promise<Client> {
+  const balancer = c.spec.network.floatingAddress ?? c.hosts.find((h) => h.roles.includes("balancer"))!.address;
+  const cl = new Client({
+    host: balancer, port, user: c.spec.postgresql.appUser, password: c.secrets.appPassword, database: c.spec.postgresql.database,
+    ssl: { ca: c.pki.caBundle, rejectUnauthorized: true }, connectionTimeoutMillis: 3000, query_timeout: 5000,
+  });
+  await cl.connect();
+  return cl;
+}
+
+/** The ids of `run` the standby serves through its balancer's readers without pooler, once it has at least `want` (bounded wait). */
+async function idsOnStandby(sb: LocalCluster, run: string, want: number, seconds = 30): Promise<Set<number>> {
+  const end = Date.now() + seconds * 1000;
+  let have = new Set<number>();
+  let last = "";
+  while (Date.now() < end) {
+    try {
+      const cl = await client(sb, ports.readersDirect);
+      try {
+        have = new Set((await cl.query(`select id from ${CHAOS_TABLE} where run = $1`, [run])).rows.map((r) => Number(r.id)));
+      } finally { await cl.end(); }
+      if (have.size >= want) return have;
+    } catch (e) { last = (e as Error).message; }
+    await sleep(500);
+  }
+  if (last && have.size === 0) throw new Error(`the standby could not be read through its balancer: ${last}`);
+  return have;
+}
+
+describe("standby cluster on the local hosts (stack local-standby follows stack local)", function () {
+  this.timeout(30 * 60_000);
+  let c: LocalCluster;
+  let sb: LocalCluster;
+  const logs: string[] = [];
+  const log = (l: string) => { logs.push(l); };
+
+  before(async function () {
+    requireHosts(this);
+    c = await settledCluster("standby");
+    await ensureChaosTable(c);
+    sb = await loadCluster("local-standby");
+    const t0 = Date.now();
+    const r = await bringUp(sb, log);
+    if (r.code !== 0) for (const l of logs.slice(-40)) console.log(`      | ${l}`);
+    assert.equal(r.code, 0, `the standby stack's apply: ${failedSteps(r)}`);
+    console.log(`      standby cluster ${sb.spec.clusterName} (${sb.hosts.map((h) => h.name).join(", ")}) built and applied in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+  });
+
+  afterEach(function () {
+    if (this.currentTest?.state === "failed") for (const l of logs.slice(-60)) console.log(`      | ${l}`);
+    logs.length = 0;
+  });
+
+  after(async () => {
+    // The standby's hosts go (the machine has other suites to run); the primary keeps its slot
+    // for it, inactive, as a primary whose standby is down does (README: Standby cluster).
+    if (sb) for (const h of sb.hosts) await removeNode(h.name, () => {});
+  });
+
+  it("streams from the primary cluster: its rows reach the standby's readers within seconds, on the primary's slot, and the standby takes no writes", async () => {
+    const members = await healthy(sb);
+    assert.deepEqual(members.map((m) => [m.name, m.role]), [["sb1", "standby_leader"]]);
+    const run = `standby-${Date.now()}`;
+    const primary = await leader(c);
+    const t0 = Date.now();
+    await psql(c, primary, `insert into ${CHAOS_TABLE}(run, id) select '${run}', g from generate_series(1, 20) g`);
+    const have = await idsOnStandby(sb, run, 20);
+    assert.equal(have.size, 20, `the standby serves ${have.size} of 20 rows committed on the primary`);
+    console.log(`      20 rows committed on ${primary} readable through the standby's balancer after ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    // Through the primary's floating address, on the slot the primary keeps for it.
+    const receiver = await psql(sb, "sb1", "select status || ' ' || sender_host || ':' || sender_port || ' ' || coalesce(slot_name, '-') from pg_stat_wal_receiver");
+    assert.equal(receiver, `streaming ${c.spec.network.floatingAddress}:${ports.writerDirect} ${standbySlot(sb.spec.clusterName)}`);
+    assert.equal(await psql(c, primary, `select active from pg_replication_slots where slot_name = '${standbySlot(sb.spec.clusterName)}'`), "t");
+    // No writer behind the standby's balancer; on the node itself, read-only.
+    const refused = await client(sb, ports.writerDirect).then(async (cl) => { try { await cl.query("select 1"); return "answered"; } finally { await cl.end(); } }, (e) => (e as Error).message);
+    assert.notEqual(refused, "answered", "the standby's writer port has a server");
+    const ro = await on(sb, "sb1", `cd / && runuser -u postgres -- psql -XAtq -d app -c ${shq(`insert into ${CHAOS_TABLE}(run, id) values ('${run}', 99)`)} 2>&1 || true`);
+    assert.match(ro, /read-only transaction/);
+  });
+
+  it("keeps following across a switchover of the primary cluster under write load: every acknowledged row reaches it", async () => {
+    const run = `standby-switch-${Date.now()}`;
+    const load = new WriteLoad(c, run).start();
+    await sleep(2000);
+    const was = await leader(c);
+    const candidate = (await healthy(c)).find((m) => m.role === "sync_standby")!.name;
+    await on(c, was, `patronictl -c /etc/patroni/config.yml switchover --leader ${shq(was)} --candidate ${shq(candidate)} --force`);
+    const end = Date.now() + 60_000;
+    while ((await leader(c).catch(() => "")) !== candidate && Date.now() < end) await sleep(500);
+    await sleep(3000);
+    await load.stop();
+    const acked = load.acked.map((a) => a.id);
+    assert.ok(acked.length > 40, `only ${acked.length} writes acknowledged`);
+    const t0 = Date.now();
+    const have = await idsOnStandby(sb, run, new Set(acked).size, 60);
+    const missing = acked.filter((id) => !have.has(id));
+    assert.equal(missing.length, 0, `the standby lacks ${missing.length} of ${acked.length} acknowledged rows (first: ${missing.slice(0, 5).join(", ")})`);
+    assert.equal(await psql(c, candidate, `select active from pg_replication_slots where slot_name = '${standbySlot(sb.spec.clusterName)}'`), "t", `the new leader ${candidate}'s slot for the standby is in use`);
+    // The WAL receiver is on the new primary's timeline (Patroni reports a standby's timeline
+    // from its last restartpoint, which may lag).
+    const primaryTimeline = String((await patroniCluster(c)).find((m) => m.role === "leader")!.timeline);
+    let received = "";
+    const until = Date.now() + 30_000;
+    while ((received = await psql(sb, "sb1", "select received_tli from pg_stat_wal_receiver")) !== primaryTimeline && Date.now() < until) await sleep(500);
+    const timelines = [primaryTimeline, received];
+    assert.equal(timelines[1], timelines[0], `the standby receives the primary's new timeline (${timelines.join(" vs ")})`);
+    console.log(`      switchover ${was} -> ${candidate}: ${acked.length} writes acknowledged, all on the standby ${((Date.now() - t0) / 1000).toFixed(1)} s after the load stopped; timeline ${timelines[1]}`);
+  });
+
+  it("promoted by its stack config (standby.promoted: true, applied): takes writes with the primary's app password and holds every earlier row; the primary cluster is untouched", async () => {
+    const run = `standby-promote-${Date.now()}`;
+    const primary = await leader(c);
+    await psql(c, primary, `insert into ${CHAOS_TABLE}(run, id) select '${run}', g from generate_series(1, 10) g`);
+    await idsOnStandby(sb, run, 10);
+    const before = (await patroniCluster(sb)).find((m) => m.name === "sb1")!.timeline!;
+    const promoted = await loadCluster("local-standby", { standby: { promoted: true } });
+    const t0 = Date.now();
+    const r = await apply(promoted, log);
+    assert.equal(r.code, 0, `the promotion's apply: ${failedSteps(r)}`);
+    const members = await healthy(promoted);
+    const seconds = (Date.now() - t0) / 1000;
+    assert.deepEqual(members.map((m) => [m.name, m.role]), [["sb1", "leader"]]);
+    assert.ok(members[0].timeline! > before, `promotion starts a new timeline (${members[0].timeline}, was ${before})`);
+    const cl = await client(promoted, ports.writer);
+    try {
+      await cl.query(`insert into ${CHAOS_TABLE}(run, id) values ($1, 11)`, [run]);
+      const n = Number((await cl.query(`select count(*) as n from ${CHAOS_TABLE} where run = $1`, [run])).rows[0].n);
+      assert.equal(n, 11, `after promotion: ${n} of the 10 rows replicated before plus the 1 written after`);
+    } finally { await cl.end(); }
+    assert.equal(promoted.secrets.appPassword, c.secrets.appPassword, "the standby's application password is the primary's");
+    // The primary goes on: healthy, writable, its slot for the standby now unused.
+    await healthy(c);
+    assert.equal(await psql(c, await leader(c), `select active from pg_replication_slots where slot_name = '${standbySlot(sb.spec.clusterName)}'`), "f");
+    const w = new WriteLoad(c, `${run}-primary`).start();
+    await sleep(1500);
+    await w.stop();
+    assert.ok(w.acked.length > 5 && w.failures === 0, `the primary after the promotion: ${w.acked.length} writes acknowledged, ${w.failures} failed`);
+    console.log(`      promoted in ${seconds.toFixed(1)} s (apply to a healthy leader on timeline ${members[0].timeline}); writable with the primary's password; the primary cluster unaffected`);
+  });
+});
