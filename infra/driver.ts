@@ -38,7 +38,9 @@ export type Placement = (step: StepNode) => { name: string; opts: pulumi.CustomR
  * before any cloud value); `plan` is the compiled plan, an Output, with the same steps.
  * Keyed by step id.
  */
-export function applyPlan(graph: StepNode[], plan: pulumi.Output<Plan>, connections: Record<string, Connection>, place: Placement): Record<string, command.remote.Command> {
+export function applyPlan(graph: StepNode[], plan: pulumi.Output<Plan>, connections: Record<string, Connection>, place: Placement,
+  /** What makes a step's Command run again: by default its script's digest (a changed step runs again). */
+  triggersOf: (digest: pulumi.Output<string>, step: StepNode) => pulumi.Input<unknown>[] = (digest) => [digest]): Record<string, command.remote.Command> {
   // Every host's connection is checked before the first Command exists.
   const keys: Record<string, { hostKey: pulumi.Output<string>; proxyHostKey?: pulumi.Output<string> }> = {};
   for (const step of graph) {
@@ -71,7 +73,7 @@ export function applyPlan(graph: StepNode[], plan: pulumi.Output<Plan>, connecti
       },
       create: remoteCommand(conn.user),
       stdin: pulumi.secret(real.apply(stepScript)),
-      triggers: [real.digest],
+      triggers: triggersOf(real.digest, step),
       // The scripts print only their own progress lines (check-mode diffs of secret files are
       // withheld), and the captured output is stored as a secret.
       logging: "stdout",

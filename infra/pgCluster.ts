@@ -18,7 +18,9 @@ import { clusterPki } from "./pki";
 import { clusterSecrets, type GivenSecrets } from "./secrets";
 import { compile, planGraph, topoOrder } from "../roles/compile";
 import { stepScript } from "../roles/script";
-import type { Host, Plan, Secrets } from "../roles/types";
+import type { Host, Pki, Plan, Secrets } from "../roles/types";
+import { asStandbyOf, standbyTrustOf, type StandbyTrust } from "../roles/standby";
+import { restoreCommands } from "./restoreCommands";
 import { ports } from "../model/identities";
 import { ROLE as PGBACKREST } from "../roles/pgbackrest";
 import { ROLE as STANZA } from "../roles/stanza";
@@ -41,6 +43,11 @@ export interface PgClusterArgs {
    * The stack program sets it; a new cluster in your own program should not.
    */
   adoptStackRootResources?: boolean;
+  /**
+   * spec.standby: what the primary cluster hands its standbys, i.e. its PgCluster's standbyTrust
+   * (from another stack: a StackReference's output "standbyTrust"). Required then. Kept secret.
+   */
+  primaryTrust?: pulumi.Input<StandbyTrust>;
 }
 
 export interface ClusterNode {
@@ -101,6 +108,12 @@ export class PgCluster extends pulumi.ComponentResource {
   readonly steps: pulumi.Output<string[]>;
   /** The host components (pgcluster:index:Host), by host name. */
   readonly hosts: Record<string, PgClusterHost>;
+  /**
+   * What a standby cluster of this one needs (its CA bundle, replication certificate and key, the
+   * database roles' passwords): the stack program exports it, a standby stack reads it with a
+   * StackReference (standby.primaryStack). Secret.
+   */
+  readonly standbyTrust: pulumi.Output<StandbyTrust>;
 
   constructor(name: string, args: PgClusterArgs, opts?: pulumi.ComponentResourceOptions) {
     // Checked, and the plan's graph known, before anything is registered.
@@ -146,26 +159,39 @@ export class PgCluster extends pulumi.ComponentResource {
 
     const addressesOut = pulumi.output(addresses) as pulumi.Output<Record<string, string>>;
     const certsOut = pulumi.output(pki.certs) as unknown as pulumi.Output<Record<string, { cert: string; key: string }>>;
-    const secretsOut = pulumi.output(secrets) as unknown as pulumi.Output<Secrets>;
-    const plan: pulumi.Output<Plan> = pulumi.all([addressesOut, pki.ca, pki.caBundle, certsOut, secretsOut, entryAddress]).apply(([addr, ca, caBundle, certs, sec, entry]) => {
+    const ownSecrets = pulumi.output(secrets) as unknown as pulumi.Output<Secrets>;
+    const ownPki: pulumi.Output<Pki> = pulumi.all([pki.ca, pki.caBundle, certsOut]).apply(([ca, caBundle, certs]) => ({ ca, caBundle, ...splitCerts(certs) }));
+    this.standbyTrust = pulumi.secret(pulumi.all([ownPki, ownSecrets]).apply(([p, sec]) => standbyTrustOf(p, sec)));
+    // A standby cluster: the primary's trust and role passwords laid over its own (roles/standby.ts).
+    const primaryTrust = args.primaryTrust === undefined ? undefined : pulumi.secret(pulumi.output(args.primaryTrust));
+    const effective = pulumi.all([ownPki, ownSecrets, primaryTrust]).apply(([p, sec, trust]) => (trust ? asStandbyOf(p, sec, trust as StandbyTrust) : { pki: p, secrets: sec }));
+    const pkiOut = effective.apply((e) => e.pki);
+    const secretsOut = effective.apply((e) => e.secrets);
+    const plan: pulumi.Output<Plan> = pulumi.all([addressesOut, pkiOut, secretsOut, entryAddress]).apply(([addr, p, sec, entry]) => {
       const hosts: Host[] = spec.hosts.map((h) => ({ ...h, address: addr[h.name] }));
-      return compile(spec, hosts, { ca, caBundle, ...splitCerts(certs) }, sec, entry);
+      return compile(spec, hosts, p, sec, entry);
     });
 
     const connections: Record<string, Connection> = Object.fromEntries(
       spec.hosts.map((h) => [h.name, { host: addresses[h.name], user: h.sshUser, port: h.sshPort, privateKey, hostKey: hostKeys[h.name], proxy }]),
     );
+    const roleContext = pulumi.all([addressesOut, pkiOut, secretsOut, entryAddress]).apply(([addr, p, sec, entry]) => ({
+      spec, hosts: spec.hosts.filter((h) => !h.leaving).map((h) => ({ ...h, address: addr[h.name] })), pki: p, secrets: sec, ...(entry ? { entryAddress: entry } : {}),
+    }));
+    // A restore from the stack config (spec.restore) runs before the plan (restoreCommands.ts).
+    const restore = restoreCommands(spec, roleContext, connections, c, this.hosts);
     const commands = applyPlan(graph, pulumi.secret(plan), connections, (step) => ({
       name: c.name(`${label(step.host)}-${step.role}`),
       opts: {
         ...c.opts(commandName(step.id), this.hosts[step.host]),
-        ...(REPOSITORY_ROLES.includes(step.role) && repositoryReady.length ? { dependsOn: repositoryReady } : {}),
+        dependsOn: [...(REPOSITORY_ROLES.includes(step.role) ? repositoryReady : []), ...restore.before],
       },
-    }));
+    }), restore.planTriggers);
+    restore.finish(Object.values(commands));
 
     // Scale in: a database node's decommission runs as its Command's delete (infra/decommission.ts).
-    const clusterInputs = pulumi.all([addressesOut, pki.ca, pki.caBundle, certsOut, secretsOut, entryAddress]).apply(([addr, ca, caBundle, certs, sec, entry]) => ({
-      hosts: spec.hosts.map((h) => ({ ...h, address: addr[h.name] })), pki: { ca, caBundle, ...splitCerts(certs) }, secrets: sec, ...(entry ? { entryAddress: entry } : {}),
+    const clusterInputs = pulumi.all([addressesOut, pkiOut, secretsOut, entryAddress]).apply(([addr, p, sec, entry]) => ({
+      hosts: spec.hosts.map((h) => ({ ...h, address: addr[h.name] })), pki: p, secrets: sec, ...(entry ? { entryAddress: entry } : {}),
     }));
     decommissionCommands(spec, pulumi.secret(clusterInputs), graph, commands, connections, (host) => ({
       name: c.name(`${label(host)}-decommission`),
@@ -196,7 +222,8 @@ export class PgCluster extends pulumi.ComponentResource {
     const lb = addresses[balancers[0].name];
     const clientHost = entryAddress ?? spec.network.floatingAddress ?? lb;
     const app = spec.postgresql;
-    const appPassword = secrets.appPassword;
+    // A standby cluster's application role is the primary's: so is its password.
+    const appPassword = primaryTrust ? primaryTrust.apply((t) => t.rolePasswords.appPassword) : secrets.appPassword;
     this.primaryUrl = connectionUrl(app.appUser, appPassword, clientHost, ports.writer, app.database);
     this.replicaUrl = connectionUrl(app.appUser, appPassword, clientHost, ports.readers, app.database);
     this.primaryDirectUrl = connectionUrl(app.appUser, appPassword, clientHost, ports.writerDirect, app.database);
@@ -218,6 +245,7 @@ export class PgCluster extends pulumi.ComponentResource {
       caCert: this.caCert,
       nodes: this.nodes,
       steps: this.steps,
+      standbyTrust: this.standbyTrust,
     });
   }
 
@@ -265,6 +293,9 @@ function checkArgs(name: string, args: PgClusterArgs): GivenSecrets {
     if (spec.secrets.provided.includes(k)) problems.push(`secrets.${k}: the spec was given ${PROJECT}:${k}, but PgCluster was not: pass it in secrets`);
     else if (!spec.secrets.generate) problems.push(`secrets.${k}: is required: spec.secrets.generate is false`);
   }
+  if (spec.standby && args.primaryTrust === undefined)
+    problems.push(`primaryTrust: is required because spec.standby is set (a standby of ${spec.standby.primaryStack}): pass the primary cluster's standbyTrust (the stack program reads it with a StackReference)`);
+  if (!spec.standby && args.primaryTrust !== undefined) problems.push(`primaryTrust: is given, but spec.standby is not set: only a standby cluster takes the primary's trust`);
   if (spec.backup.enabled && given[BACKUP_PASSPHRASE] === undefined) {
     if (spec.secrets.backupPassphraseProvided) problems.push(`secrets.${BACKUP_PASSPHRASE}: the spec was given ${PROJECT}:${BACKUP_PASSPHRASE}, but PgCluster was not: pass it in secrets`);
     else if (!spec.secrets.generate) problems.push(`secrets.${BACKUP_PASSPHRASE}: is required: spec.secrets.generate is false and backup.enabled is true`);

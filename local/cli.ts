@@ -117,6 +117,8 @@ async function main(): Promise<number> {
       return (await apply(c, log, true)).code;
     case "apply":
     case "up": {
+      // The stack's restore key is the Pulumi CLI's way; here the restore is its own command.
+      if (c.spec.restore) log(`note: pgcluster:restore (id ${c.spec.restore.id}) is carried out by the Pulumi CLI only; this apply does not restore. Here: npm run restore -- --stack ${stack} --to ${c.spec.restore.to} --yes-destroy-data`);
       if (cmd === "up") {
         if (!onLocalHosts(stack)) throw new Error(`up builds the local hosts (stacks ${LOCAL_STACKS.join(", ")}); for another static stack use: apply --stack ${stack}`);
         await bringUpHosts(c, log);

@@ -84,6 +84,8 @@ export function restoreSteps(c: Pick<LocalCluster, "spec" | "hosts" | "pki" | "s
 }
 
 const NEXT: Record<Phase, string> = {
+  prepare: "nothing was changed",
+  "stop-replica": "Patroni is stopped on some replicas; the data is untouched",
   stop: "Patroni is stopped on some nodes; the data is untouched",
   "dcs-reset": "Patroni is stopped on every node; the data is untouched",
   data: "Patroni is stopped on every node and the DCS state is reset; the restore node's data directory is incomplete (the one from before is kept aside)",

@@ -112,6 +112,11 @@ const token = z.preprocess(
   (v) => (typeof v === "number" && Number.isSafeInteger(v) && v >= 0 ? String(v) : v),
   z.string().regex(/^[A-Za-z0-9._-]{1,40}$/, "must be a short token: 1 to 40 letters, digits, '.', '_' or '-'"));
 
+/** A restore target's time: ISO 8601 with its zone, microseconds at most (roles/restore). */
+export const RESTORE_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})$/;
+const restoreTarget = z.string().refine((v) => v === "latest" || (RESTORE_TIME.test(v) && !Number.isNaN(Date.parse(v))),
+  "must be \"latest\" or an ISO 8601 time with its zone, e.g. 2026-11-28T03:20:00Z or 2026-11-28T04:20:00.250+01:00");
+
 /**
  * A journald size (SystemMaxUse=): a whole number of MiB or GiB, 16M to 1024G. It lands in a
  * config file, so nothing but digits and the unit letter.
@@ -417,6 +422,51 @@ const spec = z.strictObject({
       noncurrentVersionDays: int(1, 3650, " (days)").default(30),
     }).prefault({}),
   }).prefault({}),
+  /**
+   * This cluster is a standby of another one (Patroni's standby_cluster; README: Standby
+   * cluster): its leader streams the primary cluster's WAL through that cluster's writer port
+   * without pooler, and its own replicas stream from it. Read-only until promoted
+   * (standby.promoted: true, then apply). It trusts the primary's CA and replicates with the primary's
+   * replication certificate, and its database roles are the primary's (their passwords too).
+   */
+  standby: z.strictObject({
+    /**
+     * The primary cluster's stack: the local CLI reads its state (.pgcluster/<stack>/, so apply
+     * it here first); the Pulumi CLI a stack reference ("org/project/stack" or "stack") to its
+     * output standbyTrust.
+     */
+    primaryStack: z.string().regex(/^([a-zA-Z0-9][a-zA-Z0-9_.-]{0,99}\/){0,2}[a-zA-Z0-9][a-zA-Z0-9_.-]{0,99}$/,
+      "must be a Pulumi stack name (\"prod\") or fully qualified (\"org/project/prod\"): letters, digits, '_', '.', '-', each part starting with a letter or digit"),
+    /** Where the primary cluster's clients dial: its floating address (static) or its internal load balancer (GCP). */
+    host: z.string().refine(isIPv4, "is not an IPv4 address"),
+    /** The primary cluster's writer port without pooler (its HAProxy sends it to the primary's PostgreSQL). */
+    port: port.default(5002),
+    /**
+     * true: promote, i.e. stop following the primary cluster and take writes (the runbook in
+     * README says when). The cluster keeps the primary's role passwords and trust, so clients
+     * log in as before. There is no way back to following it but building the standby anew.
+     */
+    promoted: z.boolean().default(false),
+  }).optional(),
+  /**
+   * Standby clusters of this one (their stacks set standby.primaryStack to this one): each gets
+   * a permanent replication slot (standby_<clusterName>, kept across failovers, so the WAL it
+   * still needs stays) and its addresses are admitted to the writer port without pooler and, for
+   * replication only, to PostgreSQL.
+   */
+  standbyClusters: z.array(z.strictObject({ clusterName: name, cidrs: z.array(cidr).min(1) })).default([]),
+  /**
+   * Point-in-time restore through the Pulumi CLI (README: Point-in-time restore): a new `id`
+   * restores the whole cluster to `to` in the next `pulumi up`, then applies the plan; the same
+   * `id` again restores nothing. `confirm` must be the clusterName: it destroys data.
+   */
+  restore: z.strictObject({
+    to: restoreTarget,
+    id: token,
+    confirm: z.string().max(100),
+    /** Go on when a former primary's last WAL cannot be archived (npm run restore's --lose-unarchived). */
+    loseUnarchived: z.boolean().default(false),
+  }).optional(),
   /** Prometheus + Alertmanager on a monitoring host, exporters on every host (issue #14). */
   monitoring: z.strictObject({
     enabled: z.boolean().default(false),
@@ -486,6 +536,9 @@ export interface ClusterSpec {
   packages: RawSpec["packages"];
   tls: RawSpec["tls"];
   backup: RawSpec["backup"];
+  standby?: RawSpec["standby"];
+  restore?: RawSpec["restore"];
+  standbyClusters: RawSpec["standbyClusters"];
   monitoring: RawSpec["monitoring"];
   /** `backupPassphraseProvided`: the stack gives the backup cipher passphrase (else it is generated). */
   secrets: RawSpec["secrets"] & { provided: SecretName[]; backupPassphraseProvided: boolean };
@@ -744,6 +797,21 @@ export function parseClusterSpec(raw: Record<string, unknown>, ctx: ParseContext
   sourceRanges(["network", "clientCidrs"], field("network", "clientCidrs"), "reaching the database ports (5000-5003)");
   sourceRanges(["network", "adminCidrs"], field("network", "adminCidrs"), "reaching HAProxy stats (8404)");
   const networkCidr = field("network", "cidr");
+  const standby = ok("standby") ? c.standby : undefined;
+  if (standby) {
+    if (backupEnabled && !standby.promoted)
+      fail(["backup", "enabled"], `is true, but this cluster is a standby (standby.primaryStack ${standby.primaryStack}): its leader is not a primary, so it archives nothing, and its repository would be the primary's; set backup.enabled: false, and enable it with the promotion (standby.promoted: true; README: Standby cluster)`);
+    if (standby.primaryStack === ctx.stack || standby.primaryStack.endsWith(`/${ctx.stack}`))
+      fail(["standby", "primaryStack"], `names this stack (${ctx.stack}); a standby replicates another stack's cluster`);
+    if (ok("standbyClusters") && c.standbyClusters.length > 0)
+      fail(["standbyClusters"], `is set on a standby cluster: cascading standby clusters are not supported; declare the standby of the primary cluster instead`);
+  }
+  const standbyClusters = ok("standbyClusters") ? c.standbyClusters : [];
+  standbyClusters.forEach((s, i) => {
+    if (ok("clusterName") && s.clusterName === c.clusterName) fail(["standbyClusters", i, "clusterName"], `is this cluster's own name; a standby cluster has a name of its own`);
+    if (standbyClusters.findIndex((o) => o.clusterName === s.clusterName) !== i) fail(["standbyClusters", i, "clusterName"], `"${s.clusterName}" is listed twice`);
+    sourceRanges(["standbyClusters", i, "cidrs"], s.cidrs, "replication");
+  });
 
   const caGenerations = field("tls", "caGenerations");
   if (caGenerations && new Set(caGenerations).size !== caGenerations.length) fail(["tls", "caGenerations"], `lists a generation twice`);
@@ -890,12 +958,23 @@ export function parseClusterSpec(raw: Record<string, unknown>, ctx: ParseContext
     if (field("patroni", "synchronousMode") && db < 2) fail(["patroni", "synchronousMode"], `needs at least 2 database nodes`);
   }
 
+  const restore = ok("restore") ? c.restore : undefined;
+  if (restore) {
+    if (ok("clusterName") && restore.confirm !== c.clusterName)
+      fail(["restore", "confirm"], `must be this cluster's name (${JSON.stringify(c.clusterName)}) to confirm the restore: it destroys ${restore.to === "latest" ? "writes the archive does not hold" : `every write committed after ${restore.to}`}, every replica's data directory, and Patroni's state in etcd`);
+    if (!backupEnabled && ok("backup")) fail(["restore"], `is set, but backup.enabled is false: there is no repository to restore from`);
+    if (standby && !standby.promoted) fail(["restore"], `is set on a standby cluster that follows its primary: restore the primary cluster, or promote this one first`);
+  }
+  const standbyHost = ok("standby") ? c.standby?.host : undefined;
+  const own = hosts.find((h) => h.address === standbyHost);
+  if (standbyHost && own) fail(["standby", "host"], `${standbyHost} is this cluster's own host "${own.name}"; give the address the primary cluster's clients dial (its floating address or load balancer)`);
+
   if (problems.length) throw new ConfigError(problems, ctx.source);
   return {
     stack: ctx.stack, environment: environment!, clusterName: c.clusterName, provider: c.provider, gcp: c.gcp, hosts,
     network: c.network, ssh: c.ssh, apt: c.apt, firewall: c.firewall, patroni: c.patroni,
     postgresql: { ...c.postgresql, parameters }, logs: c.logs, pgbouncer: c.pgbouncer, haproxy: c.haproxy, keepalived: c.keepalived, packages: c.packages, tls: c.tls,
-    backup: c.backup, monitoring: c.monitoring,
+    backup: c.backup, standby: c.standby, restore: c.restore, standbyClusters: c.standbyClusters, monitoring: c.monitoring,
     secrets: { ...c.secrets, provided, backupPassphraseProvided: raw[BACKUP_PASSPHRASE] !== undefined },
   };
 }

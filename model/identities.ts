@@ -21,6 +21,10 @@ export const DECOMMISSIONED_MARKER = "/var/lib/pgcluster/decommissioned";
 export const RESTORE = {
   marker: "/var/lib/pgcluster/restore-in-progress",
   aside: `${PG_DATA}.before-restore`,
+  /** A restore from the stack config (Pulumi CLI): what its prepare step decided (timeline, system id). */
+  plan: "/var/lib/pgcluster/restore-plan",
+  /** The last restore finished on this node: its id and time (the same id never restores twice). */
+  done: "/var/lib/pgcluster/restore-done",
 };
 /** pgBackRest's configuration (its default path; Debian's /etc/pgbackrest.conf is then not read). */
 export const PGBACKREST_CONFIG = "/etc/pgbackrest/pgbackrest.conf";
@@ -29,6 +33,8 @@ export const BACKUP_REPOSITORY = "/var/lib/pgbackrest";
 /** The restore drill on the backup host: its scratch restores, its pgBackRest config, its last result. */
 export const DRILL = {
   dir: "/var/lib/pgcluster-drill",
+  /** gcp: the scratch copy on a database node's data disk (the boot disk is small). */
+  nodeDir: "/var/lib/postgresql/pgcluster-drill",
   config: "/etc/pgbackrest/drill.conf",
   script: "/usr/local/lib/pgcluster/restore-drill",
   result: "/var/lib/pgcluster-drill/last.json",
@@ -40,6 +46,10 @@ export const DRILL = {
 /** The daily logical dump on the backup host: its files, its script, units and last result. */
 export const DUMP = {
   dir: "/var/lib/pgcluster-dumps",
+  /** gcp: where a database node writes a dump before it goes to the bucket (the data disk). */
+  nodeDir: "/var/lib/postgresql/pgcluster-dumps",
+  /** gcp: the dumps' prefix in the bucket (a lifecycle rule keeps them backup.retention.dumpDays). */
+  bucketPrefix: "dumps/",
   script: "/usr/local/lib/pgcluster/pgcluster-dump",
   result: "/var/lib/pgcluster-dumps/last.json",
   unit: "pgcluster-dump.service",

@@ -9,10 +9,12 @@ import { requireHosts, settledCluster } from "../support/hostsLayer";
 import { loadCluster, patroniCluster, type LocalCluster } from "../../local/cluster";
 import { CHAOS_TABLE, ensureChaosTable, healthy, leader, WriteLoad } from "../../local/chaos";
 import { repositoryInfo, takeBackup } from "../../local/backup";
-import { restoreCluster, RestoreRefused } from "../../local/restore";
+import { restoreCluster, RestoreRefused, RestoreStopped } from "../../local/restore";
 import { reinitReplica } from "../../local/replicas";
-import { parseRestoreTarget } from "../../roles/restore";
-import { PG_DATA } from "../../model/identities";
+import { parseRestoreTarget, restoreDoneStep, restoreSequence } from "../../roles/restore";
+import { applyPlan, type StepOutcome } from "../../local/driver";
+import type { Step } from "../../roles/types";
+import { PG_DATA, ports } from "../../model/identities";
 import { apply, bringUpHosts } from "../../local/up";
 import { killNode, removeNode } from "../../local/hosts";
 import { ssh } from "../../local/ssh";
@@ -34,6 +36,11 @@ async function idsOn(c: LocalCluster, run: string): Promise<Record<string, Set<n
   const out: Record<string, Set<number>> = {};
   for (const n of dbNodes(c)) out[n] = new Set((await psql(c, n, `select id from ${CHAOS_TABLE} where run = '${run.replace(/'/g, "''")}'`)).split("\n").filter(Boolean).map(Number));
   return out;
+}
+
+/** Steps run in their order by the local driver, as the Pulumi program's Commands run them. */
+function runSteps(c: LocalCluster, steps: Step[], secrets: string[]): Promise<StepOutcome[]> {
+  return applyPlan({ cluster: c.plan.cluster, steps }, c.targets, c.ssh, { log: () => {}, secrets, stepTimeoutMs: 30 * 60_000 });
 }
 
 /** The primary's clock (all local hosts share this machine's), as ISO 8601 UTC with microseconds. */
@@ -132,6 +139,99 @@ describe("point-in-time restore on the local hosts (npm run restore)", function 
     await on(c, repo, `runuser -u postgres -- pgbackrest --stanza=${shq(c.spec.clusterName)} --log-level-console=warn check`);
     const walMax = (await repositoryInfo(c)).walMax ?? "";
     assert.equal(parseInt(walMax.slice(0, 8), 16), timeline, `the archive's newest segment (${walMax}) is on the new timeline ${timeline}`);
+  });
+
+  it("from the stack config (the Pulumi CLI's pgcluster:restore): the steps the Pulumi program registers, run in their order, restore to a time between two writes; the same id again is refused, changing nothing", async () => {
+    const run = `config-${Date.now()}`;
+    const primary = await leader(c);
+    await psql(c, primary, `insert into ${CHAOS_TABLE}(run, id) select '${run}', g from generate_series(1, 10) g`);
+    await sleep(1200);
+    const target = await serverNow(c, primary);
+    await sleep(1200);
+    await psql(c, primary, `insert into ${CHAOS_TABLE}(run, id) select '${run}', g from generate_series(11, 20) g`);
+    const id = `hosts-test-${Date.now()}`;
+    const rc = await loadCluster("local", { restore: { to: target, id, confirm: c.spec.clusterName } });
+    const ctx = { spec: rc.spec, hosts: rc.hosts, pki: rc.pki, secrets: rc.secrets };
+    const secrets = Object.values(rc.secrets);
+    const t0 = Date.now();
+    const steps = restoreSequence(ctx);
+    const out = await runSteps(rc, steps, secrets);
+    assert.deepEqual(out.filter((o) => o.outcome === "failed").map((o) => `${o.step.id}: ${o.tail?.join(" | ")}`), []);
+    // The plan again (the Pulumi program re-runs every plan Command after a restore), then the last step.
+    const r = await apply(rc, log);
+    assert.equal(r.code, 0, "the plan after the restore");
+    const done = await runSteps(rc, [restoreDoneStep(ctx, [])!], secrets);
+    assert.ok(done.every((o) => o.outcome === "changed"), "the restore's last step");
+    const seconds = (Date.now() - t0) / 1000;
+    await healthy(c);
+    const have = await idsOn(c, run);
+    for (const n of dbNodes(c)) assert.deepEqual([...have[n]].sort((a, b) => a - b), Array.from({ length: 10 }, (_, i) => i + 1), `${n}: the rows before ${target}, and none after`);
+    console.log(`      restored to ${target} by the stack config's steps (${steps.length} + the plan + done) in ${seconds.toFixed(1)} s`);
+    // Pulumi state lost, or the same id set again: the prepare step refuses, and nothing changes.
+    const again = await runSteps(rc, restoreSequence(ctx), secrets);
+    const prepare = again.find((o) => o.step.id.endsWith("-prepare"))!;
+    assert.equal(prepare.outcome, "failed");
+    assert.match(prepare.tail?.join(" ") ?? "", new RegExp(`restore ${id} finished already .*nothing was changed`));
+    assert.ok(again.filter((o) => o.step !== prepare.step).every((o) => o.outcome === "skipped"), "nothing ran after the refused prepare");
+    await healthy(c);
+  });
+
+  it("to latest while the leader cannot reach the repository: stops in phase stop, bounded, restoring nothing, and says why; with --lose-unarchived it completes without that WAL", async () => {
+    // The restore node (the first database node) must reach the repository: the leader elsewhere.
+    const first = dbNodes(c)[0];
+    let was = await leader(c);
+    if (was === first) {
+      const to = (await healthy(c)).find((m) => m.name !== first && m.role === "sync_standby")?.name ?? dbNodes(c)[1];
+      await on(c, was, `patronictl -c /etc/patroni/config.yml switchover --leader ${shq(was)} --candidate ${shq(to)} --force`);
+      const end = Date.now() + 60_000;
+      while ((await leader(c).catch(() => "")) !== to && Date.now() < end) await sleep(500);
+      was = await leader(c);
+    }
+    assert.notEqual(was, first, "the leader moved off the restore node");
+    const address = c.hosts.find((h) => h.name === was)!.address;
+    const repo = c.hosts.find((h) => h.roles.includes("backup"))!.name;
+    const kept = `kept-${Date.now()}`;
+    const run = `unarchived-${Date.now()}`;
+    // Committed first, then the segment switched (in one psql -c they would share a transaction,
+    // and the commit record would land after the switch, in a segment not yet archived).
+    await psql(c, was, `insert into ${CHAOS_TABLE}(run, id) select '${kept}', g from generate_series(1, 10) g`);
+    await psql(c, was, "select pg_walfile_name(pg_switch_wal())");
+    const end = Date.now() + 30_000;
+    let ready = "";
+    while ((ready = await psql(c, was, "select count(*) from pg_ls_archive_statusdir() where name like '%.ready'")) !== "0" && Date.now() < end) await sleep(500);
+    assert.equal(ready, "0", `the rows written before the cut were not archived within 30 s (${ready} segments waiting)`);
+    // Packets from the leader to the repository's TLS port dropped on the backup host (no
+    // answer at all, the worst case for a client's timeouts), in a table of the test's own.
+    const table = "pgc_test_unreachable";
+    await on(c, repo, `nft add table inet ${table} && nft add chain inet ${table} input '{ type filter hook input priority -10; }' && nft add rule inet ${table} input ip saddr ${address} tcp dport ${ports.pgbackrest} drop`);
+    try {
+      // Acknowledged by the leader and its synchronous standby, but never archived.
+      await psql(c, was, `insert into ${CHAOS_TABLE}(run, id) select '${run}', g from generate_series(1, 10) g`);
+      const t0 = Date.now();
+      const stopped = await restoreCluster(c, { target: { kind: "latest" }, loseUnarchived: false, confirmed: true }, log).then(() => undefined, (e) => e);
+      const seconds = (Date.now() - t0) / 1000;
+      assert.ok(stopped instanceof RestoreStopped, `the restore went ahead without archiving the leader's last WAL: ${stopped}`);
+      assert.match((stopped as Error).message, /stopped in phase "stop" on .*run the same command again/s);
+      assert.ok(logs.some((l) => /could not be archived .*--lose-unarchived/.test(l)), "it says the last WAL could not be archived and what to do");
+      assert.ok(!logs.some((l) => /phase data/.test(l)), "nothing was restored");
+      // pgBackRest's default timeouts held this beyond 600 s; archive-push's own now bound it.
+      assert.ok(seconds < 300, `the stop phase took ${seconds.toFixed(0)} s against an unanswering repository`);
+      console.log(`      repository unreachable from ${was}: stopped in ${seconds.toFixed(1)} s: ${(stopped as Error).message.split("\n")[0]}`);
+      logs.length = 0;
+      const t1 = Date.now();
+      await restoreCluster(c, { target: { kind: "latest" }, loseUnarchived: true, confirmed: true }, log);
+      await healthy(c);
+      assert.ok(logs.some((l) => /could not be archived; going on without it \(--lose-unarchived\)/.test(l)), "it says what it went on without");
+      const have = await idsOn(c, kept);
+      const lost = await idsOn(c, run);
+      for (const n of dbNodes(c)) {
+        assert.equal(have[n].size, 10, `${n} holds ${have[n].size} of the 10 rows archived before the repository went away`);
+        assert.equal(lost[n].size, 0, `${n} holds rows that were never archived (${lost[n].size}): the restore was not from the repository`);
+      }
+      console.log(`      --lose-unarchived: restored to latest in ${((Date.now() - t1) / 1000).toFixed(1)} s without ${was}'s unarchived WAL (the 10 rows written after the cut are gone, as said)`);
+    } finally {
+      await on(c, repo, `nft delete table inet ${table} 2>/dev/null || true`);
+    }
   });
 
   it("to latest after every database host is destroyed and rebuilt: the apply on the new hosts refuses to archive into the repository and says to restore; only rows acknowledged within archive_timeout of the loss can be missing", async () => {
