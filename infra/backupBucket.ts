@@ -11,6 +11,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as gcp from "@pulumi/gcp";
 import type { ClusterSpec } from "../model/config";
 import { clusterBucket } from "../roles/pgbackrest";
+import { DUMP } from "../model/identities";
 import type { Children } from "./children";
 
 /**
@@ -46,6 +47,11 @@ export function backupBucket(spec: ClusterSpec, c: Children, provider: gcp.Provi
     lifecycleRules: [{
       action: { type: "Delete" },
       condition: { daysSinceNoncurrentTime: b.noncurrentVersionDays, withState: "ARCHIVED" },
+    }, {
+      // The logical dumps (roles/dump) are kept backup.retention.dumpDays, then become
+      // noncurrent versions like any deleted object (the rule above, and soft delete, follow).
+      action: { type: "Delete" },
+      condition: { age: spec.backup.retention.dumpDays, matchesPrefixes: [DUMP.bucketPrefix], withState: "LIVE" },
     }],
     // `pulumi destroy` stops at a bucket that holds backups instead of deleting them.
     forceDestroy: false,

@@ -1,39 +1,46 @@
-// drill: the restore drill on the backup host (the seed's monthly recovery test). A systemd
+// drill: the restore drill on the backup host (gcp: on one database node at a time; the seed's monthly recovery test). A systemd
 // timer, or `npm run backup:verify`, restores the latest backup into a scratch directory there,
 // starts PostgreSQL on it privately, checks it and records the result where people
 // (last.json) and monitoring (a node-exporter textfile) read it. The drill's pgBackRest config
 // reads the local repository only: it never reaches the database nodes and never archives.
-import { BACKUP_REPOSITORY, DRILL, PG_VERSION, TEXTFILE_DIR } from "../../model/identities";
+import { BACKUP_REPOSITORY, DRILL, PG_VERSION, PGBACKREST_CONFIG, TEXTFILE_DIR } from "../../model/identities";
 import { render } from "../render";
 import { daemonReload, restart, StepBuilder } from "../step";
 import { stepId } from "../types";
 import type { RoleUnit } from "../role";
 import { withRole } from "../hosts";
 import { stanza } from "../backup";
-import { ROLE as STANZA } from "../stanza";
+import { GCS_TURN_SCRIPT, ROLE as STANZA } from "../stanza";
 
 export const ROLE = "drill";
 
 export const drill: RoleUnit = {
   name: ROLE,
-  hosts: (spec) => (spec.backup.enabled ? withRole(spec, "backup") : []),
+  // Static: the backup host. GCP (the repository is the bucket): every database node has the
+  // timer and one acts (pgcluster-turn), with the node's own pgBackRest configuration.
+  hosts: (spec) => (!spec.backup.enabled ? [] : spec.provider === "gcp" ? withRole(spec, "postgres") : withRole(spec, "backup")),
   after: (_spec, host) => [stepId(host.name, STANZA)],
   step(ctx, host) {
     const spec = ctx.spec;
+    const gcp = spec.provider === "gcp";
     const s = new StepBuilder();
-    // The server binaries only: Debian must not create and start a cluster of its own here.
-    s.file({ path: "/etc/postgresql-common/createcluster.conf", content: render("postgresql", "createcluster.conf", {}) });
-    s.packages(`postgresql-${PG_VERSION}`, `postgresql-client-${PG_VERSION}`);
-    s.file({
-      path: DRILL.config, owner: "root", group: "postgres", mode: "0640", secret: true,
-      content: render(ROLE, "drill.conf", { name: host.name, stanza: stanza(spec), repoPath: BACKUP_REPOSITORY, cipherPass: ctx.secrets.backupCipherPassphrase, port: DRILL.port }),
-    });
+    if (!gcp) {
+      // The server binaries only: Debian must not create and start a cluster of its own here.
+      s.file({ path: "/etc/postgresql-common/createcluster.conf", content: render("postgresql", "createcluster.conf", {}) });
+      s.packages(`postgresql-${PG_VERSION}`, `postgresql-client-${PG_VERSION}`);
+      s.file({
+        path: DRILL.config, owner: "root", group: "postgres", mode: "0640", secret: true,
+        content: render(ROLE, "drill.conf", { name: host.name, stanza: stanza(spec), repoPath: BACKUP_REPOSITORY, cipherPass: ctx.secrets.backupCipherPassphrase, port: DRILL.port }),
+      });
+    }
     s.dir("/usr/local/lib/pgcluster", "root", "root", "0755");
     s.file({
       path: DRILL.script, mode: "0755",
       content: render(ROLE, "restore-drill.sh", {
-        stanza: stanza(spec), pgVersion: PG_VERSION, dir: DRILL.dir, config: DRILL.config, result: DRILL.result,
-        textfileDir: TEXTFILE_DIR, port: DRILL.port, unit: DRILL.unit,
+        stanza: stanza(spec), pgVersion: PG_VERSION, result: DRILL.result, textfileDir: TEXTFILE_DIR, port: DRILL.port, unit: DRILL.unit,
+        // gcp: the scratch copy on the data disk, restored with the node's own configuration
+        // (the bucket; pg1-path and archive-mode=off given on the drill's command line).
+        ...(gcp ? { dir: DRILL.nodeDir, config: PGBACKREST_CONFIG, turnScript: GCS_TURN_SCRIPT } : { dir: DRILL.dir, config: DRILL.config, turnScript: "" }),
       }),
     });
     s.file({ path: `/etc/systemd/system/${DRILL.unit}`, content: render(ROLE, "pgcluster-restore-drill.service", { stanza: stanza(spec), script: DRILL.script }), notify: [daemonReload] });

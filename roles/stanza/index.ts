@@ -31,6 +31,8 @@ export const shell = {
 
 /** gcp: the script the backup unit runs on every database node; it backs up only on the primary. */
 export const GCS_BACKUP_SCRIPT = "/usr/local/lib/pgcluster/pgcluster-backup";
+/** gcp: whose turn the restore drill and the logical dump are (one node acts; see the script). */
+export const GCS_TURN_SCRIPT = "/usr/local/lib/pgcluster/pgcluster-turn";
 
 /** Where the stanza is kept and the backups run: the backup host (static), every database node (gcp). */
 function actors(spec: ClusterSpec) {
@@ -46,12 +48,14 @@ export const stanzaRole: RoleUnit = {
     ...(spec.provider === "gcp" ? [] : [stepId(host.name, BACKUP)]),
     ...withRole(spec, "postgres").flatMap((h) => [stepId(h.name, PGBACKREST), stepId(h.name, RESTART)]),
   ],
-  step(ctx) {
+  step(ctx, host) {
     const spec = ctx.spec;
     const gcp = spec.provider === "gcp";
     const s = new StepBuilder();
-    if (gcp)
+    if (gcp) {
       s.file({ path: GCS_BACKUP_SCRIPT, mode: "0755", content: render(ROLE, "pgcluster-backup-gcs.sh", { stanza: stanza(spec), patroniTls: tlsDir.patroni, patroniPort: ports.patroni }) });
+      s.file({ path: GCS_TURN_SCRIPT, mode: "0755", content: render(ROLE, "pgcluster-turn", { name: host.name, patroniTls: tlsDir.patroni, patroniPort: ports.patroni }) });
+    }
     s.file({ path: `/etc/systemd/system/${backupUnit("")}`, content: render(ROLE, "pgcluster-backup@.service", { stanza: stanza(spec), ...(gcp ? { script: GCS_BACKUP_SCRIPT } : {}) }), notify: [daemonReload] });
     for (const type of BACKUP_TYPES)
       s.file({ path: `/etc/systemd/system/${timerUnit(type)}`, content: render(ROLE, "pgcluster-backup.timer", { stanza: stanza(spec), type, calendar: spec.backup.schedule[type] }), notify: [daemonReload, restart(timerUnit(type))] });

@@ -35,7 +35,7 @@ describe("backups on GCP: the bucket, the nodes' access, the passphrase (mocks, 
   this.timeout(90000);
   let rs: Registered[];
   before(async () => {
-    rs = await run({ "pgcluster:backup": JSON.stringify({ enabled: true, bucket: { softDeleteDays: 21, noncurrentVersionDays: 45 } }), "pgcluster:backupCipherPassphrase": PASSPHRASE }, ["pgcluster:backupCipherPassphrase"]);
+    rs = await run({ "pgcluster:backup": JSON.stringify({ enabled: true, bucket: { softDeleteDays: 21, noncurrentVersionDays: 45 }, retention: { dumpDays: 9 } }), "pgcluster:backupCipherPassphrase": PASSPHRASE }, ["pgcluster:backupCipherPassphrase"]);
   });
 
   it("one bucket, private, versioned, soft delete and a lifecycle for old versions, in the stack's region, not deleted with its backups", () => {
@@ -49,7 +49,11 @@ describe("backups on GCP: the bucket, the nodes' access, the passphrase (mocks, 
     assert.equal(b.publicAccessPrevention, "enforced");
     assert.deepEqual(b.versioning, { enabled: true });
     assert.deepEqual(b.softDeletePolicy, { retentionDurationSeconds: 21 * 86400 });
-    assert.deepEqual(b.lifecycleRules, [{ action: { type: "Delete" }, condition: { daysSinceNoncurrentTime: 45, withState: "ARCHIVED" } }]);
+    assert.deepEqual(b.lifecycleRules, [
+      { action: { type: "Delete" }, condition: { daysSinceNoncurrentTime: 45, withState: "ARCHIVED" } },
+      // The logical dumps: backup.retention.dumpDays, then noncurrent like any deleted object.
+      { action: { type: "Delete" }, condition: { age: 9, matchesPrefixes: ["dumps/"], withState: "LIVE" } },
+    ]);
     assert.equal(b.forceDestroy, false);
     // No retention policy (bucket lock): pgBackRest rewrites its info files and expires backups.
     assert.equal(b.retentionPolicy, undefined);

@@ -219,14 +219,66 @@ describe("backups on gcp: the plan", () => {
     }
   });
 
-  it("every gcp backup step passes bash -n and shellcheck", () => {
+  it("the restore drill and the logical dump: timers on every database node, one node acts (pgcluster-turn), the drill restores on the data disk with the node's own configuration, the dump goes to the bucket", () => {
+    for (const n of NODES) {
+      const d = step(`${n}/drill`)!;
+      const drill = fileOf(d, "/usr/local/lib/pgcluster/restore-drill");
+      assert.ok(drill.includes("readonly DIR='/var/lib/postgresql/pgcluster-drill'") && drill.includes("readonly CONFIG='/etc/pgbackrest/pgbackrest.conf'"), n);
+      assert.match(drill, /turn=\$\('\/usr\/local\/lib\/pgcluster\/pgcluster-turn'\)/);
+      assert.ok(!d.actions.some((a) => a.kind === "file" && (a.path === "/etc/pgbackrest/drill.conf" || a.path === "/etc/postgresql-common/createcluster.conf")), `${n}: the node's own files stay the postgresql and pgbackrest steps'`);
+      const dump = fileOf(step(`${n}/dump`)!, "/usr/local/lib/pgcluster/pgcluster-dump");
+      assert.ok(dump.includes("readonly BUCKET='pgcluster-dev-pgdev-backup' PREFIX='dumps/'") && dump.includes("PGHOST=/var/run/postgresql"), n);
+      assert.ok(!dump.includes(PASSPHRASE), `${n}: the dump reads the passphrase from pgBackRest's file, at run time`);
+      assert.match(dump, /-H @"\$header"/, "the token reaches curl in a file, not in argv");
+      assert.match(fileOf(step(`${n}/stanza`)!, "/usr/local/lib/pgcluster/pgcluster-turn"), new RegExp(`' *${n}' "\\$cluster"|'${n}' "\\$cluster"`));
+    }
+  });
+
+  it("pgcluster-turn picks one node: the first running asynchronous replica by name, else the synchronous standby, else the leader; unknown when Patroni does not answer", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pgc-turn-"));
+    try {
+      fs.writeFileSync(path.join(dir, "curl"), `#!/bin/bash
+[[ -n $FAKE_CLUSTER ]] || exit 7
+printf '%s' "$FAKE_CLUSTER"
+`, { mode: 0o755 });
+      const text = fileOf(step("pgdev-db-2/stanza"), "/usr/local/lib/pgcluster/pgcluster-turn");
+      const file = path.join(dir, "turn");
+      fs.writeFileSync(file, text, { mode: 0o755 });
+      const ask = (members: [string, string, string][] | undefined) => {
+        const cluster = members ? JSON.stringify({ members: members.map(([name, role, state]) => ({ name, role, state })) }) : "";
+        const r = spawnSync("bash", [file], { encoding: "utf8", env: { PATH: `${dir}:/usr/bin:/bin`, FAKE_CLUSTER: cluster } });
+        return { code: r.status, out: (r.stdout + r.stderr).trim() };
+      };
+      const all: [string, string, string][] = [["pgdev-db-1", "leader", "running"], ["pgdev-db-2", "replica", "streaming"], ["pgdev-db-3", "sync_standby", "streaming"]];
+      assert.deepEqual(ask(all), { code: 0, out: "pgdev-db-2" });
+      assert.deepEqual(ask([all[0], ["pgdev-db-2", "sync_standby", "streaming"], ["pgdev-db-3", "replica", "streaming"]]), { code: 1, out: "pgdev-db-3" });
+      assert.deepEqual(ask([all[0], ["pgdev-db-2", "replica", "stopped"], all[2]]), { code: 1, out: "pgdev-db-3" }, "a stopped replica is passed over");
+      assert.deepEqual(ask([["pgdev-db-1", "replica", "stopped"], ["pgdev-db-2", "leader", "running"]]), { code: 0, out: "pgdev-db-2" }, "the leader when no replica runs");
+      assert.equal(ask([["pgdev-db-1", "replica", "stopped"]]).code, 2);
+      const unknown = ask(undefined);
+      assert.equal(unknown.code, 2);
+      assert.match(unknown.out, /Patroni's REST API did not answer/);
+      const sc = run("shellcheck", ["--severity=warning", "--shell=bash", file]);
+      assert.equal(sc.code, 0, sc.out);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("every gcp backup step passes bash -n and shellcheck (the drill, the dump and their installed scripts too)", () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pgc-gcs-plan-"));
     try {
-      const files = plan.steps.filter((s) => ["pgbackrest", "stanza"].includes(s.role)).map((s) => {
+      const files = plan.steps.filter((s) => ["pgbackrest", "stanza", "drill", "dump"].includes(s.role)).map((s) => {
         const f = path.join(dir, s.id.replace("/", "_") + ".sh");
         fs.writeFileSync(f, stepScript(s));
         return f;
       });
+      // The scripts the drill and dump steps install (their content is data in the step's script).
+      for (const [id, p] of [["pgdev-db-1/drill", "/usr/local/lib/pgcluster/restore-drill"], ["pgdev-db-1/dump", "/usr/local/lib/pgcluster/pgcluster-dump"], ["pgdev-db-1/stanza", "/usr/local/lib/pgcluster/pgcluster-turn"]]) {
+        const f = path.join(dir, path.basename(p));
+        fs.writeFileSync(f, fileOf(step(id), p));
+        files.push(f);
+      }
       for (const f of files) assert.equal(run("bash", ["-n", f]).code, 0, f);
       const sc = run("shellcheck", ["--severity=warning", "--shell=bash", ...files]);
       assert.equal(sc.code, 0, sc.out);
