@@ -96,6 +96,10 @@ async function primaryTrust(spec: ClusterSpec): Promise<StandbyTrust | undefined
   if (p.spec.standby) throw new ConfigError([`standby.primaryStack: ${primary} is itself a standby cluster; name the primary cluster's stack`], `stack ${spec.stack}`);
   if (!spec.standby.promoted && !p.spec.standbyClusters.some((s) => s.clusterName === spec.clusterName))
     throw new ConfigError([`standby.primaryStack: ${primary} does not list this cluster in its standbyClusters, so it keeps no replication slot for it and its balancers do not admit it: add { clusterName: ${spec.clusterName}, cidrs: [...] } there and apply it first`], `stack ${spec.stack}`);
+  const repo = spec.standby.repository;
+  const backupHost = p.hosts.find((h) => h.roles.includes("backup"));
+  if (repo && !spec.standby.promoted && !(p.spec.backup.enabled && backupHost?.name === repo.name && backupHost.address === repo.host && repo.stanza === p.spec.clusterName))
+    throw new ConfigError([`standby.repository: ${primary} ${p.spec.backup.enabled && backupHost ? `keeps its repository on ${backupHost.name} (${backupHost.address}), stanza ${p.spec.clusterName}` : "has no backup host (backup.enabled)"}, not ${repo.name} (${repo.host}), stanza ${repo.stanza}: give those values, or remove standby.repository (streaming only)`], `stack ${spec.stack}`);
   return standbyTrustOf(p.pki, p.secrets);
 }
 

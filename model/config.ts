@@ -442,6 +442,20 @@ const spec = z.strictObject({
     /** The primary cluster's writer port without pooler (its HAProxy sends it to the primary's PostgreSQL). */
     port: port.default(5002),
     /**
+     * The primary cluster's backup host (static, backup.enabled there): the standby fetches WAL
+     * from its repository when streaming cannot serve it (the slot lost, the link down, far
+     * behind). It logs in with the primary's replication certificate (the primary's
+     * standbyClusters admits it there). Absent: streaming only.
+     */
+    repository: z.strictObject({
+      host: z.string().refine(isIPv4, "is not an IPv4 address"),
+      /** The backup host's name in the primary's stack: its certificate's name, which pgBackRest checks (not the address). */
+      name,
+      port: port.default(8432),
+      /** The primary cluster's pgBackRest stanza: its clusterName. */
+      stanza: name,
+    }).optional(),
+    /**
      * true: promote, i.e. stop following the primary cluster and take writes (the runbook in
      * README says when). The cluster keeps the primary's role passwords and trust, so clients
      * log in as before. There is no way back to following it but building the standby anew.

@@ -2,6 +2,7 @@
 // primary cluster, and the names both sides agree on. The local CLI reads the primary's state,
 // the Pulumi program a stack reference to the primary's output standbyTrust; both hand it here.
 import type { ClusterSpec } from "../model/config";
+import { CLIENT_CERTS } from "../model/identities";
 import { ROLE_PASSWORDS, saltName, type RolePassword, type SaltName } from "./scram";
 import type { KeyPair, Pki, Secrets } from "./types";
 
@@ -49,10 +50,24 @@ export function standbySlot(standbyClusterName: string): string {
 /** Patroni's standby_cluster section: stream from the primary cluster's entry, on its slot for us. */
 export function standbyClusterConfig(spec: ClusterSpec): Record<string, unknown> | undefined {
   if (!spec.standby || spec.standby.promoted) return undefined;
+  const repo = spec.standby.repository;
   return {
     host: spec.standby.host,
     port: spec.standby.port,
     primary_slot_name: standbySlot(spec.clusterName),
     create_replica_methods: ["basebackup"],
+    // WAL streaming cannot serve comes from the primary's repository (roles/pgbackrest: standby).
+    ...(repo ? { restore_command: `pgbackrest --stanza=${repo.stanza} archive-get %f "%p"` } : {}),
   };
 }
+
+/** The primary's repository a standby that follows reads WAL from, if its stack names one. */
+export function primaryRepository(spec: Pick<ClusterSpec, "standby">): NonNullable<ClusterSpec["standby"]>["repository"] | undefined {
+  return following(spec) ? spec.standby!.repository : undefined;
+}
+
+/**
+ * The client certificate a primary's backup host admits for its standby clusters' WAL fallback:
+ * the replication certificate, which a standby holds anyway (its leader streams with it).
+ */
+export const STANDBY_REPOSITORY_CLIENT = CLIENT_CERTS.replication;

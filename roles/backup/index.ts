@@ -4,6 +4,7 @@
 // restores: a replica asks the repository first when it starts, so an unreachable one would
 // delay every start. The stanza role (roles/stanza) then creates the stanza, checks archiving and
 // schedules the backups.
+import { STANDBY_REPOSITORY_CLIENT } from "../standby";
 import { BACKUP_REPOSITORY, PG_DATA, PGBACKREST_CONFIG, ports, tlsDir } from "../../model/identities";
 import type { ClusterSpec } from "../../model/config";
 import { render } from "../render";
@@ -65,6 +66,7 @@ export const backup: RoleUnit = {
         retentionFull: b.retention.full, retentionDiff: b.retention.diff, backupStandby: nodes.length >= 2,
         address: host.address, port: ports.pgbackrest, tls: tlsDir.pgbackrest, dataDir: PG_DATA, pgPort: ports.postgres,
         nodes: nodes.map((n, i) => ({ name: n.name, index: i + 1 })),
+        standbyClient: spec.standbyClusters.length ? STANDBY_REPOSITORY_CLIENT : "",
       }),
     });
     s.handlers();

@@ -144,6 +144,8 @@ export function hostFirewall(ctx: RoleContext, host: Host): HostFirewall {
   }
   if (has("backup")) {
     admit([ports.pgbackrest], db, WHO.db);
+    // Standby clusters' WAL fallback (archive-get with the replication certificate).
+    admit([ports.pgbackrest], spec.standbyClusters.flatMap((sc) => sc.cidrs), WHO.standbys);
     service.push(ports.pgbackrest);
   }
   if (has("balancer")) {

@@ -12,7 +12,7 @@ import { ROLE as POSTGRESQL } from "../postgresql";
 import { nodeTlsFiles } from "../tls";
 import { archiveParameters, replicaFromRepositoryCommand, restoreCommand, ROLE as PGBACKREST } from "../pgbackrest";
 import { CLIENT_CERTS } from "../../model/identities";
-import { following, standbyClusterConfig, standbySlot } from "../standby";
+import { following, primaryRepository, standbyClusterConfig, standbySlot } from "../standby";
 
 export const ROLE = "patroni";
 
@@ -165,7 +165,7 @@ export const patroni: RoleUnit = {
     return [
       stepId(host.name, POSTGRESQL),
       // archive_command runs pgBackRest: configured before this node's PostgreSQL starts.
-      ...(spec.backup.enabled ? [stepId(host.name, PGBACKREST)] : []),
+      ...(spec.backup.enabled || primaryRepository(spec) ? [stepId(host.name, PGBACKREST)] : []),
       ...withRole(spec, "etcd").map((h) => stepId(h.name, ETCD)),
       ...(first && first.name !== host.name ? [stepId(first.name, ROLE)] : []),
     ];

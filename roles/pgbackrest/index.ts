@@ -13,6 +13,7 @@ import { withRole } from "../hosts";
 import { ROLE as POSTGRESQL } from "../postgresql";
 import { ROLE as FIREWALL } from "../firewall";
 import { hostsBlock, pgbackrestTls, ROLE as BACKUP, SERVER_UNIT, stanza } from "../backup";
+import { primaryRepository } from "../standby";
 
 export const ROLE = "pgbackrest";
 
@@ -51,13 +52,45 @@ export function clusterBucket(spec: ClusterSpec): string {
 
 export const pgbackrest: RoleUnit = {
   name: ROLE,
-  hosts: (spec) => (spec.backup.enabled ? withRole(spec, "postgres") : []),
+  // Its own repository (backup.enabled), or, on a standby cluster, the primary's (WAL only).
+  hosts: (spec) => (spec.backup.enabled || primaryRepository(spec) ? withRole(spec, "postgres") : []),
   // The repository serving first: a replica asks it first whenever it starts.
   after: (spec, host) => [stepId(host.name, POSTGRESQL), stepId(host.name, FIREWALL), ...withRole(spec, "backup").map((b) => stepId(b.name, BACKUP))],
   step(ctx, host) {
+    if (!ctx.spec.backup.enabled) return primaryRepositoryStep(ctx, host);
     return ctx.spec.provider === "gcp" ? gcsRepositoryStep(ctx, host) : repositoryHostStep(ctx, host);
   },
 };
+
+/**
+ * A standby cluster (spec.standby.repository): WAL from the primary's repository, read with the
+ * primary's replication certificate (ctx.pki.replication is the primary's on a standby).
+ */
+function primaryRepositoryStep(ctx: RoleContext, host: Host): StepBuilder {
+  const repo = primaryRepository(ctx.spec)!;
+  const s = new StepBuilder();
+  s.packages("pgbackrest");
+  // pgBackRest checks the server certificate against the name it dials, never an address.
+  hostsBlock(s, [{ name: repo.name, address: repo.host } as Host]);
+  s.dir("/etc/pgbackrest", "root", "postgres", "0750");
+  s.dir(tlsDir.pgbackrest, "postgres", "postgres", "0750");
+  const own = { owner: "postgres", group: "postgres" };
+  s.file({ path: `${tlsDir.pgbackrest}/ca.crt`, content: ctx.pki.caBundle, ...own });
+  s.file({ path: `${tlsDir.pgbackrest}/replication.crt`, content: ctx.pki.replication.cert, ...own });
+  s.file({ path: `${tlsDir.pgbackrest}/replication.key`, content: ctx.pki.replication.key, ...own, mode: "0600", secret: true });
+  s.file({
+    path: PGBACKREST_CONFIG,
+    owner: "root",
+    group: "postgres",
+    mode: "0640",
+    content: render(ROLE, "pgbackrest-standby.conf", {
+      name: host.name, cluster: ctx.spec.clusterName, stanza: repo.stanza, repoHost: repo.name, port: repo.port, tls: tlsDir.pgbackrest,
+      dataDir: PG_DATA, pgPort: ports.postgres, superuser: users.superuser,
+    }),
+  });
+  s.stopped(SERVER_UNIT);
+  return s;
+}
 
 /** static: the repository on the backup host, over TLS; this node serves the backup host too. */
 function repositoryHostStep(ctx: RoleContext, host: Host): StepBuilder {

@@ -1,7 +1,8 @@
 // A standby cluster on the local hosts (issue #11, item 6): stack local-standby (sb1-sb3,
 // 10.213.0.50-.52) follows stack local through its floating address. Rows committed on the
 // primary cluster reach the standby, which takes no writes; it keeps following across a
-// switchover under write load (the primary's permanent slot moves with the leader); promoted by
+// switchover under write load (the primary's permanent slot moves with the leader); with its
+// link to the primary cut, it reads the WAL from the primary's repository; promoted by
 // its stack config (standby.promoted: true, applied), it takes writes with the primary's
 // passwords and holds every row acknowledged before, while the primary cluster is untouched.
 import { strict as assert } from "assert";
@@ -135,12 +136,51 @@ describe("standby cluster on the local hosts (stack local-standby follows stack 
     console.log(`      switchover ${was} -> ${candidate}: ${acked.length} writes acknowledged, all on the standby ${((Date.now() - t0) / 1000).toFixed(1)} s after the load stopped; timeline ${timelines[1]}`);
   });
 
+  it("falls back to the primary's repository when streaming cannot serve: rows archived while its link to the primary's entry is cut reach it from there", async () => {
+    const run = `standby-archive-${Date.now()}`;
+    const table = "pgc_test_nostream";
+    const since = (await on(sb, "sb1", "date -u '+%Y-%m-%d %H:%M:%S'")).trim();
+    // Both directions cut (WAL in flight on the live connection would otherwise still arrive),
+    // then the WAL receiver ended: its new connections are refused, and recovery turns to
+    // restore_command.
+    const entry = `${c.spec.network.floatingAddress}`;
+    await on(sb, "sb1", [
+      `nft add table inet ${table}`,
+      `nft add chain inet ${table} output '{ type filter hook output priority 0; }'`,
+      `nft add rule inet ${table} output ip daddr ${entry} tcp dport ${ports.writerDirect} reject with tcp reset`,
+      `nft add chain inet ${table} input '{ type filter hook input priority -10; }'`,
+      `nft add rule inet ${table} input ip saddr ${entry} tcp sport ${ports.writerDirect} drop`,
+      // (The bracket keeps pkill from matching this very command line.)
+      "{ pkill -TERM -f 'postgres: .*walreceive[r]' || true; }",
+    ].join(" && "));
+    try {
+      const primary = await leader(c);
+      await psql(c, primary, `insert into ${CHAOS_TABLE}(run, id) select '${run}', g from generate_series(1, 10) g`);
+      await psql(c, primary, "select pg_switch_wal()");
+      const have = await idsOnStandby(sb, run, 10, 90);
+      assert.equal(have.size, 10, `the standby serves ${have.size} of 10 rows archived while it could not stream`);
+      const receiver = await psql(sb, "sb1", "select coalesce((select status from pg_stat_wal_receiver), 'none')");
+      assert.notEqual(receiver, "streaming", "the standby was still streaming");
+      const restored = await on(sb, "sb1", `journalctl -u patroni --since ${shq(since)} --no-pager -o cat | grep -c 'restored log file .* from archive' || true`);
+      assert.ok(Number(restored) > 0, "no segment was restored from the repository (archive-get) on sb1");
+      console.log(`      link to ${c.spec.network.floatingAddress}:${ports.writerDirect} cut: ${restored} segments restored from the primary's repository, the 10 rows there (WAL receiver: ${receiver})`);
+    } finally {
+      await on(sb, "sb1", `nft delete table inet ${table} 2>/dev/null || true`);
+    }
+    // Streaming again once the link is back.
+    const end = Date.now() + 60_000;
+    let status = "";
+    while ((status = await psql(sb, "sb1", "select coalesce((select status from pg_stat_wal_receiver), 'none')")) !== "streaming" && Date.now() < end) await sleep(1000);
+    assert.equal(status, "streaming", "the standby streams again after the link is back");
+  });
+
   it("promoted by its stack config (standby.promoted: true, applied): takes writes with the primary's app password and holds every earlier row; the primary cluster is untouched", async () => {
     const run = `standby-promote-${Date.now()}`;
     const primary = await leader(c);
     await psql(c, primary, `insert into ${CHAOS_TABLE}(run, id) select '${run}', g from generate_series(1, 10) g`);
-    await idsOnStandby(sb, run, 10);
-    const before = (await patroniCluster(sb)).find((m) => m.name === "sb1")!.timeline!;
+    assert.equal((await idsOnStandby(sb, run, 10)).size, 10, "the standby did not receive the rows before the promotion");
+    // The standby is on the primary's timeline (Patroni may report an older one for a standby).
+    const before = (await patroniCluster(c)).find((m) => m.role === "leader")!.timeline!;
     const promoted = await loadCluster("local-standby", { standby: { promoted: true } });
     const t0 = Date.now();
     const r = await apply(promoted, log);
@@ -148,7 +188,9 @@ describe("standby cluster on the local hosts (stack local-standby follows stack 
     const members = await healthy(promoted);
     const seconds = (Date.now() - t0) / 1000;
     assert.deepEqual(members.map((m) => [m.name, m.role]), [["sb1", "leader"]]);
-    assert.ok(members[0].timeline! > before, `promotion starts a new timeline (${members[0].timeline}, was ${before})`);
+    // The timeline it writes on now (pg_control's checkpoint may still be the last restartpoint's).
+    const after = parseInt(await psql(promoted, "sb1", "select substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8)"), 16);
+    assert.ok(after > before, `promotion starts a new timeline (${after}; the primary's is ${before})`);
     const cl = await client(promoted, ports.writer);
     try {
       await cl.query(`insert into ${CHAOS_TABLE}(run, id) values ($1, 11)`, [run]);
@@ -163,6 +205,6 @@ describe("standby cluster on the local hosts (stack local-standby follows stack 
     await sleep(1500);
     await w.stop();
     assert.ok(w.acked.length > 5 && w.failures === 0, `the primary after the promotion: ${w.acked.length} writes acknowledged, ${w.failures} failed`);
-    console.log(`      promoted in ${seconds.toFixed(1)} s (apply to a healthy leader on timeline ${members[0].timeline}); writable with the primary's password; the primary cluster unaffected`);
+    console.log(`      promoted in ${seconds.toFixed(1)} s (apply to a healthy leader on timeline ${after}, the primary's ${before}); writable with the primary's password; the primary cluster unaffected`);
   });
 });

@@ -201,7 +201,8 @@ describe("backups: the plan", () => {
     const text = fileOf(step("backup1/backup"), CONF);
     // ini would merge the repeated tls-server-auth keys: read them as lines.
     const lines = text.split("\n");
-    assert.deepEqual(lines.filter((l) => l.startsWith("tls-server-auth=")), ["tls-server-auth=pg1=pglocal", "tls-server-auth=pg2=pglocal", "tls-server-auth=pg3=pglocal"]);
+    // The nodes by their certificates' names, and the standby clusters (standbyClusters) by the replication certificate.
+    assert.deepEqual(lines.filter((l) => l.startsWith("tls-server-auth=")), ["tls-server-auth=pg1=pglocal", "tls-server-auth=pg2=pglocal", "tls-server-auth=pg3=pglocal", "tls-server-auth=replicator=pglocal"]);
     assert.ok(lines.includes(`repo1-cipher-pass=${PASSPHRASE}`));
     const c = ini.parse(text);
     assert.equal(c.global["repo1-cipher-type"], "aes-256-cbc");
@@ -301,7 +302,7 @@ describe("backups: the plan", () => {
     const ctx: RoleContext = { spec, hosts: hostsOf(spec), pki, secrets: TEST_SECRETS };
     const fwOf = (n: string) => hostFirewall(ctx, ctx.hosts.find((h) => h.name === n)!);
     const sources = (n: string) => fwOf(n).admissions.filter((a) => a.port === 8432).map((a) => a.source).sort();
-    assert.deepEqual(sources("backup1"), ["10.213.0.1/32", "10.213.0.11/32", "10.213.0.12/32", "10.213.0.13/32"]);
+    assert.deepEqual(sources("backup1"), ["10.213.0.1/32", "10.213.0.11/32", "10.213.0.12/32", "10.213.0.13/32", "10.213.0.48/29"]);
     assert.deepEqual(sources("pg1"), ["10.213.0.1/32", "10.213.0.30/32"]);
     assert.deepEqual(sources("lb1"), []);
     assert.deepEqual(fwOf("backup1").admissions.filter((a) => a.port !== 8432 && a.port !== 22).map((a) => a.port), []);

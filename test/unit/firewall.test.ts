@@ -9,7 +9,7 @@ import * as os from "os";
 import * as path from "path";
 import { hostsOf, testPki, TEST_SECRETS, fileOf } from "../support/fixtures";
 import { readStackFile } from "../../model/stackFile";
-import { ipToInt, parseCidr } from "../../model/cidr";
+import { intToIp, ipToInt, parseCidr } from "../../model/cidr";
 import { parseClusterSpec, type ClusterSpec } from "../../model/config";
 import { compile } from "../../roles/compile";
 import { hostFirewall, minimalCidrs, renderGuard, renderRuleset, RULESET_FILE } from "../../roles/firewall";
@@ -56,7 +56,7 @@ function expectedAdmits(spec: ClusterSpec, hosts: Host[], h: Host): Map<number, 
     if (of("backup").length) add(5432, of("backup"));
   }
   // The backup host's pgBackRest TLS server: the nodes push WAL to it.
-  if (h.roles.includes("backup")) add(8432, [...of("postgres"), ...op]);
+  if (h.roles.includes("backup")) add(8432, [...of("postgres"), ...spec.standbyClusters.flatMap((sc) => sc.cidrs), ...op]);
   if (h.roles.includes("balancer")) {
     for (const p of [5000, 5001, 5002, 5003]) add(p, [...spec.network.clientCidrs, ...op]);
     // Standby clusters' leaders replicate through the writer port without pooler.
@@ -148,7 +148,9 @@ function loadedAdmits(listing: Record<string, any>[]): Map<number, string[]> {
     assert.deepEqual(dport.match.left, { payload: { protocol: "tcp", field: "dport" } });
     assert.ok(saddr.match.op === "==" && dport.match.op === "==", JSON.stringify(e));
     assert.deepEqual(verdict, { accept: null });
-    const sources = elems(saddr.match.right).map((x) => (typeof x === "string" ? x : x.prefix ? `${x.prefix.addr}/${x.prefix.len}` : `${x.range[0]}-${x.range[1]}`));
+    // nft merges adjacent set elements into ranges (a-b) when it lists them: each address of one counts.
+    const sources = elems(saddr.match.right).flatMap((x) => (typeof x === "string" ? [x] : x.prefix ? [`${x.prefix.addr}/${x.prefix.len}`]
+      : Array.from({ length: ipToInt(x.range[1]) - ipToInt(x.range[0]) + 1 }, (_, i) => `${intToIp(ipToInt(x.range[0]) + i)}/32`)));
     for (const s of sources) assert.ok(parseCidr(s.includes("/") ? s : `${s}/32`), `source ${s}`);
     for (const p of elems(dport.match.right)) {
       const [lo, hi] = typeof p === "number" ? [p, p] : p.range;

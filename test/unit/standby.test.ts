@@ -2,6 +2,10 @@
 // what the plan makes of them: the primary's permanent slot and admission, the standby's
 // standby_cluster, trust of the primary's CA, its replication identity and role passwords.
 import { strict as assert } from "assert";
+import { spawnSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
 import { ConfigError, parseClusterSpec, type ClusterSpec } from "../../model/config";
 import { readStackFile } from "../../model/stackFile";
 import { compile } from "../../roles/compile";
@@ -39,7 +43,7 @@ describe("standby cluster: config", () => {
     const p = stackWith("local");
     assert.deepEqual(p.standbyClusters, [{ clusterName: "pgstandby", cidrs: ["10.213.0.48/29"] }]);
     const s = stackWith("local-standby");
-    assert.deepEqual(s.standby, { primaryStack: "local", host: "10.213.0.5", port: ports.writerDirect, promoted: false });
+    assert.deepEqual(s.standby, { primaryStack: "local", host: "10.213.0.5", port: ports.writerDirect, promoted: false, repository: { host: "10.213.0.30", name: "backup1", port: 8432, stanza: "pglocal" } });
   });
 
   it("refuses what would not work or would do harm, naming the key", () => {
@@ -90,20 +94,23 @@ describe("standby cluster: the plan", () => {
 
   const step = (plan: ReturnType<typeof compile>, id: string) => plan.steps.find((x) => x.id === id);
 
-  it("primary: a permanent physical slot per standby cluster, and its addresses admitted to the writer port without pooler on the balancers only", () => {
+  it("primary: a permanent physical slot per standby cluster; its addresses admitted to the writer port without pooler on the balancers, to pgBackRest on the backup host, nowhere else", () => {
     const dcs = dcsConfig({ spec: primary.spec } as RoleContext) as any;
     assert.deepEqual(dcs.slots, { [standbySlot("pgstandby")]: { type: "physical" } });
     assert.equal(dcs.standby_cluster, undefined);
     const ctx = { spec: primary.spec, hosts: hostsOf(primary.spec) } as RoleContext;
     for (const h of ctx.hosts) {
       const admitted = hostFirewall(ctx, h).admissions.filter((a) => a.source === "10.213.0.48/29").map((a) => a.port);
-      assert.deepEqual(admitted, h.roles.includes("balancer") ? [ports.writerDirect] : [], h.name);
+      assert.deepEqual(admitted, h.roles.includes("balancer") ? [ports.writerDirect] : h.roles.includes("backup") ? [ports.pgbackrest] : [], h.name);
     }
   });
 
   it("standby: Patroni follows the primary's entry on its slot; trusts both CAs; logs in with the primary's replication certificate", () => {
     const dcs = dcsConfig({ spec: standby.spec } as RoleContext) as any;
-    assert.deepEqual(dcs.standby_cluster, { host: "10.213.0.5", port: ports.writerDirect, primary_slot_name: "standby_pgstandby", create_replica_methods: ["basebackup"] });
+    assert.deepEqual(dcs.standby_cluster, {
+      host: "10.213.0.5", port: ports.writerDirect, primary_slot_name: "standby_pgstandby", create_replica_methods: ["basebackup"],
+      restore_command: `pgbackrest --stanza=pglocal archive-get %f "%p"`,
+    });
     assert.equal(dcs.slots, undefined);
     const sb1 = step(standby.plan, "sb1/patroni")!;
     const ca = fileOf(sb1, "/etc/patroni/pki/ca.crt");
@@ -111,6 +118,33 @@ describe("standby cluster: the plan", () => {
     assert.ok(ca.includes(fileOf(step(primary.plan, "pg1/patroni"), "/etc/patroni/pki/ca.crt").trim()), "the primary's CA bundle is trusted");
     assert.equal(fileOf(sb1, "/etc/patroni/pki/replication.crt").trim(), fileOf(step(primary.plan, "pg1/patroni"), "/etc/patroni/pki/replication.crt").trim());
     assert.match(fileOf(sb1, PATRONI_CONFIG), /standby_cluster/);
+  });
+
+  it("WAL fallback: the standby reads the primary's repository with the primary's replication certificate; the primary's backup host admits it (pgBackRest reads both files offline)", () => {
+    const sb1 = step(standby.plan, "sb1/pgbackrest")!;
+    const conf = fileOf(sb1, "/etc/pgbackrest/pgbackrest.conf");
+    for (const l of ["repo1-host=backup1", "repo1-host-type=tls", "repo1-host-port=8432", "repo1-host-cert-file=/etc/pgbackrest/pki/replication.crt", "[pglocal]"]) assert.ok(conf.includes(`${l}\n`), l);
+    assert.equal(fileOf(sb1, "/etc/pgbackrest/pki/replication.crt"), fileOf(step(primary.plan, "pg1/patroni"), "/etc/patroni/pki/replication.crt"));
+    assert.ok(step(standby.plan, "sb1/patroni")!.after.includes("sb1/pgbackrest"), "Patroni starts once archive-get is configured");
+    const repo = fileOf(step(primary.plan, "backup1/backup"), "/etc/pgbackrest/pgbackrest.conf");
+    assert.match(repo, /^tls-server-auth=replicator=pglocal$/m);
+    const ctx = { spec: primary.spec, hosts: hostsOf(primary.spec) } as RoleContext;
+    const b = ctx.hosts.find((h) => h.name === "backup1")!;
+    assert.ok(hostFirewall(ctx, b).admissions.some((a) => a.port === ports.pgbackrest && a.source === "10.213.0.48/29"), "the backup host admits the standby's range");
+    // pgBackRest itself reads the standby's file for archive-get, without a warning.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pgc-standby-"));
+    try {
+      const f = path.join(dir, "pgbackrest.conf");
+      fs.writeFileSync(f, conf);
+      const r = spawnSync("pgbackrest", [`--config=${f}`, "--stanza=pglocal", "help", "archive-get", "repo1-host"], { encoding: "utf8" });
+      assert.equal(r.status, 0, r.stdout + r.stderr);
+      assert.match(r.stdout, /current: backup1/);
+      assert.doesNotMatch(r.stdout + r.stderr, /WARN|ERROR/);
+    } finally { fs.rmSync(dir, { recursive: true, force: true }); }
+    // Without a repository: streaming only, no pgBackRest on the standby.
+    const bare = stackWith("local-standby", (r) => { delete r.standby.repository; });
+    assert.equal((dcsConfig({ spec: bare } as RoleContext) as any).standby_cluster.restore_command, undefined);
+    assert.deepEqual(compile(bare, hostsOf(bare), standby.pki, standby.secrets).steps.filter((x) => x.role === "pgbackrest"), []);
   });
 
   it("standby: the database roles' passwords are the primary's; its own non-role secrets stay its own; the database step only says so", () => {
