@@ -53,7 +53,7 @@ describe("standby cluster through the Pulumi CLI (mocks): stack local-standby fo
     assert.deepEqual(refs.map((r) => r.name), ["local"]);
     const patroni = script(registered, "sb1", "patroni");
     assert.ok(patroni.includes(trust.replication.cert.trim().split("\n")[1]), "sb1 logs in with the primary's replication certificate");
-    assert.ok(patroni.includes(`"standby_cluster":{"host":"10.213.0.5","port":5002,"primary_slot_name":"${standbySlot("pgstandby")}","create_replica_methods":["basebackup"]}`), "Patroni's standby_cluster");
+    assert.ok(patroni.includes(`"standby_cluster":{"host":"10.213.0.5","port":5002,"primary_slot_name":"${standbySlot("pgstandby")}","create_replica_methods":["basebackup"],"restore_command":"pgbackrest --stanza=pglocal archive-get %f \\"%p\\""}`), "Patroni's standby_cluster");
     for (const line of trust.caBundle.trim().split("\n").filter((l) => !l.startsWith("-----"))) assert.ok(patroni.includes(line), "the primary's CA is in the standby's bundle");
     assert.match(script(registered, "sb1", "database"), /standby cluster: roles and databases are those of the primary cluster/);
     // Clients of the standby log in as they do on the primary: its app password.
