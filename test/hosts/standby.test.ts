@@ -56,6 +56,27 @@ async function idsOnStandby(sb: LocalCluster, run: string, want: number, seconds
   return have;
 }
 
+/**
+ * What the standby and the primary were doing, for a failure's message: the standby's WAL
+ * receiver, how far it received and replayed, whether replay is paused, the tail of its
+ * journal; the primary's archiver. Each part says "unknown: …" when it could not be read.
+ */
+async function replicationState(sb: LocalCluster, c: LocalCluster): Promise<string> {
+  const read = (cl: LocalCluster, host: string, command: string) =>
+    ssh(cl.ssh, cl.targets[host], command, "", 30_000).then((r) => (r.code === 0 ? r.out.trim() : `unknown: exit ${r.code}: ${r.out.trim().slice(-300)}`), (e) => `unknown: ${(e as Error).message}`);
+  const sql = (cl: LocalCluster, host: string, q: string) => read(cl, host, `cd / && runuser -u postgres -- psql -XAtq -d app -c ${shq(q)} 2>&1`);
+  const primary = await leader(c).catch(() => "");
+  const parts = [
+    `sb1 receiver: ${await sql(sb, "sb1", "select coalesce((select status || ' tli ' || received_tli || ' ' || coalesce(sender_host, '-') from pg_stat_wal_receiver), 'none')")}`,
+    `sb1 received/replayed: ${await sql(sb, "sb1", "select coalesce(pg_last_wal_receive_lsn()::text, '-') || ' / ' || coalesce(pg_last_wal_replay_lsn()::text, '-') || ' pause ' || pg_get_wal_replay_pause_state() || ' last replayed xact ' || coalesce(pg_last_xact_replay_timestamp()::text, '-')")}`,
+    primary ? `${primary} (leader) lsn ${await sql(c, primary, "select pg_current_wal_lsn() || ' ' || pg_walfile_name(pg_current_wal_lsn())")}; archiver: ${await sql(c, primary, "select archived_count || ' archived, last ' || coalesce(last_archived_wal, '-') || ' at ' || coalesce(last_archived_time::text, '-') || '; ' || failed_count || ' failed, last ' || coalesce(last_failed_wal, '-') || ' at ' || coalesce(last_failed_time::text, '-') from pg_stat_archiver")}` : "primary leader: unknown",
+    primary ? `${primary} slot ${standbySlot(sb.spec.clusterName)}: ${await sql(c, primary, `select coalesce((select active || ' pid ' || coalesce(active_pid::text, '-') || ' restart_lsn ' || coalesce(restart_lsn::text, '-') from pg_replication_slots where slot_name = '${standbySlot(sb.spec.clusterName)}'), 'absent')`)}` : "",
+    // PostgreSQL's and Patroni's own lines (pgBackRest's INFO lines left out).
+    `sb1 journal (patroni, last 60 lines):\n${await read(sb, "sb1", "journalctl -u patroni --no-pager -o short-precise -n 400 | grep -v -e ' INFO: ' -e ' P00 ' | tail -n 60")}`,
+  ];
+  return parts.join("\n");
+}
+
 describe("standby cluster on the local hosts (stack local-standby follows stack local)", function () {
   this.timeout(30 * 60_000);
   let c: LocalCluster;
@@ -158,6 +179,7 @@ describe("standby cluster on the local hosts (stack local-standby follows stack 
       await psql(c, primary, `insert into ${CHAOS_TABLE}(run, id) select '${run}', g from generate_series(1, 10) g`);
       await psql(c, primary, "select pg_switch_wal()");
       const have = await idsOnStandby(sb, run, 10, 90);
+      if (have.size !== 10) console.log(`      the standby's state:\n${(await replicationState(sb, c)).replace(/^/gm, "        ")}`);
       assert.equal(have.size, 10, `the standby serves ${have.size} of 10 rows archived while it could not stream`);
       const receiver = await psql(sb, "sb1", "select coalesce((select status from pg_stat_wal_receiver), 'none')");
       assert.notEqual(receiver, "streaming", "the standby was still streaming");
@@ -178,7 +200,9 @@ describe("standby cluster on the local hosts (stack local-standby follows stack 
     const run = `standby-promote-${Date.now()}`;
     const primary = await leader(c);
     await psql(c, primary, `insert into ${CHAOS_TABLE}(run, id) select '${run}', g from generate_series(1, 10) g`);
-    assert.equal((await idsOnStandby(sb, run, 10)).size, 10, "the standby did not receive the rows before the promotion");
+    const received = (await idsOnStandby(sb, run, 10)).size;
+    if (received !== 10) console.log(`      the standby's state:\n${(await replicationState(sb, c)).replace(/^/gm, "        ")}`);
+    assert.equal(received, 10, "the standby did not receive the rows before the promotion");
     // The standby is on the primary's timeline (Patroni may report an older one for a standby).
     const before = (await patroniCluster(c)).find((m) => m.role === "leader")!.timeline!;
     const promoted = await loadCluster("local-standby", { standby: { promoted: true } });
