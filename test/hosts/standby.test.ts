@@ -71,8 +71,9 @@ async function replicationState(sb: LocalCluster, c: LocalCluster): Promise<stri
     `sb1 received/replayed: ${await sql(sb, "sb1", "select coalesce(pg_last_wal_receive_lsn()::text, '-') || ' / ' || coalesce(pg_last_wal_replay_lsn()::text, '-') || ' pause ' || pg_get_wal_replay_pause_state() || ' last replayed xact ' || coalesce(pg_last_xact_replay_timestamp()::text, '-')")}`,
     primary ? `${primary} (leader) lsn ${await sql(c, primary, "select pg_current_wal_lsn() || ' ' || pg_walfile_name(pg_current_wal_lsn())")}; archiver: ${await sql(c, primary, "select archived_count || ' archived, last ' || coalesce(last_archived_wal, '-') || ' at ' || coalesce(last_archived_time::text, '-') || '; ' || failed_count || ' failed, last ' || coalesce(last_failed_wal, '-') || ' at ' || coalesce(last_failed_time::text, '-') from pg_stat_archiver")}` : "primary leader: unknown",
     primary ? `${primary} slot ${standbySlot(sb.spec.clusterName)}: ${await sql(c, primary, `select coalesce((select active || ' pid ' || coalesce(active_pid::text, '-') || ' restart_lsn ' || coalesce(restart_lsn::text, '-') from pg_replication_slots where slot_name = '${standbySlot(sb.spec.clusterName)}'), 'absent')`)}` : "",
-    // PostgreSQL's and Patroni's own lines (pgBackRest's INFO lines left out).
-    `sb1 journal (patroni, last 60 lines):\n${await read(sb, "sb1", "journalctl -u patroni --no-pager -o short-precise -n 400 | grep -v -e ' INFO: ' -e ' P00 ' | tail -n 60")}`,
+    // PostgreSQL's, Patroni's and pgBackRest's lines (archive-get's begin and end say whether a
+    // restore_command hangs), without Patroni's every-loop "no action".
+    `sb1 journal (patroni, last 80 lines):\n${await read(sb, "sb1", "journalctl -u patroni --no-pager -o short-precise -n 600 | grep -v -e 'INFO: no action' | tail -n 80")}`,
   ];
   return parts.join("\n");
 }
