@@ -73,6 +73,14 @@ const LOGGED_EVENTS = {
   log_temp_files: 0,
 };
 
+/**
+ * How long PostgreSQL's own connections (its WAL receiver above all) wait for an answer, or for
+ * data sent to be acknowledged, before giving up: after that a replica or a standby cluster tries
+ * the repository, then the primary again. Through a libpq service file named in Patroni's unit
+ * (PGSERVICEFILE, PGSERVICE). Round trips between regions are well under 1 s.
+ */
+export const LIBPQ_SERVICE = { file: "/etc/patroni/pg_service.conf", name: "pgcluster", timeoutSeconds: 10 } as const;
+
 /** Preloaded whatever the stack adds: pg_stat_statements (created by the database role). */
 export const PRELOADED_LIBRARIES = ["pg_stat_statements"];
 
@@ -186,9 +194,14 @@ function patroniStep(ctx: RoleContext, host: Host): StepBuilder {
   s.file({ path: `${tls}/replication.key`, content: ctx.pki.replication.key, ...own, mode: "0600", secret: true, notify: certs });
   const launcher = "/usr/local/lib/pgcluster/pgcluster-patroni";
   s.file({ path: launcher, mode: "0755", content: render(ROLE, "pgcluster-patroni.py", {}), notify: [run(shell.agentRestart, "patroni")] });
+  // Read at every connection attempt: a change needs no restart (the unit's change does).
+  s.file({
+    path: LIBPQ_SERVICE.file,
+    content: render(ROLE, "pg_service.conf", { service: LIBPQ_SERVICE.name, connectTimeoutSeconds: LIBPQ_SERVICE.timeoutSeconds, tcpUserTimeoutMs: LIBPQ_SERVICE.timeoutSeconds * 1000 }),
+  });
   s.file({
     path: "/etc/systemd/system/patroni.service.d/pgcluster.conf",
-    content: render(ROLE, "patroni.service.conf", { launcher }),
+    content: render(ROLE, "patroni.service.conf", { launcher, serviceFile: LIBPQ_SERVICE.file, service: LIBPQ_SERVICE.name }),
     notify: [daemonReload, run(shell.agentRestart, "patroni")],
   });
   // Not validated on the host with `patroni --validate-config`: in 3.0.2 it probes the listen

@@ -14,8 +14,9 @@ import { apply, bringUp } from "../../local/up";
 import { removeNode } from "../../local/hosts";
 import { ssh } from "../../local/ssh";
 import { shq } from "../../roles/quote";
-import { ports } from "../../model/identities";
+import { PG_DATA, ports } from "../../model/identities";
 import { standbySlot } from "../../roles/standby";
+import { LIBPQ_SERVICE } from "../../roles/patroni";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -68,6 +69,8 @@ async function replicationState(sb: LocalCluster, c: LocalCluster): Promise<stri
   const primary = await leader(c).catch(() => "");
   const parts = [
     `sb1 receiver: ${await sql(sb, "sb1", "select coalesce((select status || ' tli ' || received_tli || ' ' || coalesce(sender_host, '-') from pg_stat_wal_receiver), 'none')")}`,
+    // A WAL receiver process without a pg_stat_wal_receiver row is still connecting.
+    `sb1 WAL receiver process: ${await read(sb, "sb1", "pgrep -fa 'postgres: .*walreceive[r]' || echo none")}`,
     `sb1 received/replayed: ${await sql(sb, "sb1", "select coalesce(pg_last_wal_receive_lsn()::text, '-') || ' / ' || coalesce(pg_last_wal_replay_lsn()::text, '-') || ' pause ' || pg_get_wal_replay_pause_state() || ' last replayed xact ' || coalesce(pg_last_xact_replay_timestamp()::text, '-')")}`,
     primary ? `${primary} (leader) lsn ${await sql(c, primary, "select pg_current_wal_lsn() || ' ' || pg_walfile_name(pg_current_wal_lsn())")}; archiver: ${await sql(c, primary, "select archived_count || ' archived, last ' || coalesce(last_archived_wal, '-') || ' at ' || coalesce(last_archived_time::text, '-') || '; ' || failed_count || ' failed, last ' || coalesce(last_failed_wal, '-') || ' at ' || coalesce(last_failed_time::text, '-') from pg_stat_archiver")}` : "primary leader: unknown",
     primary ? `${primary} slot ${standbySlot(sb.spec.clusterName)}: ${await sql(c, primary, `select coalesce((select active || ' pid ' || coalesce(active_pid::text, '-') || ' restart_lsn ' || coalesce(restart_lsn::text, '-') from pg_replication_slots where slot_name = '${standbySlot(sb.spec.clusterName)}'), 'absent')`)}` : "",
@@ -158,43 +161,63 @@ describe("standby cluster on the local hosts (stack local-standby follows stack 
     console.log(`      switchover ${was} -> ${candidate}: ${acked.length} writes acknowledged, all on the standby ${((Date.now() - t0) / 1000).toFixed(1)} s after the load stopped; timeline ${timelines[1]}`);
   });
 
-  it("falls back to the primary's repository when streaming cannot serve: rows archived while its link to the primary's entry is cut reach it from there", async () => {
+  it("falls back to the primary's repository when its link to the primary's entry drops every packet: rows archived meanwhile reach it from there within seconds, and it streams again once the link is back", async () => {
     const run = `standby-archive-${Date.now()}`;
     const table = "pgc_test_nostream";
     const since = (await on(sb, "sb1", "date -u '+%Y-%m-%d %H:%M:%S'")).trim();
-    // Both directions cut (WAL in flight on the live connection would otherwise still arrive),
-    // then the WAL receiver ended: its new connections are refused, and recovery turns to
-    // restore_command.
+    // A blackhole, as a region cut off looks: every packet between sb1 and the primary's entry
+    // dropped both ways (no reset, so a new connection waits for an answer), then the WAL
+    // receiver ended. Recovery tries the repository once, then starts a WAL receiver again,
+    // whose connection now waits; the rows are written only after that, so they can reach the
+    // standby only when that wait is bounded (tcp_user_timeout in pgcluster's libpq service) and
+    // recovery turns to the repository again. (Unbounded, the kernel's SYN retries hold it about
+    // 2 min; connect_timeout does not bound the WAL receiver's asynchronous connect.)
     const entry = `${c.spec.network.floatingAddress}`;
     await on(sb, "sb1", [
       `nft add table inet ${table}`,
       `nft add chain inet ${table} output '{ type filter hook output priority 0; }'`,
-      `nft add rule inet ${table} output ip daddr ${entry} tcp dport ${ports.writerDirect} reject with tcp reset`,
+      `nft add rule inet ${table} output ip daddr ${entry} tcp dport ${ports.writerDirect} drop`,
       `nft add chain inet ${table} input '{ type filter hook input priority -10; }'`,
       `nft add rule inet ${table} input ip saddr ${entry} tcp sport ${ports.writerDirect} drop`,
       // (The bracket keeps pkill from matching this very command line.)
       "{ pkill -TERM -f 'postgres: .*walreceive[r]' || true; }",
     ].join(" && "));
+    let cutAt = Date.now();
     try {
+      // Until a new WAL receiver is waiting on its connection: its process is there, while
+      // pg_stat_wal_receiver shows no row before it is connected (bounded: recovery starts one
+      // within wal_retrieve_retry_interval, 5 s).
+      const connecting = await on(sb, "sb1", "for i in $(seq 1 80); do pgrep -f 'postgres: .*walreceive[r]' >/dev/null && [ -z \"$(runuser -u postgres -- psql -XAtq -c 'select pid from pg_stat_wal_receiver' 2>/dev/null)\" ] && { echo connecting; exit 0; }; sleep 0.25; done; echo none");
+      assert.equal(connecting, "connecting", "no WAL receiver was waiting on its connection within 20 s of the cut");
+      // The postmaster's environment, which its WAL receiver inherits.
+      const environ = await on(sb, "sb1", `tr '\\0' '\\n' < /proc/$(head -n1 ${PG_DATA}/postmaster.pid)/environ | grep '^PGSERVICE=' || echo none`);
+      assert.equal(environ, `PGSERVICE=${LIBPQ_SERVICE.name}`, "PostgreSQL's environment names pgcluster's libpq service");
       const primary = await leader(c);
       await psql(c, primary, `insert into ${CHAOS_TABLE}(run, id) select '${run}', g from generate_series(1, 10) g`);
       await psql(c, primary, "select pg_switch_wal()");
-      const have = await idsOnStandby(sb, run, 10, 90);
+      const written = Date.now();
+      const have = await idsOnStandby(sb, run, 10, 60);
       if (have.size !== 10) console.log(`      the standby's state:\n${(await replicationState(sb, c)).replace(/^/gm, "        ")}`);
       assert.equal(have.size, 10, `the standby serves ${have.size} of 10 rows archived while it could not stream`);
+      const seconds = (Date.now() - written) / 1000;
       const receiver = await psql(sb, "sb1", "select coalesce((select status from pg_stat_wal_receiver), 'none')");
-      assert.notEqual(receiver, "streaming", "the standby was still streaming");
       const restored = await on(sb, "sb1", `journalctl -u patroni --since ${shq(since)} --no-pager -o cat | grep -c 'restored log file .* from archive' || true`);
       assert.ok(Number(restored) > 0, "no segment was restored from the repository (archive-get) on sb1");
-      console.log(`      link to ${c.spec.network.floatingAddress}:${ports.writerDirect} cut: ${restored} segments restored from the primary's repository, the 10 rows there (WAL receiver: ${receiver})`);
+      const gaveUp = await on(sb, "sb1", `journalctl -u patroni --since ${shq(since)} --no-pager -o cat | grep -c -E 'could not connect to the primary server: .*(timed out|timeout expired)' || true`);
+      assert.ok(Number(gaveUp) > 0, "no WAL receiver gave up its connection (timed out) while the link was cut");
+      console.log(`      link to ${entry}:${ports.writerDirect} dropping packets: the 10 rows arrived ${seconds.toFixed(1)} s after they were written (${restored} segments restored from the primary's repository, ${gaveUp} WAL receiver connections given up; receiver now: ${receiver}; ${environ})`);
     } finally {
       await on(sb, "sb1", `nft delete table inet ${table} 2>/dev/null || true`);
+      cutAt = Date.now() - cutAt;
     }
-    // Streaming again once the link is back.
-    const end = Date.now() + 60_000;
+    // Streaming again once the link is back. Until wal_sender_timeout (60 s) has passed since the
+    // cut, the primary's walsender of the cut connection still holds the slot ("active for PID").
+    const t0 = Date.now();
+    const end = t0 + 90_000;
     let status = "";
-    while ((status = await psql(sb, "sb1", "select coalesce((select status from pg_stat_wal_receiver), 'none')")) !== "streaming" && Date.now() < end) await sleep(1000);
+    while ((status = await psql(sb, "sb1", "select coalesce((select status from pg_stat_wal_receiver where sender_host is not null and last_msg_receipt_time > now() - interval '5 seconds'), 'none')")) !== "streaming" && Date.now() < end) await sleep(1000);
     assert.equal(status, "streaming", "the standby streams again after the link is back");
+    console.log(`      streaming again ${((Date.now() - t0) / 1000).toFixed(1)} s after the link came back (it was cut for ${(cutAt / 1000).toFixed(1)} s)`);
   });
 
   it("promoted by its stack config (standby.promoted: true, applied): takes writes with the primary's app password and holds every earlier row; the primary cluster is untouched", async () => {
