@@ -15,6 +15,11 @@ export interface CertRequest<A = string> {
   usages: ("digital_signature" | "key_encipherment" | "server_auth" | "client_auth")[];
 }
 
+/** Whether `host` gets a node certificate (certRequests; compile() refuses a plan without it). */
+export function needsNodeCert(spec: Pick<ClusterSpec, "monitoring">, host: { roles: readonly string[] }): boolean {
+  return spec.monitoring.enabled || ["etcd", "postgres", "backup"].some((r) => host.roles.includes(r));
+}
+
 export const KEY_ALGORITHM = { algorithm: "ECDSA", curve: "P256" } as const;
 
 export function caSubject(spec: ClusterSpec, generation: string): { commonName: string; organization: string } {
@@ -28,7 +33,7 @@ export function signingGeneration(spec: ClusterSpec): string {
 
 /**
  * Hosts that need a node certificate: everything that serves TLS (etcd and database nodes, the
- * backup host's pgBackRest server).
+ * backup host's pgBackRest server); with monitoring.enabled every host (its exporters serve TLS).
  * `address` gives a host's IP: a string locally, a Pulumi Output for GCP instances.
  * `entryAddresses`: what clients dial in front of the balancers, when that is not a balancer's
  * own address (GCP: the internal load balancer's); a static inventory's network.floatingAddress
@@ -40,7 +45,7 @@ export function certRequests<A>(spec: ClusterSpec, address: (host: string) => A 
   // A static inventory's balancers share a floating address: clients dial it.
   if (spec.network.floatingAddress) entryAddresses = [...entryAddresses, spec.network.floatingAddress];
   const nodes = spec.hosts
-    .filter((h) => h.roles.includes("etcd") || h.roles.includes("postgres") || h.roles.includes("backup"))
+    .filter((h) => needsNodeCert(spec, h))
     .map<CertRequest<A | string>>((h) => ({
       id: h.name,
       commonName: h.name,

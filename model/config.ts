@@ -12,8 +12,8 @@ import { GCP_REGIONS, GCP_ZONES, GCP_ZONES_TAKEN } from "./gcpZones";
 
 export const PROJECT = "pgcluster";
 
-export type Role = "etcd" | "postgres" | "balancer" | "backup";
-export const ROLES_OF_HOSTS = ["etcd", "postgres", "balancer", "backup"] as const;
+export type Role = "etcd" | "postgres" | "balancer" | "backup" | "monitoring";
+export const ROLES_OF_HOSTS = ["etcd", "postgres", "balancer", "backup", "monitoring"] as const;
 export const SECRET_KEYS = [
   "superuserPassword",
   "replicationPassword",
@@ -25,6 +25,11 @@ export const SECRET_KEYS = [
   "vrrpPassword",
   // HAProxy's stats page (user "stats"), in haproxy.cfg only (0640 root:haproxy).
   "statsPassword",
+  /**
+   * Prometheus's login at every exporter and at its own web UI (user "prometheus"). The exporters
+   * hold only its bcrypt hash; the monitoring host the password itself (0640 root:prometheus).
+   */
+  "metricsPassword",
 ] as const;
 export type SecretName = (typeof SECRET_KEYS)[number];
 /**
@@ -773,10 +778,10 @@ export function parseClusterSpec(raw: Record<string, unknown>, ctx: ParseContext
   const databaseWhy = database === undefined ? undefined : databaseProblem(database);
   if (databaseWhy) fail(["postgresql", "database"], databaseWhy);
   const backupEnabled = field("backup", "enabled") === true;
-  // The alert rules and the monitoring configs exist (checked offline); the roles that install
-  // exporters and the monitoring host do not yet: saying "on" must not quietly do nothing.
-  if (field("monitoring", "enabled") === true)
-    fail(["monitoring", "enabled"], `is not built yet (issue #14: the exporters and the monitoring host's roles); set it to false for now`);
+  const monitoringEnabled = field("monitoring", "enabled") === true;
+  // GCP gets its monitoring instance later (issue #14): saying "on" there must not quietly do nothing.
+  if (monitoringEnabled && ok("provider") && c.provider === "gcp")
+    fail(["monitoring", "enabled"], `is not built yet for provider gcp (issue #14: the monitoring instance); set it to false there for now (a static inventory has it: a host with roles [monitoring])`);
   if (field("backup", "replicasFrom") === "repository" && !(backupEnabled && field("backup", "replicasUseRepository") === true))
     fail(["backup", "replicasFrom"], `"repository" needs backup.enabled: true and backup.replicasUseRepository: true (a replica made from a backup replays the WAL written since that backup from the repository); set both, or use "leader"`);
   if (backupEnabled && field("secrets", "generate") === false && raw[BACKUP_PASSPHRASE] === undefined)
@@ -948,6 +953,15 @@ export function parseClusterSpec(raw: Record<string, unknown>, ctx: ParseContext
         fail(["hosts"], backupHosts.length === 0
           ? `gives no backup host, but backup.enabled is true: add a host of its own with roles [backup] (pgBackRest's repository and TLS server)`
           : `gives ${backupHosts.length} backup hosts (${backupHosts.map(({ h }) => h.name).join(", ")}); pgcluster keeps one repository: give role backup to one host`);
+      const monitoringHosts = c.hosts.map((h, i) => ({ h, i })).filter(({ h }) => h.roles.includes("monitoring"));
+      for (const { h, i } of monitoringHosts) {
+        if (new Set(h.roles).size > 1) fail(["hosts", i, "roles"], `host "${h.name}" has role monitoring with ${h.roles.filter((r) => r !== "monitoring").join(", ")}: the monitoring host must be a host of its own (a monitor that fails with a node cannot tell about it)`);
+        if (!monitoringEnabled && ok("monitoring")) fail(["hosts", i, "roles"], `host "${h.name}" has role monitoring, but monitoring.enabled is false; set monitoring.enabled: true, or remove the role`);
+      }
+      if (monitoringEnabled && monitoringHosts.length !== 1)
+        fail(["hosts"], monitoringHosts.length === 0
+          ? `gives no monitoring host, but monitoring.enabled is true: add a host of its own with roles [monitoring] (Prometheus and Alertmanager)`
+          : `gives ${monitoringHosts.length} monitoring hosts (${monitoringHosts.map(({ h }) => h.name).join(", ")}); give role monitoring to one host`);
       if (ok("ssh")) {
         for (const h of c.hosts)
           hosts.push({ name: h.name, address: h.address, roles: [...new Set(h.roles)], sshUser: h.sshUser ?? c.ssh.user, sshPort: h.sshPort ?? c.ssh.port, dataDevice: h.dataDevice, hostKey: h.hostKey, kind: "static", ...(h.leaving ? { leaving: true } : {}) });

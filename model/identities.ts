@@ -59,6 +59,17 @@ export const DUMP = {
 };
 /** Where Debian's prometheus-node-exporter reads *.prom files (its textfile collector). */
 export const TEXTFILE_DIR = "/var/lib/prometheus/node-exporter";
+/**
+ * The exporters on every host (monitoring.enabled, roles/exporters): their TLS files and web
+ * configuration (owned by the Debian packages' user prometheus), and pgcluster's textfile writer.
+ */
+export const EXPORTERS = {
+  tlsDir: "/etc/prometheus/pki",
+  webConfig: "/etc/prometheus/pgcluster-web.yml",
+  textfileScript: "/usr/local/lib/pgcluster/textfile-metrics",
+  textfileUnit: "pgcluster-textfile-metrics.service",
+  textfileTimer: "pgcluster-textfile-metrics.timer",
+};
 
 export const ports = {
   etcdClient: 2379,
@@ -86,10 +97,11 @@ export const ports = {
   /** Monitoring (issue #14): exporters over TLS with basic auth, reachable from the monitoring host only. */
   nodeExporter: 9100,
   postgresExporter: 9187,
-  /** pgbouncer-exporter 1.7 has no TLS: it listens on 127.0.0.1 at pgbouncerExporterLoopback, a TLS proxy here. */
-  pgbouncerExporter: 9128,
-  pgbouncerExporterLoopback: 9127,
+  /** HAProxy's built-in Prometheus exporter (USE_PROMEX): TLS with the node certificate, the metrics login. */
+  haproxyExporter: 8406,
+  /** Prometheus's web UI, API and console pages on the monitoring host: TLS, the metrics login, network.adminCidrs. */
   prometheus: 9090,
+  /** Alertmanager on the monitoring host: loopback only (Prometheus and the status command ask Prometheus). */
   alertmanager: 9093,
 } as const;
 
@@ -106,10 +118,15 @@ export const users = {
   haproxyStats: "stats",
   /** The logical dump's login (pg_read_all_data), by the backup host's certificate only. */
   dump: "pgcluster_dump",
+  /**
+   * postgres_exporter's login (pg_monitor), through the local socket by peer authentication: the
+   * exporter runs as the OS user of the same name. With monitoring.enabled only.
+   */
+  monitor: "prometheus",
 } as const;
 
 /** PostgreSQL roles pgcluster creates and owns (users minus the REST API's and the stats page's). */
-export const MANAGED_ROLES = [users.superuser, users.replication, users.rewind, users.pgbouncerAuth, users.dump] as const;
+export const MANAGED_ROLES = [users.superuser, users.replication, users.rewind, users.pgbouncerAuth, users.dump, users.monitor] as const;
 
 /**
  * Client certificates, by id, with their CN. replication: CN is the PostgreSQL role, pg_hba

@@ -4,6 +4,7 @@ import type { ClusterSpec, HostSpec } from "../model/config";
 import type { Host, Pki, Plan, RoleContext, Secrets, Step, StepNode } from "./types";
 import { stepId } from "./types";
 import type { RoleUnit } from "./role";
+import { needsNodeCert } from "../model/certs";
 import { checkShellReferences } from "./step";
 import { PRELUDE, sha256, stepScript } from "./script";
 import { common } from "./common";
@@ -22,6 +23,8 @@ import { stanzaRole } from "./stanza";
 import { drill } from "./drill";
 import { dump } from "./dump";
 import { update } from "./update";
+import { exporters } from "./exporters";
+import { monitoring } from "./monitoring";
 import { decommissionStep, ROLE as DECOMMISSION } from "./decommission";
 
 /**
@@ -32,7 +35,7 @@ import { decommissionStep, ROLE as DECOMMISSION } from "./decommission";
  * that before their patroni, so archiving and restoring work from the start; the stanza (on the
  * repository host) last, once every node runs and archives.
  */
-export const ROLES: readonly RoleUnit[] = [common, firewall, postgresql, etcd, backup, pgbackrest, patroni, database, restart, pgbouncer, haproxy, keepalived, stanzaRole, drill, dump, update];
+export const ROLES: readonly RoleUnit[] = [common, firewall, postgresql, etcd, backup, pgbackrest, patroni, database, restart, pgbouncer, haproxy, keepalived, stanzaRole, drill, dump, exporters, monitoring, update];
 
 /**
  * The plan's graph (step ids, hosts, what each waits for) from the spec alone: a driver learns it
@@ -86,7 +89,7 @@ export function compile(spec: ClusterSpec, hosts: Host[], pki: Pki, secrets: Sec
   for (const h of spec.hosts) if (!byName.has(h.name)) throw new Error(`host ${h.name} has no address`);
   for (const h of hosts) {
     if (!h.address) throw new Error(`host ${h.name} has no address`);
-    if ((h.roles.includes("etcd") || h.roles.includes("postgres") || h.roles.includes("backup")) && !pki.nodes[h.name])
+    if (needsNodeCert(spec, h) && !pki.nodes[h.name])
       throw new Error(`no TLS certificate for host ${h.name}`);
   }
   const roles = new Map(ROLES.map((r) => [r.name, r]));

@@ -42,6 +42,7 @@ function databaseStep(ctx: RoleContext, _host: Host): StepBuilder {
     // Each preloaded library here is an extension of the same name (pg_stat_statements).
     extensions: PRELOADED_LIBRARIES,
     dumpUser: dumpHosts(ctx).length ? users.dump : undefined,
+    monitorUser: ctx.spec.monitoring.enabled ? users.monitor : undefined,
     roles: [
       role(users.superuser, "superuserPassword", { superuser: true, replication: true }),
       role(users.replication, "replicationPassword", { replication: true }),

@@ -71,6 +71,7 @@ const WHO = {
   db: "database nodes",
   balancers: "balancers",
   backup: "the backup host",
+  monitoring: "the monitoring host",
   standbys: "standby clusters (standbyClusters[].cidrs)",
   self: "this host",
   healthChecks: "Google's health checkers (the internal load balancer)",
@@ -163,6 +164,27 @@ export function hostFirewall(ctx: RoleContext, host: Host): HostFirewall {
       service.push(ports.balancerHealth);
     }
   }
+  // Prometheus on the monitoring host scrapes every host's exporters, Patroni and etcd.
+  const monitors = addrs("monitoring");
+  if (spec.monitoring.enabled && monitors.length) {
+    admit([ports.nodeExporter], monitors, WHO.monitoring);
+    service.push(ports.nodeExporter);
+    if (has("postgres")) {
+      admit([ports.postgresExporter, ports.patroni], monitors, WHO.monitoring);
+      service.push(ports.postgresExporter);
+    }
+    if (has("etcd")) admit([ports.etcdClient], monitors, WHO.monitoring);
+    if (has("balancer")) {
+      admit([ports.haproxyExporter], monitors, WHO.monitoring);
+      service.push(ports.haproxyExporter);
+    }
+  }
+  // Prometheus's web UI, API and console pages: operators (and Prometheus scraping itself).
+  if (has("monitoring")) {
+    admit([ports.prometheus], admin, WHO.admin);
+    admit([ports.prometheus], [host.address], WHO.self);
+    service.push(ports.prometheus);
+  }
   if (!gcp) admit(service, admin, WHO.admin);
   // keepalived's advertisements go unicast between the balancers sharing a floating address.
   const vrrpPeers = has("balancer") && !gcp && spec.network.floatingAddress ? balancers.filter((a) => a !== host.address) : [];
@@ -196,6 +218,8 @@ const SERVICE: Record<number, string> = {
   [ports.readers]: "readers", [ports.writerDirect]: "writer direct",
   [ports.readersDirect]: "readers direct", [ports.stats]: "HAProxy stats",
   [ports.balancerHealth]: "balancer health", [ports.pgbackrest]: "pgBackRest",
+  [ports.nodeExporter]: "node exporter", [ports.postgresExporter]: "postgres exporter",
+  [ports.haproxyExporter]: "HAProxy metrics", [ports.prometheus]: "Prometheus",
 };
 
 /** nft syntax: 10.0.0.5 for a host, 5000-5002 for consecutive ports. */

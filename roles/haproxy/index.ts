@@ -8,6 +8,9 @@ import type { RoleUnit } from "../role";
 import { withRole } from "../hosts";
 import { ROLE as COMMON } from "../common";
 import { ROLE as PGBOUNCER } from "../pgbouncer";
+import { minimalCidrs } from "../firewall";
+import { METRICS_USER, metricsPasswordHash } from "../exporters/webConfig";
+import type { RoleContext } from "../types";
 
 export const ROLE = "haproxy";
 
@@ -15,6 +18,17 @@ export const shell = {
   writerUp: shellFn(`${ROLE}/haproxy.sh`, "pgc_writer_up"),
   standbyLeaderUp: shellFn(`${ROLE}/haproxy.sh`, "pgc_standby_leader_up"),
 };
+
+/** HAProxy's Prometheus exporter (monitoring.enabled): who may scrape it, with which login and certificate. */
+function metricsFrontend(ctx: RoleContext) {
+  if (!ctx.spec.monitoring.enabled) return undefined;
+  return {
+    user: METRICS_USER,
+    hash: metricsPasswordHash(ctx.secrets.metricsPassword),
+    pem: `${tlsDir.haproxy}/node.pem`,
+    sources: minimalCidrs([...withRole(ctx, "monitoring").map((m) => m.address), ...ctx.spec.network.adminCidrs]),
+  };
+}
 
 export const haproxy: RoleUnit = {
   name: ROLE,
@@ -40,6 +54,12 @@ export const haproxy: RoleUnit = {
     });
     s.dir(tls, "root", "haproxy", "0750");
     s.file({ path: `${tls}/ca.crt`, content: ctx.pki.caBundle, owner: "root", group: "haproxy", notify: [reload("haproxy")] });
+    const metrics = metricsFrontend(ctx);
+    if (metrics) {
+      // HAProxy reads a certificate and its key from one file.
+      const node = ctx.pki.nodes[host.name];
+      s.file({ path: metrics.pem, content: `${node.cert.trimEnd()}\n${node.key.trimEnd()}\n`, owner: "root", group: "haproxy", mode: "0640", secret: true, notify: [reload("haproxy")] });
+    }
     s.file({
       path: "/etc/haproxy/haproxy.cfg",
       owner: "root",
@@ -69,6 +89,7 @@ export const haproxy: RoleUnit = {
         adminCidrs: ctx.spec.network.adminCidrs,
         statsUser: users.haproxyStats,
         statsPassword: ctx.secrets.statsPassword,
+        metrics,
         nodes: withRole(ctx, "postgres").map((n) => ({ name: n.name, address: n.address })),
       }),
     });

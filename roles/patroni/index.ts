@@ -39,6 +39,8 @@ export function pgHba(ctx: RoleContext): string[] {
   const cidr = ipv4Cidr(ctx.spec.network.cidr, "network.cidr");
   return [
     `local all ${users.superuser} peer`,
+    // postgres_exporter (monitoring.enabled) runs as the OS user of its role's name.
+    ...(ctx.spec.monitoring.enabled ? [`local all ${users.monitor} peer`] : []),
     "local all all scram-sha-256",
     `hostssl replication ${users.replication} ${cidr} cert`,
     `hostssl replication ${users.replication} 127.0.0.1/32 cert`,

@@ -10,15 +10,18 @@ import YAML from "yaml";
 import { ConfigError, parseClusterSpec, type ClusterSpec } from "../../model/config";
 import { readStackFile } from "../../model/stackFile";
 import { renderAlertRules } from "../../roles/monitoring/alerts";
-import { MONITORING_PATHS, renderAlertmanagerConfig, renderExporterWebConfig, renderPrometheusConfig, scrapeJobs } from "../../roles/monitoring/configs";
-import { hostsOf, localSpec } from "../support/fixtures";
+import { MONITORING_PATHS, renderAlertmanagerConfig, renderPrometheusConfig, scrapeJobs } from "../../roles/monitoring/configs";
+import { BCRYPT_HASH, metricsPasswordHash, renderExporterWebConfig } from "../../roles/exporters/webConfig";
+import bcryptjs from "bcryptjs";
+import { gcpStackSpec, hostsOf, localSpec } from "../support/fixtures";
 import { run } from "../support/tools";
 
-function localWith(monitoring: unknown): ClusterSpec {
+/** The local stack (which has a monitoring host) with these monitoring settings, on unless they say otherwise. */
+function localWith(monitoring: Record<string, unknown>): ClusterSpec {
   const sf = readStackFile("local");
-  return parseClusterSpec({ ...sf.values, monitoring }, { stack: "local", secretKeys: new Set(), source: "test" });
+  return parseClusterSpec({ ...sf.values, monitoring: { enabled: true, ...monitoring } }, { stack: "local", secretKeys: new Set(), source: "test" });
 }
-const problems = (monitoring: unknown): string[] => {
+const problems = (monitoring: Record<string, unknown>): string[] => {
   try { localWith(monitoring); return []; } catch (e) { if (e instanceof ConfigError) return e.problems; throw e; }
 };
 
@@ -31,12 +34,39 @@ function bcrypt(password: string): string {
 
 describe("monitoring config", () => {
   it("is off by default, so the plans of existing stacks are unchanged", () => {
-    const s = localSpec();
+    const s = gcpStackSpec("dev");
     assert.deepEqual(s.monitoring, { enabled: false, scrapeIntervalSeconds: 15, retentionDays: 15, alertmanager: {}, alerts: { backupMaxAgeHours: 26, fullBackupMaxAgeHours: 170, restoreDrillMaxAgeHours: 864 } });
   });
 
-  it("refuses monitoring.enabled: true while the roles that would act on it are not built", () => {
-    assert.throws(() => localWith({ enabled: true }), /monitoring\.enabled: is not built yet/);
+  it("the local stack has it on, with its monitoring host", () => {
+    const s = localWith({ enabled: true });
+    assert.equal(s.monitoring.enabled, true);
+    assert.deepEqual(s.hosts.filter((h) => h.roles.includes("monitoring")).map((h) => h.name), ["mon1"]);
+  });
+
+  it("refuses a monitoring host that is missing, doubled, shared with another role, or without monitoring.enabled; and GCP for now", () => {
+    const sf = readStackFile("local");
+    const hosts = sf.values.hosts as { name: string; address: string; roles: string[] }[];
+    const parse = (over: Record<string, unknown>) => {
+      try { parseClusterSpec({ ...sf.values, ...over }, { stack: "local", secretKeys: new Set(), source: "test" }); return ""; } catch (e) { if (e instanceof ConfigError) return e.problems.join("\n"); throw e; }
+    };
+    const without = hosts.filter((h) => !h.roles.includes("monitoring"));
+    assert.match(parse({ hosts: without }), /pgcluster:hosts: gives no monitoring host, but monitoring\.enabled is true/);
+    assert.match(parse({ hosts: [...hosts, { name: "mon2", address: "10.213.0.41", roles: ["monitoring"] }] }), /gives 2 monitoring hosts \(mon1, mon2\)/);
+    assert.match(parse({ hosts: hosts.map((h) => (h.name === "mon1" ? { ...h, roles: ["monitoring", "backup"] } : h)) }), /host "mon1" has role monitoring with backup: the monitoring host must be a host of its own/);
+    assert.match(parse({ monitoring: { enabled: false } }), /host "mon1" has role monitoring, but monitoring\.enabled is false/);
+    assert.equal(parse({}), "", "the local stack as it is parses");
+  });
+
+  it("the metrics password's hash is bcrypt, verifies, stays the same for the same password and differs for another", () => {
+    const pw = `pw-'"$\\x`;
+    const h = metricsPasswordHash(pw);
+    assert.match(h, BCRYPT_HASH);
+    assert.ok(bcryptjs.compareSync(pw, h), "the hash verifies the password");
+    assert.ok(!bcryptjs.compareSync(`${pw}x`, h), "and no other");
+    assert.equal(metricsPasswordHash(pw), h, "a re-apply writes the same bytes");
+    assert.notEqual(metricsPasswordHash(`${pw}2`), h);
+    assert.throws(() => metricsPasswordHash(""), /empty/);
   });
 
   it("takes valid values", () => {
@@ -56,7 +86,7 @@ describe("monitoring config", () => {
     ];
     for (const url of hostileUrls)
       assert.match(problems({ alertmanager: { webhookUrl: url } }).join("\n"), /pgcluster:monitoring\.alertmanager\.webhookUrl: /, JSON.stringify(url));
-    const cases: [unknown, RegExp][] = [
+    const cases: [Record<string, unknown>, RegExp][] = [
       [{ enabled: "yes" }, /monitoring\.enabled/],
       [{ scrapeIntervalSeconds: 4 }, /monitoring\.scrapeIntervalSeconds: must be at least 5/],
       [{ scrapeIntervalSeconds: 31 }, /monitoring\.scrapeIntervalSeconds: must be at most 30 \(seconds\): the alert rules wait 1 min/],
@@ -108,8 +138,8 @@ describe("monitoring files, checked by promtool and amtool", function () {
     const paths = { ...MONITORING_PATHS };
     for (const k of Object.keys(paths) as (keyof typeof paths)[]) paths[k] = path.join(tmp, path.basename(paths[k]));
     fs.writeFileSync(paths.rules, renderAlertRules(spec));
-    for (const k of ["ca", "clientCert", "clientKey", "metricsPassword", "statsPassword"] as const) fs.writeFileSync(paths[k], "x\n");
-    const text = renderPrometheusConfig({ ...spec, monitoring: { ...spec.monitoring, enabled: true } }, hosts, "mon1", paths);
+    for (const k of ["ca", "clientCert", "clientKey", "metricsPassword"] as const) fs.writeFileSync(paths[k], "x\n");
+    const text = renderPrometheusConfig({ ...spec, monitoring: { ...spec.monitoring, enabled: true } }, hosts, paths);
     const cfg = YAML.parse(text);
     const byJob = Object.fromEntries(cfg.scrape_configs.map((j: any) => [j.job_name, j]));
     const instances = (job: string) => byJob[job].static_configs.map((s: any) => s.labels.instance).sort();
@@ -120,7 +150,10 @@ describe("monitoring files, checked by promtool and amtool", function () {
     assert.deepEqual(targets("patroni"), db.map((h) => `${h.address}:8008`).sort());
     assert.deepEqual(targets("etcd"), hosts.filter((h) => h.roles.includes("etcd")).map((h) => `${h.address}:2379`).sort());
     assert.deepEqual(instances("haproxy"), hosts.filter((h) => h.roles.includes("balancer")).map((h) => h.name).sort());
-    for (const job of ["node", "postgres", "pgbouncer", "patroni", "etcd", "haproxy"]) {
+    assert.deepEqual(targets("haproxy"), hosts.filter((h) => h.roles.includes("balancer")).map((h) => `${h.address}:8406`).sort());
+    assert.deepEqual(targets("prometheus"), ["10.213.0.40:9090"]);
+    assert.equal(byJob.pgbouncer, undefined, "pgBouncer's metrics come with node exporter's textfiles");
+    for (const job of ["prometheus", "node", "postgres", "patroni", "etcd", "haproxy"]) {
       assert.equal(byJob[job].scheme, "https", job);
       assert.equal(byJob[job].tls_config.ca_file, paths.ca, job);
     }
@@ -141,9 +174,9 @@ describe("monitoring files, checked by promtool and amtool", function () {
   it("a hostile host name or address is refused at render time", () => {
     const spec = localSpec();
     const hosts = hostsOf(spec);
-    assert.throws(() => renderPrometheusConfig(spec, [{ ...hosts[0], name: 'x"}\n- job_name: evil' }], "mon1"), /host name/);
-    assert.throws(() => renderPrometheusConfig(spec, [{ ...hosts[0], address: "10.0.0.1:1/../x" }], "mon1"), /host address/);
-    assert.equal(scrapeJobs(hosts).find((j) => j.name === "pgbouncer")!.targets[0].port, 9128, "pgBouncer's exporter is read through its TLS proxy");
+    assert.throws(() => renderPrometheusConfig(spec, [{ ...hosts[0], name: 'x"}\n- job_name: evil' }]), /host name/);
+    assert.throws(() => renderPrometheusConfig(spec, [{ ...hosts[0], address: "10.0.0.1:1/../x" }]), /host address/);
+    assert.equal(scrapeJobs(hosts).find((j) => j.name === "pgbouncer"), undefined);
   });
 
   it("alertmanager.yml with and without a webhook passes amtool check-config; a broken one does not", () => {
