@@ -10,7 +10,7 @@ import { ROLE_PASSWORDS, saltName, type SaltName } from "../roles/scram";
 import type { Children } from "./children";
 
 /** Passwords added after stacks were adopted from the stack root: they never had a root name to alias. */
-const NEW_SECRETS: readonly SecretName[] = ["statsPassword"];
+const NEW_SECRETS: readonly SecretName[] = ["statsPassword", "metricsPassword"];
 
 export type SecretOutputs = Record<SecretName | SaltName, pulumi.Output<string>> & { backupCipherPassphrase?: pulumi.Output<string> };
 export type GivenSecrets = Partial<Record<SecretName | typeof BACKUP_PASSPHRASE, pulumi.Input<string>>>;

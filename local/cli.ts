@@ -9,7 +9,9 @@
 //   backup:dump  the logical dump now (pg_dump of the application database and the roles, encrypted, on the backup host)
 //   restore --to <ISO 8601 time | latest> --yes-destroy-data  point-in-time restore of the whole cluster
 import { loadCluster, LOCAL_STACKS, onLocalHosts, connectionUrls, floatingAddressHolders, writeEnvFile, patroniCluster, statsUrls, writeStatsCurlConfig, type LocalCluster } from "./cluster";
+import * as path from "path";
 import { hostsDown } from "./hosts";
+import { activeAlerts, describeAlerts, prometheusUrl, writePrometheusCurlConfig } from "./monitoring";
 import { apply, bringUpHosts } from "./up";
 import { topoOrder } from "../roles/compile";
 import { ConfigError } from "../model/config";
@@ -48,6 +50,13 @@ async function printStatus(c: LocalCluster): Promise<void> {
     const lines = await Promise.all([repositoryInfo(c), lastDrill(c)])
       .then(([info, drill]) => describeBackupStatus(info, drill, new Date()))
       .catch((e) => [`backups: UNKNOWN (${(e as Error).message.split("\n")[0]})`]);
+    for (const l of lines) log(l);
+  }
+  const prometheus = prometheusUrl(c);
+  if (prometheus) {
+    log(`Prometheus (network.adminCidrs only; the login is in ${writePrometheusCurlConfig(c)}, CA ${path.join(c.stateDir, "ca.crt")}): ${prometheus}/`);
+    // Unreadable is said as such: no answer is not "no alerts".
+    const lines = await activeAlerts(c).then(describeAlerts).catch((e) => [`alerts: UNKNOWN (${(e as Error).message})`]);
     for (const l of lines) log(l);
   }
 }

@@ -26,8 +26,17 @@ export const shell = {
   answers: shellFn(`${ROLE}/exporters.sh`, "pgc_exporters_answer"),
 };
 
-/** Every certificate file pgcluster installs, by the directories that hold them. */
-export const CERTIFICATE_DIRS = [...new Set([...Object.values(tlsDir), EXPORTERS.tlsDir])].sort();
+/** The directories that hold the certificate files pgcluster installs on `host`. */
+export function certificateDirs(spec: ClusterSpec, host: HostSpec): string[] {
+  const has = (r: string) => host.roles.includes(r as never);
+  return [
+    ...(has("etcd") ? [tlsDir.etcd] : []),
+    ...(has("postgres") ? [tlsDir.patroni, tlsDir.pgbouncer] : []),
+    ...(has("balancer") ? [tlsDir.haproxy] : []),
+    ...(spec.backup.enabled && (has("postgres") || has("backup")) ? [tlsDir.pgbackrest] : []),
+    EXPORTERS.tlsDir,
+  ];
+}
 
 const isDb = (h: HostSpec) => h.roles.includes("postgres");
 const isBackup = (spec: ClusterSpec, h: HostSpec) => spec.backup.enabled && h.roles.includes("backup");
@@ -68,9 +77,9 @@ export const exporters: RoleUnit = {
     s.file({
       path: EXPORTERS.textfileScript, mode: "0755",
       content: render(ROLE, "textfile-metrics.py", {
-        textfileDir: TEXTFILE_DIR, certificateDirs: CERTIFICATE_DIRS,
+        textfileDir: TEXTFILE_DIR, certificateDirs: certificateDirs(spec, host),
         pgbouncerPort: db ? ports.pgbouncer : 0,
-        stanza: isBackup(spec, host) ? stanza(spec) : "", pgbackrestConfig: PGBACKREST_CONFIG,
+        ...(isBackup(spec, host) ? { backups: { stanza: stanza(spec), config: PGBACKREST_CONFIG } } : { backups: false }),
       }),
     });
     s.file({ path: `/etc/systemd/system/${EXPORTERS.textfileUnit}`, content: render(ROLE, "pgcluster-textfile-metrics.service", { script: EXPORTERS.textfileScript }), notify: [daemonReload] });

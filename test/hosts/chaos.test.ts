@@ -7,6 +7,7 @@ import { strict as assert } from "assert";
 import { requireHosts, settledCluster } from "../support/hostsLayer";
 import { SCENARIOS, type ScenarioResult } from "../../local/chaos";
 import type { LocalCluster } from "../../local/cluster";
+import { activeAlerts, type Alert } from "../../local/monitoring";
 
 describe("hosts layer: chaos (faults under write load)", function () {
   this.timeout(15 * 60_000);
@@ -102,10 +103,21 @@ describe("hosts layer: chaos (faults under write load)", function () {
     assert.ok(r.notes.some((n) => n.startsWith(`${r.leaderBefore} rejoined as`)), r.notes.join("; "));
   });
 
-  it("4: planned switchover moves the leader without losing acknowledged writes", async () => {
+  it("4: planned switchover moves the leader without losing acknowledged writes; Prometheus fires PatroniLeaderChanged", async () => {
     const r = await SCENARIOS["switchover"](c);
     check(r);
     assert.notEqual(r.leaderAfter, r.leaderBefore);
+    if (!c.spec.monitoring.enabled) return;
+    // The monitoring host saw it: a leader change is an alert of its own (info), within two scrapes and an evaluation.
+    const t0 = Date.now();
+    let seen: Alert | undefined;
+    let last = "";
+    while (!seen && Date.now() - t0 < 90_000) {
+      try { seen = (await activeAlerts(c)).find((a) => a.name === "PatroniLeaderChanged" && a.state === "firing"); } catch (e) { last = (e as Error).message; }
+      if (!seen) await new Promise((res) => setTimeout(res, 3000));
+    }
+    assert.ok(seen, `PatroniLeaderChanged firing within 90 s of the switchover${last ? ` (last error: ${last})` : ""}`);
+    console.log(`      · PatroniLeaderChanged firing ${((Date.now() - t0) / 1000).toFixed(0)} s after the switchover ended: ${seen.summary}`);
   });
 
   it("8: a setting that needs a restart (shared_buffers): the apply restarts every node, one at a time, the leader last after a switchover; nothing acknowledged is lost", async () => {

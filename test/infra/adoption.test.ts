@@ -49,8 +49,8 @@ function migrateConfig(config: Record<string, string>): Record<string, string> {
   }
   return { ...config, "pgcluster:postgresql": JSON.stringify(pg) };
 }
-/** Passwords added after the fixture was recorded (HAProxy's stats page): new, no alias. */
-const isNewSecret = (r: Registered) => r.type === "random:index/randomPassword:RandomPassword" && r.name.endsWith("-statsPassword");
+/** Passwords added after the fixture was recorded (HAProxy's stats page, the metrics login): new, no alias. */
+const isNewSecret = (r: Registered) => r.type === "random:index/randomPassword:RandomPassword" && (r.name.endsWith("-statsPassword") || r.name.endsWith("-metricsPassword"));
 /**
  * Inputs that carry the step scripts: every pgcluster version changes some script, which runs
  * that step again (an update of the Command, a new check for HostDrift); nothing is replaced on

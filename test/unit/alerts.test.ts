@@ -132,11 +132,11 @@ describe("alert rules (promtool)", function () {
     assert.equal(r.code, 0, r.out);
   });
 
-  it("without backup.enabled there are no backup rules (an unbacked cluster is not paged for backups)", () => {
+  it("without backup.enabled there are no backup or WAL archive rules (an unbacked cluster archives nothing and is not paged for it)", () => {
     const s = localSpec();
     const names = rulesOf(renderAlertRules({ ...s, backup: { ...s.backup, enabled: false } })).map((r) => r.alert);
-    for (const n of ["BackupTooOld", "FullBackupTooOld", "BackupMetricsMissing", "RestoreDrillFailed", "RestoreDrillOverdue"]) assert.ok(!names.includes(n), n);
-    assert.ok(names.includes("WalArchiveFailing") && names.includes("PatroniNoLeader"));
+    for (const n of ["BackupTooOld", "FullBackupTooOld", "BackupMetricsMissing", "RestoreDrillFailed", "RestoreDrillOverdue", "WalArchiveFailing", "WalArchiveBehind"]) assert.ok(!names.includes(n), n);
+    assert.ok(names.includes("PatroniNoLeader") && names.includes("TargetDown"));
   });
 
   it("a hostile cluster name or number is refused at render time, never spliced into PromQL", () => {

@@ -141,7 +141,7 @@ describe("backups: the plan", () => {
     }
     const b = step("backup1/stanza")!;
     for (const n of ["pg1", "pg2", "pg3"]) for (const r of ["pgbackrest", "restart"]) assert.ok(b.after.includes(`${n}/${r}`), `${n}/${r}`);
-    assert.deepEqual(plan.steps.filter((s) => s.host === "backup1").map((s) => s.role), ["common", "firewall", "backup", "stanza", "drill", "dump", "update"]);
+    assert.deepEqual(plan.steps.filter((s) => s.host === "backup1").map((s) => s.role), ["common", "firewall", "backup", "stanza", "drill", "dump", "exporters", "update"]);
   });
 
   it("a replica's restore_command gives up in seconds when the repository does not answer (it then streams)", () => {
@@ -305,7 +305,8 @@ describe("backups: the plan", () => {
     assert.deepEqual(sources("backup1"), ["10.213.0.1/32", "10.213.0.11/32", "10.213.0.12/32", "10.213.0.13/32", "10.213.0.48/29"]);
     assert.deepEqual(sources("pg1"), ["10.213.0.1/32", "10.213.0.30/32"]);
     assert.deepEqual(sources("lb1"), []);
-    assert.deepEqual(fwOf("backup1").admissions.filter((a) => a.port !== 8432 && a.port !== 22).map((a) => a.port), []);
+    // Besides SSH and pgBackRest, only node exporter (monitoring.enabled).
+    assert.deepEqual(fwOf("backup1").admissions.filter((a) => a.port !== 8432 && a.port !== 22 && a.port !== 9100).map((a) => a.port), []);
     // The logical dump: PostgreSQL on the nodes from the backup host.
     assert.ok(fwOf("pg1").admissions.some((a) => a.port === 5432 && a.source === "10.213.0.30/32" && a.who === "the backup host"));
   });

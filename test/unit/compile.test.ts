@@ -32,9 +32,11 @@ describe("compile()", () => {
   it("gives one step per host and role, with unique ids and digests of their scripts", () => {
     const ids = plan.steps.map((s) => s.id);
     assert.equal(new Set(ids).size, ids.length);
-    assert.deepEqual(ids.filter((i) => i.startsWith("pg1/")).sort(), ["pg1/common", "pg1/database", "pg1/etcd", "pg1/firewall", "pg1/patroni", "pg1/pgbackrest", "pg1/pgbouncer", "pg1/postgresql", "pg1/restart", "pg1/update"]);
-    assert.deepEqual(ids.filter((i) => i.startsWith("lb1/")).sort(), ["lb1/common", "lb1/firewall", "lb1/haproxy", "lb1/keepalived", "lb1/update"]);
-    assert.deepEqual(ids.filter((i) => i.startsWith("backup1/")).sort(), ["backup1/backup", "backup1/common", "backup1/drill", "backup1/dump", "backup1/firewall", "backup1/stanza", "backup1/update"]);
+    assert.deepEqual(ids.filter((i) => i.startsWith("pg1/")).sort(), ["pg1/common", "pg1/database", "pg1/etcd", "pg1/exporters", "pg1/firewall", "pg1/patroni", "pg1/pgbackrest", "pg1/pgbouncer", "pg1/postgresql", "pg1/restart", "pg1/update"]);
+    assert.deepEqual(ids.filter((i) => i.startsWith("lb1/")).sort(), ["lb1/common", "lb1/exporters", "lb1/firewall", "lb1/haproxy", "lb1/keepalived", "lb1/update"]);
+    assert.deepEqual(ids.filter((i) => i.startsWith("backup1/")).sort(), ["backup1/backup", "backup1/common", "backup1/drill", "backup1/dump", "backup1/exporters", "backup1/firewall", "backup1/stanza", "backup1/update"]);
+    // monitoring.enabled: the monitoring host has its exporters and Prometheus, nothing else.
+    assert.deepEqual(ids.filter((i) => i.startsWith("mon1/")).sort(), ["mon1/common", "mon1/exporters", "mon1/firewall", "mon1/monitoring"]);
     const digests = new Set(plan.steps.map((s) => s.digest));
     assert.equal(digests.size, plan.steps.length, "every step's script differs");
   });
@@ -64,7 +66,8 @@ describe("compile()", () => {
     const hosts = hostsOf(spec);
     const other = compile(spec, hosts, await testPki(spec, hosts), TEST_SECRETS);
     const changed = other.steps.filter((s, i) => s.digest !== plan.steps[i].digest).map((s) => s.id);
-    assert.deepEqual(changed, ["pg1/pgbouncer", "pg2/pgbouncer", "pg3/pgbouncer"]);
+    // The monitoring host's alert rules name the pool size (PgBouncerClientsWaiting's description).
+    assert.deepEqual(changed, ["pg1/pgbouncer", "pg2/pgbouncer", "pg3/pgbouncer", "mon1/monitoring"]);
   });
 
   it("ends every script with the handlers and the machine-readable result line", () => {

@@ -102,7 +102,7 @@ describe("stack config validation", () => {
 
   it("reads the local stack file without the Pulumi CLI", () => {
     const spec = specFromStackFile(readStackFile("local"));
-    assert.deepEqual(spec.hosts.map((h) => h.address), ["10.213.0.10", "10.213.0.11", "10.213.0.12", "10.213.0.13", "10.213.0.9", "10.213.0.30"]);
+    assert.deepEqual(spec.hosts.map((h) => h.address), ["10.213.0.10", "10.213.0.11", "10.213.0.12", "10.213.0.13", "10.213.0.9", "10.213.0.30", "10.213.0.40"]);
     assert.equal(spec.network.floatingAddress, "10.213.0.5", "DESIGN.md §5: the balancer pair's floating address");
     assert.equal(spec.apt.proxy, "http://10.213.0.1:3142");
   });

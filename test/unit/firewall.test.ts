@@ -71,6 +71,17 @@ function expectedAdmits(spec: ClusterSpec, hosts: Host[], h: Host): Map<number, 
       add(8405, [...of("balancer"), ...op]);
     }
   }
+  // monitoring.enabled (issue #14): the monitoring host scrapes every host's node exporter, the
+  // nodes' postgres_exporter and Patroni, the etcd members, the balancers' HAProxy exporter; its
+  // Prometheus answers operators (and itself).
+  if (spec.monitoring.enabled) {
+    const mon = of("monitoring");
+    add(9100, [...mon, ...op]);
+    if (h.roles.includes("postgres")) { add(9187, [...mon, ...op]); add(8008, mon); }
+    if (h.roles.includes("etcd")) add(2379, mon);
+    if (h.roles.includes("balancer")) add(8406, [...mon, ...op]);
+    if (h.roles.includes("monitoring")) add(9090, [...admin, h.address]);
+  }
   for (const [p, src] of m) if (!src.length) m.delete(p);
   return m;
 }

@@ -343,7 +343,7 @@ describe("an unvalidated config value stays inert where it is used", function ()
       it(`"${rotation}": exactly one CN, the value only inside serialNumber`, async () => {
         const spec = clone(base);
         spec.tls.rotation = rotation;
-        const state = await ensurePki(spec, { lb1: "10.213.0.10", lb2: "10.213.0.9", pg1: "10.213.0.11", pg2: "10.213.0.12", pg3: "10.213.0.13", backup1: "10.213.0.30" }, undefined);
+        const state = await ensurePki(spec, { lb1: "10.213.0.10", lb2: "10.213.0.9", pg1: "10.213.0.11", pg2: "10.213.0.12", pg3: "10.213.0.13", backup1: "10.213.0.30", mon1: "10.213.0.40" }, undefined);
         for (const id of ["pg1", "replication"]) {
           const cert = new x509.X509Certificate(state.certs[id].cert);
           assert.deepEqual(cert.subjectName.getField("CN"), [id === "pg1" ? "pg1" : "replicator"]);

@@ -12,7 +12,7 @@ function spec(tls: Record<string, unknown> = {}) {
   const sf = readStackFile("local");
   return parseClusterSpec({ ...sf.values, tls }, { stack: "local", secretKeys: new Set(), source: "t" });
 }
-const addresses = { lb1: "10.213.0.10", lb2: "10.213.0.9", pg1: "10.213.0.11", pg2: "10.213.0.12", pg3: "10.213.0.13", backup1: "10.213.0.30" };
+const addresses = { lb1: "10.213.0.10", lb2: "10.213.0.9", pg1: "10.213.0.11", pg2: "10.213.0.12", pg3: "10.213.0.13", backup1: "10.213.0.30", mon1: "10.213.0.40" };
 
 describe("local PKI (the certificates @pulumi/tls issues for a stack)", function () {
   this.timeout(30000);
@@ -30,8 +30,11 @@ describe("local PKI (the certificates @pulumi/tls issues for a stack)", function
     assert.match(c.subject, /serialNumber=ca-1\.r-0/);
     for (const san of ["DNS:pg2", "DNS:localhost", "IP Address:10.213.0.12", "IP Address:127.0.0.1", "IP Address:10.213.0.10", "IP Address:10.213.0.9", "IP Address:10.213.0.5"]) assert.ok(c.subjectAltName!.includes(san), `${san} in ${c.subjectAltName}`);
     assert.ok(c.checkPrivateKey(crypto.createPrivateKey(pki.nodes.pg2.key)));
-    // The backup host serves pgBackRest over TLS; the balancer serves no TLS itself.
-    assert.equal(Object.keys(pki.nodes).sort().join(","), "backup1,pg1,pg2,pg3", "the balancer serves no TLS itself");
+    // With monitoring on (the local stack) every host serves its exporters over TLS; without it the
+    // backup host serves pgBackRest over TLS and the balancers serve no TLS themselves.
+    assert.equal(Object.keys(pki.nodes).sort().join(","), "backup1,lb1,lb2,mon1,pg1,pg2,pg3");
+    const off = { ...s, hosts: s.hosts.filter((h) => !h.roles.includes("monitoring")), monitoring: { ...s.monitoring, enabled: false } };
+    assert.equal(Object.keys(toPki(off, await ensurePki(off, addresses, undefined)).nodes).sort().join(","), "backup1,pg1,pg2,pg3", "without monitoring the balancers serve no TLS themselves");
     const repl = new crypto.X509Certificate(pki.replication.cert);
     assert.match(repl.subject, /CN=replicator/);
     assert.ok(repl.keyUsage === undefined || !repl.keyUsage.includes("1.3.6.1.5.5.7.3.1"), "client-only");

@@ -178,13 +178,20 @@ for error, code in [("OK: HTTP status code 200; transport: missing content-type 
     const ca = path.join(tmp, "ca.crt");
     fs.writeFileSync(ca, fileOf(step("lb1/haproxy"), "/etc/haproxy/pki/ca.crt"));
     const cfg = path.join(tmp, "haproxy.cfg");
-    fs.writeFileSync(cfg, text.replace(/\/etc\/haproxy\/pki\/ca\.crt/g, ca));
+    // The metrics frontend's certificate and key (monitoring.enabled), as the step writes them.
+    const pem = path.join(tmp, "node.pem");
+    fs.writeFileSync(pem, fileOf(step("lb1/haproxy"), "/etc/haproxy/pki/node.pem"));
+    fs.writeFileSync(cfg, text.replace(/\/etc\/haproxy\/pki\/ca\.crt/g, ca).replace(/\/etc\/haproxy\/pki\/node\.pem/g, pem));
     const r = run("haproxy", ["-c", "-f", cfg]);
     assert.equal(r.code, 0, r.out);
     // The local stack's balancers share a floating address: HAProxy binds it too (transparent:
     // the backup balancer does not hold it) and answers keepalived's health check on 8405.
     for (const p of ["5000", "5001", "5002", "8405"]) assert.match(text, new RegExp(`bind 10\\.213\\.0\\.5:${p} transparent\n`));
     assert.match(text, /monitor-uri \/health/);
+    // HAProxy's exporter: TLS, the monitoring host and operators only, the login by its bcrypt hash.
+    assert.match(text, /^frontend metrics\n(?:.*\n)*?    bind 10\.213\.0\.10:8406 ssl crt \/etc\/haproxy\/pki\/node\.pem\n    acl scrapers src 10\.213\.0\.1\/32 10\.213\.0\.40\/32\n    http-request deny unless scrapers\n/m);
+    assert.match(text, /^    user prometheus password '\$2b\$10\$[./A-Za-z0-9]{53}'$/m);
+    assert.match(text, /http-request use-service prometheus-exporter if \{ path \/metrics \}/);
   });
 
   describe("haproxy.cfg behind GCP's internal load balancer (prod: two balancers)", () => {
@@ -216,7 +223,10 @@ for error, code in [("OK: HTTP status code 200; transport: missing content-type 
       const ca = path.join(tmp, "gcp-ca.crt");
       fs.writeFileSync(ca, pki.caBundle);
       const cfg = path.join(tmp, "gcp-haproxy.cfg");
-      fs.writeFileSync(cfg, text.replace(/\/etc\/haproxy\/pki\/ca\.crt/g, ca));
+      // The metrics frontend's certificate and key (monitoring.enabled), as the step writes them.
+    const pem = path.join(tmp, "node.pem");
+    fs.writeFileSync(pem, fileOf(step("lb1/haproxy"), "/etc/haproxy/pki/node.pem"));
+    fs.writeFileSync(cfg, text.replace(/\/etc\/haproxy\/pki\/ca\.crt/g, ca).replace(/\/etc\/haproxy\/pki\/node\.pem/g, pem));
       const r = run("haproxy", ["-c", "-f", cfg]);
       assert.equal(r.code, 0, r.out);
       assert.doesNotMatch(r.out, /ALERT|balancer_health|transparent/, r.out);

@@ -1,0 +1,141 @@
+// Issue #14 on the real local cluster: Prometheus on the monitoring host scrapes every target of
+// the inventory over TLS; the exporters refuse a request without the metrics login and are closed
+// to a client that is no operator; the metrics password is held in plain text on the monitoring
+// host only; pgcluster's textfile metrics say what the hosts hold (certificates, pgBouncer); and a
+// replica that goes down fires PostgresNodeDown for that node, which resolves when it is back.
+import { strict as assert } from "assert";
+import * as https from "https";
+import { X509Certificate } from "crypto";
+import { onNode, requireHosts, settledCluster } from "../support/hostsLayer";
+import { ProbeNamespace } from "../support/netns";
+import { patroniCluster, type LocalCluster } from "../../local/cluster";
+import { activeAlerts, promQuery, prometheusApi, type Alert } from "../../local/monitoring";
+import { ssh } from "../../local/ssh";
+import { tlsDir } from "../../model/identities";
+import { scrapeJobs } from "../../roles/monitoring/configs";
+
+/** Status of a GET over TLS verified against the cluster CA, with or without a login. */
+function status(c: LocalCluster, url: string, auth?: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const headers = auth === undefined ? {} : { authorization: `Basic ${Buffer.from(auth).toString("base64")}` };
+    const req = https.get(url, { ca: c.pki.ca, headers, timeout: 5000, agent: false }, (res) => { res.resume(); res.on("end", () => resolve(res.statusCode ?? 0)); });
+    req.on("timeout", () => req.destroy(new Error(`${url}: timeout`)));
+    req.on("error", reject);
+  });
+}
+
+async function until<T>(seconds: number, what: string, probe: () => Promise<T | undefined>): Promise<T> {
+  const end = Date.now() + seconds * 1000;
+  let last = "";
+  for (;;) {
+    try {
+      const v = await probe();
+      if (v !== undefined) return v;
+    } catch (e) { last = (e as Error).message; }
+    if (Date.now() > end) throw new Error(`${what}: not within ${seconds} s${last ? ` (last error: ${last})` : ""}`);
+    await new Promise((r) => setTimeout(r, 3000));
+  }
+}
+
+describe("hosts layer: monitoring (issue #14)", function () {
+  this.timeout(10 * 60_000);
+  let c: LocalCluster;
+  const outsider = new ProbeNamespace("10.213.0.203");
+
+  before(async function () {
+    requireHosts(this);
+    c = await settledCluster("monitoring");
+    assert.ok(c.spec.monitoring.enabled, "the local stack has monitoring on");
+  });
+
+  after(() => {
+    const left = outsider.remove();
+    if (left.length) throw new Error(`left behind: ${left.join(", ")}`);
+  });
+
+  it("Prometheus scrapes every target of the inventory (by host name) and every one is up", async () => {
+    const want = scrapeJobs(c.hosts).flatMap((j) => j.targets.map((t) => `${j.name}/${t.host}`)).sort();
+    assert.ok(want.length >= 19, `targets expected: ${want.length}`);
+    // A fresh apply's first scrapes may still be under way: up within two scrape intervals.
+    const seen = await until(60, "every target up", async () => {
+      const d = await prometheusApi<{ activeTargets: { labels: Record<string, string>; health: string; lastError: string }[] }>(c, "/api/v1/targets?state=active");
+      const byKey = new Map(d.activeTargets.map((t) => [`${t.labels.job}/${t.labels.instance}`, t]));
+      const notUp = want.filter((k) => byKey.get(k)?.health !== "up");
+      if (notUp.length) throw new Error(`not up: ${notUp.map((k) => `${k} (${byKey.get(k)?.health ?? "not a target"}${byKey.get(k)?.lastError ? `: ${byKey.get(k)!.lastError}` : ""})`).join(", ")}`);
+      return [...byKey.keys()].sort();
+    });
+    assert.deepEqual(seen, want, "exactly the inventory's targets, nothing else");
+  });
+
+  it("every exporter answers over TLS: 401 without the login or with a wrong one, 200 with it", async () => {
+    for (const job of scrapeJobs(c.hosts).filter((j) => j.basicAuthUser)) {
+      for (const t of job.targets) {
+        const url = `https://${t.address}:${t.port}${job.metricsPath}`;
+        assert.equal(await status(c, url), 401, `${job.name} on ${t.host} without the login`);
+        assert.equal(await status(c, url, `${job.basicAuthUser}:wrong-${c.secrets.metricsPassword.length}`), 401, `${job.name} on ${t.host} with a wrong password`);
+        assert.equal(await status(c, url, `${job.basicAuthUser}:${c.secrets.metricsPassword}`), 200, `${job.name} on ${t.host} with the login`);
+      }
+    }
+  });
+
+  it("from a client address that is no operator (10.213.0.203): every exporter's port and Prometheus are closed", async () => {
+    outsider.create();
+    for (const job of scrapeJobs(c.hosts)) {
+      for (const t of job.targets) {
+        const r = await outsider.probe(t.address, t.port);
+        assert.equal(r.state, "closed", `${job.name} ${t.host} ${t.address}:${t.port} from 10.213.0.203: ${r.detail}`);
+      }
+    }
+  });
+
+  it("the metrics password is in plain text on the monitoring host only (0640 root:prometheus), nowhere else under /etc or pgcluster's scripts", async () => {
+    for (const h of c.hosts) {
+      // The password goes to grep on stdin as its pattern: never in argv.
+      const r = await ssh(c.ssh, c.targets[h.name], "grep -rlF -f /dev/stdin /etc /usr/local/lib/pgcluster /var/lib/prometheus 2>/dev/null; true", `${c.secrets.metricsPassword}\n`, 60_000);
+      assert.equal(r.code, 0, `${h.name}: ${r.out}`);
+      const files = r.out.trim().split("\n").filter(Boolean);
+      assert.deepEqual(files, h.roles.includes("monitoring") ? ["/etc/prometheus/pgcluster/metrics-password"] : [], `${h.name} holds it in: ${files.join(", ")}`);
+    }
+    const mon = c.hosts.find((h) => h.roles.includes("monitoring"))!;
+    assert.equal(await onNode(c, mon.name, "stat -c '%a %U:%G' /etc/prometheus/pgcluster/metrics-password"), "640 root:prometheus");
+  });
+
+  it("textfile metrics: each node certificate's expiry as the PKI issued it, pgBouncer read on every database node", async () => {
+    for (const h of c.hosts.filter((x) => x.roles.includes("postgres"))) {
+      const path = `${tlsDir.patroni}/node.crt`;
+      const want = Math.round(new Date(new X509Certificate(c.pki.nodes[h.name].cert).validTo).getTime() / 1000);
+      const got = await until(60, `${h.name}'s certificate expiry`, async () => (await promQuery(c, `pgcluster_certificate_expiry_timestamp_seconds{instance="${h.name}",path="${path}"}`))[0]?.value);
+      assert.equal(got, want, `${h.name} ${path}`);
+      const up = await until(60, `${h.name}'s pgBouncer metrics`, async () => (await promQuery(c, `pgbouncer_up{instance="${h.name}"}`))[0]?.value);
+      assert.equal(up, 1, `${h.name}: pgBouncer's console read`);
+    }
+    const unreadable = await promQuery(c, `pgcluster_certificate_files{state="unreadable"} > 0`);
+    assert.deepEqual(unreadable.map((s) => s.metric.instance), [], "every certificate file read");
+  });
+
+  it("a replica down for more than a minute fires PostgresNodeDown for that node (critical), which resolves once it is back", async () => {
+    const members = await patroniCluster(c);
+    const replica = members.find((m) => m.role === "replica" || m.role === "sync_standby");
+    assert.ok(replica, `a replica among ${members.map((m) => `${m.name}:${m.role}`).join(", ")}`);
+    const down = (alerts: Alert[]) => alerts.find((a) => a.name === "PostgresNodeDown" && a.instance === replica!.name && a.state === "firing");
+    assert.equal(down(await activeAlerts(c)), undefined, "not firing before");
+    const t0 = Date.now();
+    await onNode(c, replica.name, "systemctl stop patroni");
+    try {
+      const fired = await until(180, `PostgresNodeDown firing for ${replica.name}`, async () => down(await activeAlerts(c)));
+      console.log(`      · PostgresNodeDown (${fired.severity}) for ${replica.name} firing ${((Date.now() - t0) / 1000).toFixed(0)} s after Patroni stopped: ${fired.summary}`);
+      assert.equal(fired.severity, "critical");
+      const others = (await activeAlerts(c)).filter((a) => a.name === "PostgresNodeDown" && a.instance !== replica!.name);
+      assert.deepEqual(others.map((a) => a.instance), [], "no other node is said down");
+    } finally {
+      await onNode(c, replica.name, "systemctl start patroni");
+    }
+    const t1 = Date.now();
+    await until(120, `PostgresNodeDown resolved for ${replica.name}`, async () => {
+      const a = (await activeAlerts(c)).find((x) => x.name === "PostgresNodeDown" && x.instance === replica!.name);
+      return a ? undefined : true;
+    });
+    console.log(`      · resolved ${((Date.now() - t1) / 1000).toFixed(0)} s after Patroni started again`);
+    await until(120, `${replica.name} streaming again`, async () => ((await patroniCluster(c)).find((m) => m.name === replica!.name)?.state === "streaming" ? true : undefined));
+  });
+});
