@@ -210,7 +210,7 @@ export class PgCluster extends pulumi.ComponentResource {
         hostKey: conn.hostKey,
         retrust: retrust[h.name],
         ...(conn.proxy ? { proxy: pulumi.secret(pulumi.output(conn.proxy)) as any } : {}),
-        steps: pulumi.secret(plan.apply((p) => p.steps.filter((s) => s.host === h.name).map((s) => ({ id: s.id, script: stepScript(s) })))),
+        steps: pulumi.secret(plan.apply((p) => topoOrder(p.steps).filter((s) => s.host === h.name).map((s) => ({ id: s.id, script: stepScript(s) })))),
       }, {
         ...c.opts(`${h.name}-drift`, this.hosts[h.name]),
         dependsOn: graph.filter((s) => s.host === h.name).map((s) => commands[s.id]),

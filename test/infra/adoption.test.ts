@@ -92,8 +92,8 @@ for (const [stack, old] of Object.entries(FIXTURE.stacks)) {
       if (stack !== "local") assert.ok(groups >= 1);
       for (const r of fresh) assert.deepEqual(named(r), [], `${r.type} ${r.name}: new, so no alias`);
       const secrets = registered.filter((r) => r.custom && isNewSecret(r));
-      assert.equal(secrets.length, 1, "the stats password is generated");
-      assert.deepEqual(named(secrets[0]), [], `${secrets[0].name}: new, so no alias`);
+      assert.equal(secrets.length, 2, "the stats and metrics passwords are generated");
+      for (const s of secrets) assert.deepEqual(named(s), [], `${s.name}: new, so no alias`);
       const custom = registered.filter((r) => r.custom && !isNewGcpResource(r) && !isNewSecret(r));
       for (const r of custom) {
         assert.equal(named(r).length, 1, `${r.type} ${r.name}: ${JSON.stringify(r.aliases)}`);

@@ -206,7 +206,7 @@ describe("PgCluster arguments (mocks)", function () {
     const clusters = registered.filter((r) => r.type === "pgcluster:index:PgCluster");
     for (const c of clusters) {
       const cmds = registered.filter((r) => r.type === "command:remote:Command" && ancestors(registered, r).includes(c));
-      const want = c.name === "alpha" ? ["10.213.0.10", "10.213.0.11", "10.213.0.12", "10.213.0.13", "10.213.0.30", "10.213.0.9"] : ["10.213.0.50", "10.213.0.51", "10.213.0.52", "10.213.0.53", "10.213.0.54"];
+      const want = c.name === "alpha" ? ["10.213.0.10", "10.213.0.11", "10.213.0.12", "10.213.0.13", "10.213.0.30", "10.213.0.40", "10.213.0.9"] : ["10.213.0.50", "10.213.0.51", "10.213.0.52", "10.213.0.53", "10.213.0.54", "10.213.0.55"];
       assert.deepEqual([...new Set(cmds.map((x) => reveal(x.inputs.connection).host))].sort(), want, c.name);
       for (const x of cmds) assert.equal(reveal(x.inputs.connection).hostKey, fakeHostKey(`scan ${reveal(x.inputs.connection).host}`));
     }

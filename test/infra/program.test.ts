@@ -1,3 +1,4 @@
+import { needsNodeCert } from "../../model/certs";
 import { strict as assert } from "assert";
 import * as pulumi from "@pulumi/pulumi";
 import * as gcp from "@pulumi/gcp";
@@ -104,7 +105,8 @@ for (const stack of ["dev", "prod", "local"]) {
       assert.equal(ca[0].inputs.validityPeriodHours, ctx.spec.tls.caValidityHours);
       assert.equal(ca[0].inputs.earlyRenewalHours, undefined, "a CA is never replaced in place (that would switch trust mid-apply)");
       const csrs = ofType(ctx.registered, "tls:index/certRequest:CertRequest");
-      const tlsHosts = ctx.spec.hosts.filter((h) => h.roles.includes("etcd") || h.roles.includes("postgres") || h.roles.includes("backup"));
+      const tlsHosts = ctx.spec.hosts.filter((h) => needsNodeCert(ctx.spec, h));
+      if (ctx.spec.monitoring.enabled) assert.equal(tlsHosts.length, ctx.spec.hosts.length, "monitoring: every host serves its exporters over TLS");
       assert.equal(csrs.length, tlsHosts.length + 2);
       const repl = csrs.find((c) => c.name.endsWith("-replication-csr"))!;
       assert.equal(repl.inputs.subject.commonName, "replicator");
@@ -176,7 +178,7 @@ for (const stack of ["dev", "prod", "local"]) {
       it("static inventory: no cloud resources, Commands reach the inventory addresses", () => {
         assert.equal(ctx.registered.filter((r) => r.type.startsWith("gcp:")).length, 0);
         const hosts = ofType(ctx.registered, "command:remote:Command").map((c) => reveal(c.inputs.connection).host);
-        assert.deepEqual([...new Set(hosts)].sort(), ["10.213.0.10", "10.213.0.11", "10.213.0.12", "10.213.0.13", "10.213.0.30", "10.213.0.9"]);
+        assert.deepEqual([...new Set(hosts)].sort(), ["10.213.0.10", "10.213.0.11", "10.213.0.12", "10.213.0.13", "10.213.0.30", "10.213.0.40", "10.213.0.9"]);
       });
     } else {
       it("GCP: one instance per node spread over the zones, no public IP on database nodes, pd-ssd data disks", () => {
@@ -271,7 +273,7 @@ for (const stack of ["dev", "prod", "local"]) {
     it("static, trust on first use with one key pinned: that host uses the config's key, the others are recorded", async () => {
       const hosts = localHosts().map((h) => (h.name === "pg2" ? { ...h, hostKey: fakeHostKey("config pg2") } : h));
       const { registered, spec } = await run("local", { "pgcluster:hosts": JSON.stringify(hosts) });
-      assert.deepEqual(scans(registered).map((r) => r.name).sort(), ["pglocal-backup1-hostkey", "pglocal-lb1-hostkey", "pglocal-lb2-hostkey", "pglocal-pg1-hostkey", "pglocal-pg3-hostkey"]);
+      assert.deepEqual(scans(registered).map((r) => r.name).sort(), ["pglocal-backup1-hostkey", "pglocal-lb1-hostkey", "pglocal-lb2-hostkey", "pglocal-mon1-hostkey", "pglocal-pg1-hostkey", "pglocal-pg3-hostkey"]);
       const hostOf = commandHosts(spec);
       const keys = new Map(ofType(registered, "command:remote:Command").map((c) => [hostOf.get(c.name), reveal(c.inputs.connection).hostKey]));
       assert.equal(keys.get("pg2"), fakeHostKey("config pg2"));
