@@ -944,24 +944,27 @@ export function parseClusterSpec(raw: Record<string, unknown>, ctx: ParseContext
         else if (taken >= 0) fail(["network", "floatingAddress"], `${floating} is hosts[${taken}]'s ("${c.hosts[taken].name}") own address; the floating address must be a free one that only the balancers carry`);
       } else if (balancers.length >= 2)
         fail(["network", "floatingAddress"], `is required with ${balancers.length} balancers (${balancers.join(", ")}): clients dial one address that keepalived moves to a healthy balancer; set it to a free address in network.cidr`);
-      const backupHosts = c.hosts.map((h, i) => ({ h, i })).filter(({ h }) => h.roles.includes("backup"));
-      for (const { h, i } of backupHosts) {
-        if (new Set(h.roles).size > 1) fail(["hosts", i, "roles"], `host "${h.name}" has role backup with ${h.roles.filter((r) => r !== "backup").join(", ")}: the backup repository must be a host of its own (a repository on a node that fails with it protects nothing)`);
-        if (!backupEnabled && ok("backup")) fail(["hosts", i, "roles"], `host "${h.name}" has role backup, but backup.enabled is false; set backup.enabled: true, or remove the role`);
-      }
-      if (backupEnabled && backupHosts.length !== 1)
-        fail(["hosts"], backupHosts.length === 0
-          ? `gives no backup host, but backup.enabled is true: add a host of its own with roles [backup] (pgBackRest's repository and TLS server)`
-          : `gives ${backupHosts.length} backup hosts (${backupHosts.map(({ h }) => h.name).join(", ")}); pgcluster keeps one repository: give role backup to one host`);
-      const monitoringHosts = c.hosts.map((h, i) => ({ h, i })).filter(({ h }) => h.roles.includes("monitoring"));
-      for (const { h, i } of monitoringHosts) {
-        if (new Set(h.roles).size > 1) fail(["hosts", i, "roles"], `host "${h.name}" has role monitoring with ${h.roles.filter((r) => r !== "monitoring").join(", ")}: the monitoring host must be a host of its own (a monitor that fails with a node cannot tell about it)`);
-        if (!monitoringEnabled && ok("monitoring")) fail(["hosts", i, "roles"], `host "${h.name}" has role monitoring, but monitoring.enabled is false; set monitoring.enabled: true, or remove the role`);
-      }
-      if (monitoringEnabled && monitoringHosts.length !== 1)
-        fail(["hosts"], monitoringHosts.length === 0
-          ? `gives no monitoring host, but monitoring.enabled is true: add a host of its own with roles [monitoring] (Prometheus and Alertmanager)`
-          : `gives ${monitoringHosts.length} monitoring hosts (${monitoringHosts.map(({ h }) => h.name).join(", ")}); give role monitoring to one host`);
+      /** A role that needs exactly one host of its own while its feature is on, and none while off. */
+      const listed = c.hosts;
+      const hostOfItsOwn = (role: "backup" | "monitoring", enabled: boolean, o: { ownWhy: string; serves: string; oneWhy: string }) => {
+        const withIt = listed.map((h, i) => ({ h, i })).filter(({ h }) => h.roles.includes(role));
+        for (const { h, i } of withIt) {
+          if (new Set(h.roles).size > 1) fail(["hosts", i, "roles"], `host "${h.name}" has role ${role} with ${h.roles.filter((r) => r !== role).join(", ")}: ${o.ownWhy}`);
+          if (!enabled && ok(role)) fail(["hosts", i, "roles"], `host "${h.name}" has role ${role}, but ${role}.enabled is false; set ${role}.enabled: true, or remove the role`);
+        }
+        if (enabled && withIt.length !== 1)
+          fail(["hosts"], withIt.length === 0
+            ? `gives no ${role} host, but ${role}.enabled is true: add a host of its own with roles [${role}] (${o.serves})`
+            : `gives ${withIt.length} ${role} hosts (${withIt.map(({ h }) => h.name).join(", ")}); ${o.oneWhy}: give role ${role} to one host`);
+      };
+      hostOfItsOwn("backup", backupEnabled, {
+        ownWhy: "the backup repository must be a host of its own (a repository on a node that fails with it protects nothing)",
+        serves: "pgBackRest's repository and TLS server", oneWhy: "pgcluster keeps one repository",
+      });
+      hostOfItsOwn("monitoring", monitoringEnabled, {
+        ownWhy: "the monitoring host must be a host of its own (a monitor that fails with a node cannot tell about it)",
+        serves: "Prometheus and Alertmanager", oneWhy: "one Prometheus watches the cluster",
+      });
       if (ok("ssh")) {
         for (const h of c.hosts)
           hosts.push({ name: h.name, address: h.address, roles: [...new Set(h.roles)], sshUser: h.sshUser ?? c.ssh.user, sshPort: h.sshPort ?? c.ssh.port, dataDevice: h.dataDevice, hostKey: h.hostKey, kind: "static", ...(h.leaving ? { leaving: true } : {}) });
