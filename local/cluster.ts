@@ -137,11 +137,16 @@ export function statsUrls(c: LocalCluster): string[] {
  * syntax: a double-quoted value with '\\' and '"' escaped.
  */
 export function writeStatsCurlConfig(c: LocalCluster): string {
-  const file = path.join(c.stateDir, "stats.curl");
-  const login = `${users.haproxyStats}:${c.secrets.statsPassword}`;
-  if (/[\u0000-\u001f\u007f]/.test(login)) throw new Error("the stats password holds a control character: it cannot be written to a curl config file");
+  return writeCurlLogin(c, "stats.curl", users.haproxyStats, c.secrets.statsPassword, "the stats password");
+}
+
+/** <state>/<name> (0600): `user:password` as a curl config file (double-quoted, '\\' and '"' escaped). */
+export function writeCurlLogin(c: Pick<LocalCluster, "stateDir">, name: string, user: string, password: string, what: string): string {
+  const file = path.join(c.stateDir, name);
+  const login = `${user}:${password}`;
+  if (/[\u0000-\u001f\u007f]/.test(login)) throw new Error(`${what} holds a control character: it cannot be written to a curl config file`);
   fs.writeFileSync(file, `user = "${login.replace(/[\\"]/g, (ch) => `\\${ch}`)}"\n`, { mode: 0o600 });
-  fs.chmodSync(file, 0o600);
+  fs.chmodSync(file, 0o600); // an older file keeps its mode otherwise
   return file;
 }
 

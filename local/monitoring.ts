@@ -1,12 +1,10 @@
 // The monitoring host's Prometheus, as the operator's machine reads it: its HTTP API over TLS
 // (verified against the cluster CA) with the metrics login in a header, never in argv. Used by
 // `npm run status` (the alerts that fire) and the hosts tests.
-import * as fs from "fs";
 import * as https from "https";
-import * as path from "path";
 import { ports } from "../model/identities";
 import { METRICS_USER } from "../roles/exporters/webConfig";
-import type { LocalCluster } from "./cluster";
+import { writeCurlLogin, type LocalCluster } from "./cluster";
 
 export interface Alert { name: string; state: "pending" | "firing"; severity: string; instance?: string; summary: string; activeAt: string }
 
@@ -69,10 +67,5 @@ export function describeAlerts(alerts: Alert[]): string[] {
  * `curl -K <file> --cacert <ca> <url>`, like the stats page's (local/cluster.ts).
  */
 export function writePrometheusCurlConfig(c: Pick<LocalCluster, "secrets" | "stateDir">): string {
-  const file = path.join(c.stateDir, "prometheus.curl");
-  const login = `${METRICS_USER}:${c.secrets.metricsPassword}`;
-  if (/[\u0000-\u001f\u007f]/.test(login)) throw new Error("the metrics password holds a control character: it cannot be written to a curl config file");
-  fs.writeFileSync(file, `user = "${login.replace(/[\\"]/g, (ch) => `\\${ch}`)}"\n`, { mode: 0o600 });
-  fs.chmodSync(file, 0o600);
-  return file;
+  return writeCurlLogin(c, "prometheus.curl", METRICS_USER, c.secrets.metricsPassword, "the metrics password");
 }
