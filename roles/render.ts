@@ -76,6 +76,15 @@ export function render(role: string, file: string, context: object): string {
   return renderFile(path.join(TEMPLATE_DIR, role, `${file}.hbs`), `${role}/${file}`, context);
 }
 
+/**
+ * templates/<role>/<file> as it is: a file that holds no stack config value (e.g. a Go template
+ * that Prometheus itself renders, whose {{ }} Handlebars must not touch).
+ */
+export function verbatim(role: string, file: string): string {
+  if (file.endsWith(".hbs")) throw new Error(`verbatim: ${role}/${file} is a Handlebars template; use render()`);
+  return fs.readFileSync(path.join(TEMPLATE_DIR, role, file), "utf8");
+}
+
 /** Render roles/<role>/<file>.sh.hbs, the role's host-side shell. */
 export function renderShell(role: string, file: string, context: object): string {
   if (!file.endsWith(".sh")) throw new Error(`renderShell: ${file} is not a shell template (<name>.sh)`);

@@ -2,14 +2,18 @@
 // the inventory over TLS; the exporters refuse a request without the metrics login and are closed
 // to a client that is no operator; the metrics password is held in plain text on the monitoring
 // host only; pgcluster's textfile metrics say what the hosts hold (certificates, pgBouncer); and a
-// replica that goes down fires PostgresNodeDown for that node, which resolves when it is back.
+// replica that goes down fires PostgresNodeDown for that node, which resolves when it is back. The
+// overview page (/consoles/pgcluster.html), rendered by Debian's chromium, shows what Patroni,
+// etcd and HAProxy say, and the replica that went down.
 import { strict as assert } from "assert";
 import * as https from "https";
-import { X509Certificate } from "crypto";
+import { X509Certificate, createHash } from "crypto";
 import { onNode, requireHosts, settledCluster } from "../support/hostsLayer";
 import { ProbeNamespace } from "../support/netns";
 import { patroniCluster, type LocalCluster } from "../../local/cluster";
 import { activeAlerts, promQuery, prometheusApi, type Alert } from "../../local/monitoring";
+import { renderOverview, type Overview } from "../../local/overviewPage";
+import * as path from "path";
 import { ssh } from "../../local/ssh";
 import { tlsDir } from "../../model/identities";
 import { scrapeJobs } from "../../roles/monitoring/configs";
@@ -111,6 +115,40 @@ describe("hosts layer: monitoring (issue #14)", function () {
     assert.deepEqual(unreadable.map((s) => s.metric.instance), [], "every certificate file read");
   });
 
+  it("the overview page, rendered by headless chromium, shows the members, etcd, balancers and alerts as the cluster has them", async () => {
+    const shot = path.join(c.stateDir, "overview.png");
+    const page = await renderOverview(c, { screenshot: shot });
+    console.log(`      · overview page rendered; screenshot ${shot}`);
+    assert.equal(page.status, 200);
+    assert.equal(page.cluster, c.spec.clusterName, "Patroni's scope");
+    const members = await patroniCluster(c);
+    const leader = members.find((m) => m.role === "leader")?.name;
+    assert.ok(leader, `a leader among ${members.map((m) => `${m.name}:${m.role}`).join(", ")}`);
+    const byName = <T extends { name: string }>(xs: T[]): T[] => [...xs].sort((a, b) => a.name.localeCompare(b.name));
+    assert.deepEqual(byName(page.members).map((m) => [m.name, m.role, m.postgres]),
+      byName(members).map((m) => [m.name, m.name === leader ? "primary" : "replica", "running"]), "members: role and PostgreSQL as Patroni says");
+    assert.equal(page.summary.leader, leader);
+    for (const m of page.members.filter((x) => x.role === "replica")) assert.match(m.lag, /^\d+(\.\d+)?[kMG]?i?B$/, `${m.name}'s replay lag is a figure`);
+    const etcdHosts = c.hosts.filter((h) => h.roles.includes("etcd")).map((h) => h.name).sort();
+    assert.deepEqual(page.etcd.map((e) => [e.name, e.state]), etcdHosts.map((n) => [n, "healthy"]));
+    const balancers = c.hosts.filter((h) => h.roles.includes("balancer")).map((h) => h.name).sort();
+    assert.deepEqual(page.balancers.map((b) => [b.name, b.writer]), balancers.map((n) => [n, [leader]]), "every balancer's writer goes to the leader");
+    assert.match(page.summary["targets-down"], /^0 of \d+$/);
+    // The page and the API agree on the alerts (an alert may start or end between the two reads:
+    // those are told apart from a disagreement by reading the API on both sides).
+    const before = new Set((await activeAlerts(c)).map((a) => `${a.name}/${a.state}`));
+    const again = await renderOverview(c);
+    const after = new Set((await activeAlerts(c)).map((a) => `${a.name}/${a.state}`));
+    const shown = new Set(again.alerts.filter((a) => a.name !== "none").map((a) => `${a.name}/${a.state}`));
+    for (const k of shown) assert.ok(before.has(k) || after.has(k), `the page shows ${k}, the API does not`);
+    for (const k of before) if (after.has(k)) assert.ok(shown.has(k), `the API has ${k} throughout, the page does not show it`);
+  });
+
+  it("the browser refuses the page when the server's key is not the one Node verified against the CA", async () => {
+    const other = createHash("sha256").update(new X509Certificate(c.pki.ca).publicKey.export({ type: "spki", format: "der" })).digest("base64");
+    await assert.rejects(renderOverview(c, { spkiPin: other }), /ERR_CERT/);
+  });
+
   it("a replica down for more than a minute fires PostgresNodeDown for that node (critical), which resolves once it is back", async () => {
     const members = await patroniCluster(c);
     const replica = members.find((m) => m.role === "replica" || m.role === "sync_standby");
@@ -125,6 +163,11 @@ describe("hosts layer: monitoring (issue #14)", function () {
       assert.equal(fired.severity, "critical");
       const others = (await activeAlerts(c)).filter((a) => a.name === "PostgresNodeDown" && a.instance !== replica!.name);
       assert.deepEqual(others.map((a) => a.instance), [], "no other node is said down");
+      const page: Overview = await renderOverview(c);
+      const row = page.members.find((m) => m.name === replica!.name);
+      assert.deepEqual(row && [row.role, row.postgres], ["unreachable", "unknown"], `the page's row for ${replica!.name}`);
+      assert.ok(page.alerts.some((a) => a.name === "PostgresNodeDown" && a.state === "firing"), `the page lists PostgresNodeDown firing: ${JSON.stringify(page.alerts)}`);
+      assert.doesNotMatch(page.summary["targets-down"], /^0 /, "the page counts the target down");
     } finally {
       await onNode(c, replica.name, "systemctl start patroni");
     }
