@@ -5,7 +5,7 @@
 // reads the local repository only: it never reaches the database nodes and never archives.
 import { BACKUP_REPOSITORY, DRILL, PG_VERSION, PGBACKREST_CONFIG, TEXTFILE_DIR } from "../../model/identities";
 import { render } from "../render";
-import { daemonReload, restart, StepBuilder } from "../step";
+import { daemonReload, restart, shellFn, StepBuilder } from "../step";
 import { stepId } from "../types";
 import type { RoleUnit } from "../role";
 import { withRole } from "../hosts";
@@ -13,6 +13,12 @@ import { stanza } from "../backup";
 import { GCS_TURN_SCRIPT, ROLE as STANZA } from "../stanza";
 
 export const ROLE = "drill";
+/** The drill's node-exporter textfile: its result, or before the first drill when it became due. */
+export const DRILL_TEXTFILE = `${TEXTFILE_DIR}/pgcluster-restore-drill.prom`;
+
+export const shell = {
+  expectedSince: shellFn(`${ROLE}/drill.sh`, "pgc_drill_expected_since"),
+};
 
 export const drill: RoleUnit = {
   name: ROLE,
@@ -47,6 +53,8 @@ export const drill: RoleUnit = {
     s.file({ path: `/etc/systemd/system/${DRILL.timer}`, content: render(ROLE, "pgcluster-restore-drill.timer", { stanza: stanza(spec), calendar: spec.backup.schedule.drill, unit: DRILL.unit }), notify: [daemonReload, restart(DRILL.timer)] });
     s.handlers();
     s.service(DRILL.timer);
+    s.shell(ROLE, "drill.sh", { textfile: DRILL_TEXTFILE, stanza: stanza(spec) });
+    s.call(shell.expectedSince);
     return s;
   },
 };

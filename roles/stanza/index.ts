@@ -25,6 +25,7 @@ export const shell = {
   stanza: shellFn(`${ROLE}/stanza.sh`, "pgc_backup_stanza"),
   check: shellFn(`${ROLE}/stanza.sh`, "pgc_backup_check"),
   sameCluster: shellFn(`${ROLE}/stanza.sh`, "pgc_backup_same_cluster"),
+  first: shellFn(`${ROLE}/stanza.sh`, "pgc_backup_first"),
   stanzaGcs: shellFn(`${ROLE}/stanza-gcs.sh`, "pgc_backup_stanza_gcs"),
   checkGcs: shellFn(`${ROLE}/stanza-gcs.sh`, "pgc_backup_check_gcs"),
 };
@@ -59,7 +60,7 @@ export const stanzaRole: RoleUnit = {
     s.file({ path: `/etc/systemd/system/${backupUnit("")}`, content: render(ROLE, "pgcluster-backup@.service", { stanza: stanza(spec), ...(gcp ? { script: GCS_BACKUP_SCRIPT } : {}) }), notify: [daemonReload] });
     for (const type of BACKUP_TYPES)
       s.file({ path: `/etc/systemd/system/${timerUnit(type)}`, content: render(ROLE, "pgcluster-backup.timer", { stanza: stanza(spec), type, calendar: spec.backup.schedule[type] }), notify: [daemonReload, restart(timerUnit(type))] });
-    s.shell(ROLE, "stanza.sh", { stanza: stanza(spec), stack: spec.stack });
+    s.shell(ROLE, "stanza.sh", { stanza: stanza(spec), stack: spec.stack, firstBackupUnit: backupUnit("full") });
     if (gcp) {
       s.shell(ROLE, "stanza-gcs.sh", { stanza: stanza(spec), patroniTls: tlsDir.patroni, patroniPort: ports.patroni });
       s.call(shell.stanzaGcs);
@@ -71,6 +72,8 @@ export const stanzaRole: RoleUnit = {
     }
     s.handlers();
     for (const type of BACKUP_TYPES) s.service(timerUnit(type));
+    // After the handlers: the backup unit is loaded (daemon-reload) and archiving was checked.
+    if (!gcp) s.call(shell.first);
     return s;
   },
 };
