@@ -12,6 +12,7 @@ import { loadCluster, LOCAL_STACKS, onLocalHosts, connectionUrls, floatingAddres
 import * as path from "path";
 import { hostsDown } from "./hosts";
 import { activeAlerts, describeAlerts, prometheusUrl, writePrometheusCurlConfig } from "./monitoring";
+import { overviewUrl, renderOverview } from "./overviewPage";
 import { apply, bringUpHosts } from "./up";
 import { topoOrder } from "../roles/compile";
 import { ConfigError } from "../model/config";
@@ -28,7 +29,9 @@ function args(argv: string[]) {
   const i = argv.indexOf("--stack");
   const t = argv.indexOf("--type");
   const to = argv.indexOf("--to");
+  const shot = argv.indexOf("--screenshot");
   return {
+    screenshot: shot >= 0 ? argv[shot + 1] : undefined,
     cmd, stack: i >= 0 ? argv[i + 1] : "local", type: t >= 0 ? argv[t + 1] : "full",
     to: to >= 0 ? argv[to + 1] : undefined, yes: argv.includes("--yes-destroy-data"), loseUnarchived: argv.includes("--lose-unarchived"),
   };
@@ -55,6 +58,7 @@ async function printStatus(c: LocalCluster): Promise<void> {
   const prometheus = prometheusUrl(c);
   if (prometheus) {
     log(`Prometheus (network.adminCidrs only; the login is in ${writePrometheusCurlConfig(c)}, CA ${path.join(c.stateDir, "ca.crt")}): ${prometheus}/`);
+    log(`  overview page: ${overviewUrl(c)} (npm run overview renders it here)`);
     // Unreadable is said as such: no answer is not "no alerts".
     const lines = await activeAlerts(c).then(describeAlerts).catch((e) => [`alerts: UNKNOWN (${(e as Error).message})`]);
     for (const l of lines) log(l);
@@ -62,7 +66,7 @@ async function printStatus(c: LocalCluster): Promise<void> {
 }
 
 async function main(): Promise<number> {
-  const { cmd, stack, type, to, yes, loseUnarchived } = args(process.argv.slice(2));
+  const { cmd, stack, type, to, yes, loseUnarchived, screenshot } = args(process.argv.slice(2));
   if (cmd === "down") { await hostsDown(log); return 0; }
   const c = await loadCluster(stack);
   switch (cmd) {
@@ -72,6 +76,17 @@ async function main(): Promise<number> {
     case "status":
       await printStatus(c);
       return 0;
+    case "overview": {
+      // The page as a browser shows it (Debian's chromium, headless): its summary here, and a
+      // PNG of it with --screenshot <file.png>.
+      const o = await renderOverview(c, screenshot ? { screenshot } : {});
+      if (o.status !== 200) throw new Error(`${overviewUrl(c)}: HTTP ${o.status}`);
+      log(`overview of ${o.cluster} (${overviewUrl(c)}):`);
+      for (const [k, v] of Object.entries(o.summary)) log(`  ${k.padEnd(14)} ${v}`);
+      for (const m of o.members) log(`  ${m.name.padEnd(8)} ${m.role.padEnd(12)} PostgreSQL ${m.postgres}${m.role === "replica" ? `, replay lag ${m.lag}` : ""}`);
+      if (screenshot) log(`screenshot: ${screenshot}`);
+      return 0;
+    }
     case "backup": {
       if (!(BACKUP_TYPES as readonly string[]).includes(type)) throw new Error(`--type ${type}: use ${BACKUP_TYPES.join(", ")}`);
       const t = Date.now();

@@ -163,6 +163,15 @@ describe("hosts layer: monitoring (issue #14)", function () {
       assert.equal(fired.severity, "critical");
       const others = (await activeAlerts(c)).filter((a) => a.name === "PostgresNodeDown" && a.instance !== replica!.name);
       assert.deepEqual(others.map((a) => a.instance), [], "no other node is said down");
+      // Prometheus hands it to Alertmanager (on the monitoring host's loopback), which routes it to
+      // the receivers (the webhook, when monitoring.alertmanager.webhookUrl is set).
+      const mon = c.hosts.find((h) => h.roles.includes("monitoring"))!.name;
+      const inAlertmanager = await until(60, `PostgresNodeDown for ${replica.name} in Alertmanager`, async () => {
+        const list = JSON.parse(await onNode(c, mon, "amtool alert query --alertmanager.url=http://127.0.0.1:9093 -o json alertname=PostgresNodeDown")) as { labels: Record<string, string>; status: { state: string }; receivers: { name: string }[] }[];
+        return list.find((a) => a.labels.instance === replica!.name);
+      });
+      assert.equal(inAlertmanager.status.state, "active");
+      assert.deepEqual(inAlertmanager.receivers.map((r) => r.name), ["pgcluster"]);
       const page: Overview = await renderOverview(c);
       const row = page.members.find((m) => m.name === replica!.name);
       assert.deepEqual(row && [row.role, row.postgres], ["unreachable", "unknown"], `the page's row for ${replica!.name}`);
