@@ -13,6 +13,7 @@ import { ProbeNamespace } from "../support/netns";
 import { patroniCluster, type LocalCluster } from "../../local/cluster";
 import { activeAlerts, promQuery, prometheusApi, type Alert } from "../../local/monitoring";
 import { renderOverview, type Overview } from "../../local/overviewPage";
+import { dashboardQueries, substituteVariables } from "../../local/dashboards";
 import * as path from "path";
 import { ssh } from "../../local/ssh";
 import { tlsDir } from "../../model/identities";
@@ -142,6 +143,22 @@ describe("hosts layer: monitoring (issue #14)", function () {
     const shown = new Set(again.alerts.filter((a) => a.name !== "none").map((a) => `${a.name}/${a.state}`));
     for (const k of shown) assert.ok(before.has(k) || after.has(k), `the page shows ${k}, the API does not`);
     for (const k of before) if (after.has(k)) assert.ok(shown.has(k), `the API has ${k} throughout, the page does not show it`);
+  });
+
+  it("every query of the Grafana dashboards returns data on the local cluster (the node dashboard for each database node)", async () => {
+    const queries = dashboardQueries();
+    assert.ok(queries.length >= 50, `dashboard queries found: ${queries.length}`);
+    const dbNodes = c.hosts.filter((h) => h.roles.includes("postgres")).map((h) => h.name);
+    const runs = queries.flatMap((q) => (q.dashboard === "pgcluster-node" ? dbNodes : [dbNodes[0]]).map((instance) => ({ ...q, instance, promql: substituteVariables(q.expr, { instance }) })));
+    // Rates need two samples in their window: a query empty just after a restart gets a minute.
+    let empty = runs;
+    await until(90, "every dashboard query returning data", async () => {
+      const results = await Promise.all(empty.map(async (r) => ({ r, n: (await promQuery(c, r.promql)).length })));
+      empty = results.filter((x) => x.n === 0).map((x) => x.r);
+      if (empty.length) throw new Error(`${empty.length} of ${runs.length} empty, e.g. ${empty.slice(0, 3).map((r) => `${r.dashboard} "${r.panel}" (${r.instance}): ${r.promql}`).join("; ")}`);
+      return true;
+    });
+    console.log(`      · ${runs.length} dashboard queries (${queries.length} distinct), every one with data`);
   });
 
   it("the browser refuses the page when the server's key is not the one Node verified against the CA", async () => {
