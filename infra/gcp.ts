@@ -27,7 +27,11 @@ export interface GcpHosts {
 }
 
 /** Firewall rules, by name suffix (see gceNameSuffixes). */
-const RULES = ["etcd-peers", "db-replication", "lb-to-db", "clients-to-lb", "admin-to-stats", "ssh-to-bastion", "bastion-to-nodes", "lb-health-checks", "standbys-to-lb"] as const;
+const RULES = [
+  "etcd-peers", "db-replication", "lb-to-db", "clients-to-lb", "admin-to-stats", "ssh-to-bastion", "bastion-to-nodes", "lb-health-checks", "standbys-to-lb",
+  // monitoring.enabled: Prometheus's scrapes, and operators to Prometheus.
+  "mon-to-nodes", "mon-to-db", "mon-to-etcd", "mon-to-lb", "admin-to-prom",
+] as const;
 type RuleName = (typeof RULES)[number];
 
 /**
@@ -42,10 +46,10 @@ export function gceNameSuffixes(spec: ClusterSpec): string[] {
   ];
 }
 
-const TAG = { db: "pgcluster-db", witness: "pgcluster-etcd", balancer: "pgcluster-lb", bastion: "pgcluster-bastion" } as const;
+const TAG = { db: "pgcluster-db", witness: "pgcluster-etcd", balancer: "pgcluster-lb", monitoring: "pgcluster-mon", bastion: "pgcluster-bastion" } as const;
 
 function tagsOf(h: HostSpec): string[] {
-  return h.kind === "db" ? [TAG.db] : h.kind === "witness" ? [TAG.witness] : [TAG.balancer];
+  return h.kind === "db" ? [TAG.db] : h.kind === "witness" ? [TAG.witness] : h.kind === "monitoring" ? [TAG.monitoring] : [TAG.balancer];
 }
 
 /** `c`: names and parents the resources (children.ts); `${n}-…` and host names are their stack-root names before PgCluster. */
@@ -85,7 +89,8 @@ export function gcpHosts(spec: ClusterSpec, c: Children): GcpHosts {
   rule("clients-to-lb", [ports.writer, ports.readers, ports.writerDirect, ports.readersDirect], { sourceRanges: spec.network.clientCidrs }, [TAG.balancer]);
   if (spec.network.adminCidrs.length) rule("admin-to-stats", [ports.stats], { sourceRanges: spec.network.adminCidrs }, [TAG.balancer]);
   rule("ssh-to-bastion", [22], { sourceRanges: g.sshSourceRanges }, [TAG.bastion]);
-  rule("bastion-to-nodes", [22], { sourceTags: [TAG.bastion] }, [TAG.db, TAG.witness, TAG.balancer]);
+  const monitoring = spec.hosts.some((h) => h.kind === "monitoring");
+  rule("bastion-to-nodes", [22], { sourceTags: [TAG.bastion] }, [TAG.db, TAG.witness, TAG.balancer, ...(monitoring ? [TAG.monitoring] : [])]);
   // The internal load balancer's health checks come from Google's ranges, to HAProxy's own health
   // answer only (the balancers' nftables admit the same).
   rule("lb-health-checks", [ports.balancerHealth], { sourceRanges: [...GCP_HEALTH_CHECK_RANGES] }, [TAG.balancer], true);
@@ -93,6 +98,23 @@ export function gcpHosts(spec: ClusterSpec, c: Children): GcpHosts {
   // without pooler. Their network must reach this one (VPC peering: README, Standby cluster).
   const standbySources = spec.standbyClusters.flatMap((s) => s.cidrs);
   if (standbySources.length) rule("standbys-to-lb", [ports.writerDirect], { sourceRanges: standbySources }, [TAG.balancer], true);
+  // monitoring.enabled: Prometheus on the monitoring instance scrapes what the host firewalls
+  // admit from it (roles/firewall): node exporter everywhere, postgres_exporter and Patroni's
+  // /metrics on the database nodes, etcd's /metrics on every member, HAProxy's exporter on the
+  // balancers. Its own node exporter and Prometheus it reaches on its own address, which never
+  // leaves the instance, so no VPC rule targets it but the operators' (adminCidrs, as for the
+  // stats page; none when the list is empty). The monitoring instance runs Prometheus and
+  // Alertmanager from Debian like a static inventory's monitoring host (roles/monitoring), not
+  // Google's Ops Agent (no Debian package: it downloads from Google at install); the nodes'
+  // account keeps its logWriter/metricWriter rights (below) for whoever adds it.
+  if (monitoring) {
+    const mon = { sourceTags: [TAG.monitoring] };
+    rule("mon-to-nodes", [ports.nodeExporter], mon, [TAG.db, TAG.witness, TAG.balancer], true);
+    rule("mon-to-db", [ports.postgresExporter, ports.patroni], mon, [TAG.db], true);
+    rule("mon-to-etcd", [ports.etcdClient], mon, [TAG.db, TAG.witness], true);
+    rule("mon-to-lb", [ports.haproxyExporter], mon, [TAG.balancer], true);
+    if (spec.network.adminCidrs.length) rule("admin-to-prom", [ports.prometheus], { sourceRanges: spec.network.adminCidrs }, [TAG.monitoring], true);
+  }
 
   // Least privilege: the nodes may write logs and metrics, nothing else in the project; with
   // backup.enabled, use objects in the repository's bucket (a binding on that bucket only).
@@ -109,7 +131,9 @@ export function gcpHosts(spec: ClusterSpec, c: Children): GcpHosts {
   // enable-guest-attributes: the guest agent publishes the host keys it generates at first boot
   // (hostkeys/ssh-ed25519), which every SSH connection of the program then verifies.
   const metadata = { "ssh-keys": `${spec.ssh.user}:${spec.ssh.publicKey}`, "block-project-ssh-keys": "true", "enable-oslogin": "FALSE", "enable-guest-attributes": "TRUE" };
-  const machineType = (h: HostSpec) => (h.kind === "db" ? g.dbMachineType : h.kind === "witness" ? g.witnessMachineType : g.balancerMachineType);
+  const machineType = (h: HostSpec) => (h.kind === "db" ? g.dbMachineType : h.kind === "witness" ? g.witnessMachineType : h.kind === "monitoring" ? g.monitoringMachineType : g.balancerMachineType);
+  // The monitoring instance keeps Prometheus's TSDB on its boot disk (gcp.monitoringDiskGb).
+  const bootDiskGb = (h: HostSpec) => (h.kind === "monitoring" ? g.monitoringDiskGb : g.bootDiskGb);
   const instances: Record<string, gcp.compute.Instance> = {};
   const addresses: Record<string, pulumi.Output<string>> = {};
   const hostKeys: Record<string, pulumi.Output<string>> = {};
@@ -124,7 +148,7 @@ export function gcpHosts(spec: ClusterSpec, c: Children): GcpHosts {
     const vm = new gcp.compute.Instance(c.name(hostLabel(spec, h.name)), {
       zone: h.zone!,
       machineType: machineType(h),
-      bootDisk: { initializeParams: { image: g.image, size: g.bootDiskGb, type: "pd-balanced" } },
+      bootDisk: { initializeParams: { image: g.image, size: bootDiskGb(h), type: "pd-balanced" } },
       attachedDisks,
       // No accessConfigs: no public IP. Packages come through Cloud NAT.
       networkInterfaces: [{ subnetwork: subnet.id }],

@@ -255,6 +255,13 @@ const gcpSchema = z.strictObject({
   witnessMachineType: machineType.default("e2-micro"),
   balancerMachineType: machineType.default("e2-small"),
   bastionMachineType: machineType.default("e2-micro"),
+  /** monitoring.enabled: the monitoring instance (Prometheus + Alertmanager). */
+  monitoringMachineType: machineType.default("e2-medium"),
+  /**
+   * monitoring.enabled: the monitoring instance's boot disk, which holds Prometheus's TSDB
+   * (monitoring.retentionDays of samples): at least 20 GB, the image and the journal need some.
+   */
+  monitoringDiskGb: int(20, 65536, " (GB)").default(30),
   image: image.default("debian-cloud/debian-12"),
   bootDiskGb: int(10, 65536, " (GB)").default(20),
   dataDiskGb: int(10, 65536, " (GB)").default(100),
@@ -530,7 +537,8 @@ export interface HostSpec {
   dataDevice?: string;
   /** Pinned SSH host key (static inventory); GCP instances' keys come from guest attributes. */
   hostKey?: string;
-  kind: "db" | "witness" | "balancer" | "static";
+  /** GCP: what the instance is (its machine type, disks, network tags); every static host is "static". */
+  kind: "db" | "witness" | "balancer" | "monitoring" | "static";
   /** Being decommissioned (scale in, first half): no role of the plan is its any more. */
   leaving?: boolean;
 }
@@ -779,9 +787,6 @@ export function parseClusterSpec(raw: Record<string, unknown>, ctx: ParseContext
   if (databaseWhy) fail(["postgresql", "database"], databaseWhy);
   const backupEnabled = field("backup", "enabled") === true;
   const monitoringEnabled = field("monitoring", "enabled") === true;
-  // GCP gets its monitoring instance later (issue #14): saying "on" there must not quietly do nothing.
-  if (monitoringEnabled && ok("provider") && c.provider === "gcp")
-    fail(["monitoring", "enabled"], `is not built yet for provider gcp (issue #14: the monitoring instance); set it to false there for now (a static inventory has it: a host with roles [monitoring])`);
   if (field("backup", "replicasFrom") === "repository" && !(backupEnabled && field("backup", "replicasUseRepository") === true))
     fail(["backup", "replicasFrom"], `"repository" needs backup.enabled: true and backup.replicasUseRepository: true (a replica made from a backup replays the WAL written since that backup from the repository); set both, or use "leader"`);
   if (backupEnabled && field("secrets", "generate") === false && raw[BACKUP_PASSPHRASE] === undefined)
@@ -893,7 +898,15 @@ export function parseClusterSpec(raw: Record<string, unknown>, ctx: ParseContext
         hosts.push({ ...base, name: `${c.clusterName}-witness-${i + 1}`, roles: ["etcd"], zone: zone(g.dbNodes + i), kind: "witness", ...leaving(i, g.witnessNodes, g.witnessNodesLeaving) });
       for (let i = 0; i < g.balancerNodes; i++)
         hosts.push({ ...base, name: `${c.clusterName}-lb-${i + 1}`, roles: ["balancer"], zone: zone(i), kind: "balancer" });
-      // Derived names end in -db-N, -witness-N or -lb-N, so no clusterName makes a reserved one;
+      // monitoring.enabled: one instance of its own with role monitoring only (what a static
+      // inventory must give, hostOfItsOwn below, holds here by construction). Its zone is the last
+      // of gcp.zones: with two or more, not the first, where db-1 (the bootstrap leader), lb-1 and
+      // the bastion are, so that zone's outage leaves the monitor up to tell of it (Cloud NAT is
+      // regional: Alertmanager's webhook still goes out). Like every node's, a change of gcp.zones
+      // that moves it replaces the instance, and its samples with it.
+      if (monitoringEnabled)
+        hosts.push({ ...base, name: `${c.clusterName}-mon-1`, roles: ["monitoring"], zone: g.zones[g.zones.length - 1], kind: "monitoring" });
+      // Derived names end in -db-N, -witness-N, -lb-N or -mon-1, so no clusterName makes a reserved one;
       // checked all the same, should the naming change.
       for (const h of hosts) {
         const reserved = reservedHostName(h.name);

@@ -5,24 +5,12 @@
 import { strict as assert } from "assert";
 import { readStackFile } from "../../model/stackFile";
 import * as pulumi from "@pulumi/pulumi";
-import { withMocks, stackConfig, settle, reveal, runProgram, STACK_PROGRAM, byUrn, mockInstanceName, mockSelfLink, MOCK_INTERNAL_ADDRESS, type Registered } from "../support/pulumiMocks";
+import { withMocks, stackConfig, settle, reveal, runProgram, STACK_PROGRAM, byUrn, mockInstanceName, mockSelfLink, MOCK_INTERNAL_ADDRESS, type Registered, RESOURCE_TYPES } from "../support/pulumiMocks";
 import { loadSpec } from "../../infra/pulumiConfig";
 import { hostLabel } from "../../infra/children";
 
 const KEY = { "pgcluster:sshPrivateKey": "-----BEGIN OPENSSH PRIVATE KEY-----\ntest\n-----END OPENSSH PRIVATE KEY-----\n" };
-const T = {
-  address: "gcp:compute/address:Address",
-  group: "gcp:compute/instanceGroup:InstanceGroup",
-  backend: "gcp:compute/regionBackendService:RegionBackendService",
-  health: "gcp:compute/regionHealthCheck:RegionHealthCheck",
-  rule: "gcp:compute/forwardingRule:ForwardingRule",
-  firewall: "gcp:compute/firewall:Firewall",
-  instance: "gcp:compute/instance:Instance",
-  subnet: "gcp:compute/subnetwork:Subnetwork",
-  network: "gcp:compute/network:Network",
-  csr: "tls:index/certRequest:CertRequest",
-  command: "command:remote:Command",
-} as const;
+const T = RESOURCE_TYPES;
 const LB_TYPES = [T.address, T.group, T.backend, T.health, T.rule];
 
 async function deploy(stack: string, extra: Record<string, string> = {}) {

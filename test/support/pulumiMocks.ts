@@ -194,3 +194,22 @@ export function ancestors(rs: Registered[], r: Registered): Registered[] {
   for (let p = byUrn(rs, r.parent); p; p = byUrn(rs, p.parent)) out.push(p);
   return out;
 }
+
+/** Pulumi type tokens of the resources the infra tests look for. */
+export const RESOURCE_TYPES = {
+  address: "gcp:compute/address:Address",
+  group: "gcp:compute/instanceGroup:InstanceGroup",
+  backend: "gcp:compute/regionBackendService:RegionBackendService",
+  health: "gcp:compute/regionHealthCheck:RegionHealthCheck",
+  rule: "gcp:compute/forwardingRule:ForwardingRule",
+  firewall: "gcp:compute/firewall:Firewall",
+  instance: "gcp:compute/instance:Instance",
+  disk: "gcp:compute/disk:Disk",
+  network: "gcp:compute/network:Network",
+  subnet: "gcp:compute/subnetwork:Subnetwork",
+  account: "gcp:serviceaccount/account:Account",
+  iam: "gcp:projects/iAMMember:IAMMember",
+  csr: "tls:index/certRequest:CertRequest",
+  command: "command:remote:Command",
+  cluster: "pgcluster:index:PgCluster",
+} as const;

@@ -9,7 +9,8 @@ import { checkShellReferences, run as runHandler, shellFn, type Action, type Fil
 import { PRELUDE } from "../../roles/script";
 import { shell as etcdShell } from "../../roles/etcd";
 import type { Plan } from "../../roles/types";
-import { localSpec, hostsOf, testPki, TEST_SECRETS } from "../support/fixtures";
+import { localSpec, hostsOf, testPki, TEST_SECRETS, fileOf } from "../support/fixtures";
+import { hostFirewall } from "../../roles/firewall";
 import { run } from "../support/tools";
 import { parseClusterSpec } from "../../model/config";
 import { readStackFile } from "../../model/stackFile";
@@ -133,6 +134,35 @@ describe("roles as typed units", () => {
       assert.deepEqual(plan.steps.map(({ id, host, role, after }) => ({ id, host, role, after })), graph, stack);
       assert.deepEqual(new Set(graph.map((s) => s.role)), new Set(ROLES.filter((r) => r.hosts(spec).length).map((r) => r.name)), stack);
     }
+  });
+
+  it("GCP with monitoring.enabled: the monitoring instance gets common, exporters, firewall and monitoring; Prometheus scrapes every node; the host firewalls admit it", () => {
+    const sf = readStackFile("dev");
+    const key = "-----BEGIN OPENSSH PRIVATE KEY-----\ntest\n-----END OPENSSH PRIVATE KEY-----\n";
+    const spec = parseClusterSpec({ ...sf.values, monitoring: { enabled: true }, network: { ...(sf.values.network as object), adminCidrs: ["10.20.5.0/24"] }, sshPrivateKey: key }, { stack: "dev", secretKeys: new Set(["sshPrivateKey"]), source: "dev" });
+    const hosts = hostsOf(spec);
+    const pair = { cert: "CERT", key: "KEY" };
+    const pki = { ca: "CA", caBundle: "CA", nodes: Object.fromEntries(hosts.map((h) => [h.name, pair])), replication: pair, pooler: pair };
+    const plan = compile(spec, hosts, pki, TEST_SECRETS, "10.99.0.200");
+    assert.deepEqual(plan.steps.map(({ id, host, role, after }) => ({ id, host, role, after })), planGraph(spec));
+    const ids = plan.steps.map((s) => s.id);
+    assert.deepEqual(ids.filter((i) => i.startsWith("pgdev-mon-1/")).sort(), ["pgdev-mon-1/common", "pgdev-mon-1/exporters", "pgdev-mon-1/firewall", "pgdev-mon-1/monitoring"]);
+    assert.deepEqual(ids.filter((i) => i.endsWith("/monitoring")), ["pgdev-mon-1/monitoring"], "one Prometheus");
+    for (const h of hosts) assert.ok(ids.includes(`${h.name}/exporters`), `${h.name}: exporters`);
+    // Prometheus's targets: every host's node exporter, the nodes' postgres_exporter and Patroni, etcd, HAProxy's exporter.
+    const promYml = fileOf(plan.steps.find((s) => s.id === "pgdev-mon-1/monitoring"), "/etc/prometheus/prometheus.yml");
+    const addr = (r: string) => hosts.filter((h) => h.roles.includes(r as never)).map((h) => h.address);
+    for (const [port, addrs] of [[9100, hosts.map((h) => h.address)], [9187, addr("postgres")], [8008, addr("postgres")], [2379, addr("etcd")], [8406, addr("balancer")]] as const)
+      for (const a of addrs) assert.ok(promYml.includes(`"${a}:${port}"`), `target ${a}:${port}`);
+    // The nodes' nftables admit the monitoring instance to what it scrapes; its own admits operators to 9090.
+    const ctx = { spec, hosts, pki, secrets: TEST_SECRETS };
+    const mon = hosts.find((h) => h.kind === "monitoring")!;
+    for (const h of hosts) {
+      const fromMon = hostFirewall(ctx, h).admissions.filter((a) => a.source === `${mon.address}/32`).map((a) => a.port).sort((a, b) => a - b);
+      const want = h === mon ? [9090, 9100] : h.roles.includes("postgres") ? [2379, 8008, 9100, 9187] : h.roles.includes("balancer") ? [8406, 9100] : [2379, 9100];
+      assert.deepEqual(fromMon, want, `${h.name}: admits the monitoring instance to`);
+    }
+    assert.deepEqual(hostFirewall(ctx, mon).admissions.filter((a) => a.port === 9090).map((a) => a.source).sort(), ["10.20.5.0/24", `${mon.address}/32`]);
   });
 
   it("handlers and waits are typed references: the script says exactly the functions the step carries", async () => {

@@ -284,6 +284,49 @@ describe("stack config validation", () => {
     rejects(staticConfig({ gcp: { loadBalancerAddress: "10.1.0.100" } }), "pgcluster:gcp", /is only for provider gcp/);
   });
 
+  it("gcp + monitoring.enabled: one monitoring instance of its own (<clusterName>-mon-1, role monitoring, kind monitoring) in the last zone; none while off", () => {
+    const on = parseClusterSpec(gcpConfig({}, { monitoring: { enabled: true } }), ctx);
+    assert.deepEqual(on.hosts.map((h) => h.name), ["pgtest-db-1", "pgtest-db-2", "pgtest-db-3", "pgtest-lb-1", "pgtest-mon-1"]);
+    const mon = on.hosts.filter((h) => h.roles.includes("monitoring"));
+    assert.equal(mon.length, 1, "exactly one monitoring host");
+    assert.deepEqual(mon[0], { name: "pgtest-mon-1", roles: ["monitoring"], kind: "monitoring", zone: "europe-west1-d", sshUser: "ops", sshPort: 22 });
+    assert.deepEqual(on.hosts.filter((h) => h.kind === "monitoring"), mon, "the kind and the role go together");
+    // the zone: the last of gcp.zones (with one zone, that one)
+    assert.equal(parseClusterSpec(gcpConfig({ zones: ["europe-west1-c", "europe-west1-b"] }, { monitoring: { enabled: true } }), ctx).hosts.find((h) => h.kind === "monitoring")!.zone, "europe-west1-b");
+    assert.equal(parseClusterSpec(gcpConfig({ zones: ["europe-west1-c"] }, { monitoring: { enabled: true } }), ctx).hosts.find((h) => h.kind === "monitoring")!.zone, "europe-west1-c");
+    // its machine and disk: defaults, and what the stack gives
+    assert.deepEqual([on.gcp!.monitoringMachineType, on.gcp!.monitoringDiskGb], ["e2-medium", 30]);
+    const given = parseClusterSpec(gcpConfig({ monitoringMachineType: "n2-standard-4", monitoringDiskGb: 200 }, { monitoring: { enabled: true } }), ctx);
+    assert.deepEqual([given.gcp!.monitoringMachineType, given.gcp!.monitoringDiskGb], ["n2-standard-4", 200]);
+    // the other hosts are those of the same stack without monitoring, unchanged
+    const off = parseClusterSpec(gcpConfig(), ctx);
+    assert.deepEqual(on.hosts.filter((h) => h.kind !== "monitoring"), off.hosts);
+    for (const raw of [gcpConfig(), gcpConfig({}, { monitoring: { enabled: false } }), gcpConfig({ monitoringDiskGb: 50 })]) {
+      const hosts = parseClusterSpec(raw, ctx).hosts;
+      assert.ok(hosts.every((h) => h.kind !== "monitoring" && !h.roles.includes("monitoring") && !h.name.includes("-mon-")), hosts.map((h) => h.name).join());
+    }
+    // the counts (etcd, database nodes, balancers) are the cluster's: the monitoring instance adds none
+    rejects(gcpConfig({ dbNodes: 2 }, { monitoring: { enabled: true } }), "pgcluster:gcp.witnessNodes", /gives 2 etcd member/);
+  });
+
+  it("gcp.monitoringMachineType / gcp.monitoringDiskGb: refused naming the key", () => {
+    const mon = { monitoring: { enabled: true } };
+    for (const [g, key, pattern] of [
+      [{ monitoringDiskGb: 19 }, "pgcluster:gcp.monitoringDiskGb", /must be at least 20 \(GB\)/],
+      [{ monitoringDiskGb: 65537 }, "pgcluster:gcp.monitoringDiskGb", /must be at most 65536 \(GB\)/],
+      [{ monitoringDiskGb: 30.5 }, "pgcluster:gcp.monitoringDiskGb", /whole number/],
+      [{ monitoringDiskGb: "30" }, "pgcluster:gcp.monitoringDiskGb", /expected number/],
+      [{ monitoringMachineType: "E2-Medium" }, "pgcluster:gcp.monitoringMachineType", /must be a Compute Engine machine type/],
+      [{ monitoringMachineType: "e2-medium; reboot" }, "pgcluster:gcp.monitoringMachineType", /must be a Compute Engine machine type/],
+      [{ monitoringMachineType: "" }, "pgcluster:gcp.monitoringMachineType", /must be a Compute Engine machine type/],
+      [{ monitoringMachineTyp: "e2-medium" }, "pgcluster:gcp.monitoringMachineTyp", /unknown key — did you mean "monitoringMachineType"\?/],
+    ] as [Record<string, unknown>, string, RegExp][]) {
+      rejects(gcpConfig(g, mon), key, pattern);
+      // refused while monitoring is off as well: a typo waits for no later apply
+      rejects(gcpConfig(g), key, pattern);
+    }
+  });
+
   it("network.floatingAddress: static only, a free address inside network.cidr; required with two or more balancers", () => {
     const net = (floatingAddress?: unknown) => ({ cidr: "10.1.0.0/24", clientCidrs: ["10.0.0.0/8"], adminCidrs: ["10.1.0.5/32"], ...(floatingAddress === undefined ? {} : { floatingAddress }) });
     const twoLbs = [...(staticConfig().hosts as object[]), { name: "lb2", address: "10.1.0.9", roles: ["balancer"], hostKey: keyLine("ssh-ed25519", 5) }];
@@ -343,8 +386,9 @@ describe("stack config validation", () => {
       rejects(staticConfig({ hosts: hostsWith(3, { name: n }) }), "pgcluster:hosts[3].name", new RegExp(`"${n}" is reserved: it is`));
     // GCP host names are derived (<clusterName>-db-N …): no clusterName yields a reserved one
     for (const n of [...Object.keys(CLIENT_CERTS), ...Object.values(CLIENT_CERTS), "postgres", "rewind"]) {
-      const names = parseClusterSpec(gcpConfig({}, { clusterName: n }), ctx).hosts.map((h) => h.name);
-      assert.ok(names.every((h) => h.startsWith(`${n}-`) && /-(db|witness|lb)-\d$/.test(h)), names.join());
+      const names = parseClusterSpec(gcpConfig({}, { clusterName: n, monitoring: { enabled: true } }), ctx).hosts.map((h) => h.name);
+      assert.ok(names.includes(`${n}-mon-1`), names.join());
+      assert.ok(names.every((h) => h.startsWith(`${n}-`) && /-(db|witness|lb|mon)-\d$/.test(h)), names.join());
     }
   });
 
