@@ -22,6 +22,9 @@ export const DATABASE_URL_PRIMARY_DIRECT = cluster.primaryDirectUrl;
 export const DATABASE_URL_REPLICA_DIRECT = cluster.replicaDirectUrl;
 export const haproxyStats = cluster.haproxyStats;
 export const haproxyStatsPassword = cluster.haproxyStatsPassword;
+/** monitoring.enabled: Prometheus's URL (the overview page is consoles/pgcluster.html under it); null when off. */
+export const prometheus = cluster.prometheus;
+export const metricsPassword = cluster.metricsPassword;
 export const caCert = cluster.caCert;
 export const nodes = cluster.nodes;
 export const steps = cluster.steps;

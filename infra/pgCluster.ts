@@ -101,6 +101,14 @@ export class PgCluster extends pulumi.ComponentResource {
   readonly haproxyStats: pulumi.Output<string[]>;
   /** The stats page's password (user "stats"). Secret. */
   readonly haproxyStatsPassword: pulumi.Output<string>;
+  /**
+   * monitoring.enabled: Prometheus on the monitoring host (its web UI, API and the overview page
+   * /consoles/pgcluster.html), reachable from network.adminCidrs only, user "prometheus",
+   * password metricsPassword; null when monitoring is off.
+   */
+  readonly prometheus: pulumi.Output<string | null>;
+  /** The metrics login's password (user "prometheus": Prometheus and every exporter). Secret. */
+  readonly metricsPassword: pulumi.Output<string>;
   /** The CA bundle clients verify the servers with (sslrootcert). */
   readonly caCert: pulumi.Output<string>;
   readonly nodes: pulumi.Output<ClusterNode[]>;
@@ -232,6 +240,9 @@ export class PgCluster extends pulumi.ComponentResource {
     this.haproxyStats = pulumi.all([entryAddress ?? spec.network.floatingAddress, ...balancers.map((b) => addresses[b.name])])
       .apply(([entry, ...lbs]) => [...(entry ? [entry] : []), ...lbs].map((a) => `http://${a}:${ports.stats}/`));
     this.haproxyStatsPassword = secrets.statsPassword;
+    const monitor = spec.monitoring.enabled ? spec.hosts.find((h) => h.roles.includes("monitoring")) : undefined;
+    this.prometheus = monitor ? pulumi.output(addresses[monitor.name]).apply((a) => `https://${a}:${ports.prometheus}/`) : pulumi.output(null);
+    this.metricsPassword = secrets.metricsPassword;
     this.caCert = pki.caBundle;
     this.nodes = addressesOut.apply((a) => spec.hosts.map((h) => ({ name: h.name, address: a[h.name], roles: h.roles, zone: h.zone ?? null })));
     this.steps = pulumi.output(Object.keys(commands));
@@ -242,6 +253,8 @@ export class PgCluster extends pulumi.ComponentResource {
       replicaDirectUrl: this.replicaDirectUrl,
       haproxyStats: this.haproxyStats,
       haproxyStatsPassword: this.haproxyStatsPassword,
+      prometheus: this.prometheus,
+      metricsPassword: this.metricsPassword,
       caCert: this.caCert,
       nodes: this.nodes,
       steps: this.steps,

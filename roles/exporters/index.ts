@@ -39,7 +39,9 @@ export function certificateDirs(spec: ClusterSpec, host: HostSpec): string[] {
 }
 
 const isDb = (h: HostSpec) => h.roles.includes("postgres");
-const isBackup = (spec: ClusterSpec, h: HostSpec) => spec.backup.enabled && h.roles.includes("backup");
+// Who reports the newest backups: the backup host; on GCP (the repository is a bucket, no backup
+// host) every database node, each reading the same bucket (the rules take the newest of them).
+const isBackup = (spec: ClusterSpec, h: HostSpec) => spec.backup.enabled && (spec.provider === "gcp" ? isDb(h) : h.roles.includes("backup"));
 
 export const exporters: RoleUnit = {
   name: ROLE,

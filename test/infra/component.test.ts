@@ -14,7 +14,7 @@ const KEY = { "pgcluster:sshPrivateKey": "-----BEGIN OPENSSH PRIVATE KEY-----\nt
 const PEM_KEY = KEY["pgcluster:sshPrivateKey"];
 const STACK_OUTPUTS = ["DATABASE_URL_PRIMARY", "DATABASE_URL_REPLICA", "DATABASE_URL_PRIMARY_DIRECT", "haproxyStats", "caCert", "nodes", "steps"];
 /** Outputs added since: the readers without pooler (5003) and the stats page's password. */
-const NEW_STACK_OUTPUTS = ["DATABASE_URL_REPLICA_DIRECT", "haproxyStatsPassword", "standbyTrust"];
+const NEW_STACK_OUTPUTS = ["DATABASE_URL_REPLICA_DIRECT", "haproxyStatsPassword", "standbyTrust", "prometheus", "metricsPassword"];
 const HOST_CHILDREN = ["command:remote:Command", "pulumi-nodejs:dynamic:Resource"];
 
 for (const stack of ["dev", "prod", "local"]) {
@@ -59,7 +59,7 @@ for (const stack of ["dev", "prod", "local"]) {
 
     it("registers its outputs: URLs as secrets, the CA bundle, nodes, HAProxy stats, steps; each Host its drift", async () => {
       const out = cluster()[0].outputs!;
-      assert.deepEqual(Object.keys(out).sort(), ["caCert", "haproxyStats", "haproxyStatsPassword", "nodes", "primaryDirectUrl", "primaryUrl", "replicaDirectUrl", "replicaUrl", "standbyTrust", "steps"]);
+      assert.deepEqual(Object.keys(out).sort(), ["caCert", "haproxyStats", "haproxyStatsPassword", "metricsPassword", "nodes", "primaryDirectUrl", "primaryUrl", "prometheus", "replicaDirectUrl", "replicaUrl", "standbyTrust", "steps"]);
       // What a standby cluster of this one reads: its keys and passwords, so a secret.
       assert.ok(isSecretValue(out.standbyTrust), "standbyTrust not secret");
       for (const k of ["primaryUrl", "replicaUrl", "primaryDirectUrl", "replicaDirectUrl"]) {
@@ -75,6 +75,11 @@ for (const stack of ["dev", "prod", "local"]) {
       for (const u of out.haproxyStats) assert.match(u, /^http:\/\/[\d.]+:8404\/$/);
       assert.ok(isSecretValue(out.haproxyStatsPassword), "the stats password is a secret");
       assert.match(reveal(out.haproxyStatsPassword), /^pw-/);
+      assert.ok(isSecretValue(out.metricsPassword), "the metrics password is a secret");
+      assert.match(reveal(out.metricsPassword), /^pw-/);
+      // Prometheus on the monitoring host when monitoring is on (the local stack), else null.
+      const mon = spec.monitoring.enabled ? spec.hosts.find((h) => h.roles.includes("monitoring")) : undefined;
+      assert.equal(out.prometheus, mon ? `https://${mon.address}:9090/` : null);
       assert.deepEqual(out.steps, topoOrder(planGraph(spec)).map((s) => s.id));
       assert.deepEqual(out.nodes.map((n: { name: string }) => n.name), spec.hosts.map((h) => h.name));
       for (const h of registered.filter((r) => r.type === "pgcluster:index:Host")) assert.deepEqual(h.outputs, { drift: [] }, h.name);
@@ -90,6 +95,8 @@ for (const stack of ["dev", "prod", "local"]) {
       assert.equal(await settle(exported.DATABASE_URL_REPLICA_DIRECT), reveal(out.replicaDirectUrl));
       assert.equal(await exported.haproxyStatsPassword.isSecret, true);
       assert.equal(await exported.standbyTrust.isSecret, true);
+      assert.equal(await exported.metricsPassword.isSecret, true);
+      assert.equal(await settle(exported.prometheus), out.prometheus);
       assert.deepEqual(await settle(exported.steps), out.steps);
       assert.deepEqual(await settle(exported.nodes), out.nodes);
     });

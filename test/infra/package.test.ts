@@ -46,7 +46,7 @@ describe("the npm package (npm pack; builds dist/ through prepack)", function ()
 
   it("holds nothing else: no sources, tests, bench, local driver, examples, stack files, state or node_modules", () => {
     const allowed = (f: string) => f === "README.md" || f === "package.json" || f === "LICENSE"
-      || /^dist\/(model|infra|roles)\/.+\.(js|d\.ts)$/.test(f) || /^dist\/templates\/.+\.hbs$/.test(f) || /^dist\/roles\/[a-z]+\/[a-z-]+\.sh\.hbs$/.test(f) || f === "dist/roles/lib/prelude.sh";
+      || /^dist\/(model|infra|roles)\/.+\.(js|d\.ts)$/.test(f) || /^dist\/templates\/.+\.(hbs|html)$/.test(f) || /^dist\/roles\/[a-z]+\/[a-z-]+\.sh\.hbs$/.test(f) || f === "dist/roles/lib/prelude.sh";
     assert.deepEqual(files.filter((f) => !allowed(f)), []);
     for (const bad of [/^test\//, /^bench\//, /^local\//, /^examples\//, /^\.pgcluster/, /node_modules/, /Pulumi\..*yaml$/, /^dist\/(test|bench|local)\//, /\.tsbuildinfo$/])
       assert.deepEqual(files.filter((f) => bad.test(f)), [], String(bad));
