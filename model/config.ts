@@ -510,6 +510,8 @@ const spec = z.strictObject({
       fullBackupMaxAgeHours: int(1, 8760, " (hours)").default(170),
       /** The last restore drill may be this old (default schedule: the first Sunday of each month, up to 35 days apart, plus a day). */
       restoreDrillMaxAgeHours: int(1, 8760, " (hours)").default(864),
+      /** An inactive replication slot may hold this much WAL (a gone replica or standby cluster's fills the disk). */
+      slotRetainedWalMb: int(16, 1048576, " (MiB)").default(1024),
     }).prefault({}),
   }).prefault({}),
   secrets: z.strictObject({

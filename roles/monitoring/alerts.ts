@@ -27,6 +27,7 @@ export function alertRulesContext(spec: ClusterSpec) {
     fullBackupMaxAgeSeconds: hours(spec.monitoring.alerts.fullBackupMaxAgeHours),
     drillMaxAgeSeconds: hours(spec.monitoring.alerts.restoreDrillMaxAgeHours),
     renewalWindowSeconds: hours(spec.tls.earlyRenewalHours),
+    slotRetainedWalBytes: spec.monitoring.alerts.slotRetainedWalMb * 1048576,
     pgbouncerMaxClientConn: spec.pgbouncer.maxClientConn,
     pgbouncerPoolSize: spec.pgbouncer.defaultPoolSize,
   };

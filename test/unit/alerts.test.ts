@@ -28,7 +28,7 @@ function changedSpec(): ClusterSpec {
     backup: { ...s.backup, enabled: true, archiveTimeout: 300 },
     tls: { ...s.tls, earlyRenewalHours: 48 },
     pgbouncer: { ...s.pgbouncer, maxClientConn: 100 },
-    monitoring: { ...s.monitoring, alerts: { backupMaxAgeHours: 50, fullBackupMaxAgeHours: 400, restoreDrillMaxAgeHours: 24 } },
+    monitoring: { ...s.monitoring, alerts: { backupMaxAgeHours: 50, fullBackupMaxAgeHours: 400, restoreDrillMaxAgeHours: 24, slotRetainedWalMb: 64 } },
   };
 }
 
@@ -118,7 +118,7 @@ describe("alert rules (promtool)", function () {
     assert.match(r.out, /FAILED:[\s\S]*alertname: PatroniReplicaLagOverFailoverLimit/);
   });
 
-  it("changed config values reach the rules (lag limit, etcd quorum, archive timeout, backup and drill ages, renewal window, pgBouncer limit)", () => {
+  it("changed config values reach the rules (lag limit, etcd quorum, archive timeout, backup and drill ages, renewal window, pgBouncer limit, slot WAL limit)", () => {
     const changed = renderAlertRules(changedSpec());
     const r = promtoolTest(changed, ["changed.promtool.yml", "changed-days.promtool.yml"]);
     assert.equal(r.code, 0, r.out);
@@ -141,10 +141,11 @@ describe("alert rules (promtool)", function () {
 
   it("a hostile cluster name or number is refused at render time, never spliced into PromQL", () => {
     const ctx = (over: object) => ({ cluster: "pglocal", lagLimitBytes: 1, etcdMembers: 3, etcdQuorum: 2, archiveTimeout: 60, archiveDueSeconds: 180, archiveWindowSeconds: 480,
-      backupEnabled: true, backupMaxAgeSeconds: 1, fullBackupMaxAgeSeconds: 1, drillMaxAgeSeconds: 1, renewalWindowSeconds: 1, pgbouncerMaxClientConn: 1, pgbouncerPoolSize: 1, ...over });
+      backupEnabled: true, backupMaxAgeSeconds: 1, fullBackupMaxAgeSeconds: 1, drillMaxAgeSeconds: 1, renewalWindowSeconds: 1, slotRetainedWalBytes: 1, pgbouncerMaxClientConn: 1, pgbouncerPoolSize: 1, ...over });
     assert.doesNotThrow(() => render("monitoring", "alerts.yml", ctx({})));
     assert.throws(() => render("monitoring", "alerts.yml", ctx({ cluster: 'x"}) or vector(1) #' })), /clusterName/);
     assert.throws(() => render("monitoring", "alerts.yml", ctx({ lagLimitBytes: "1 or vector(1)" })), /maximumLagOnFailover/);
     assert.throws(() => render("monitoring", "alerts.yml", ctx({ pgbouncerMaxClientConn: "1\n- alert: x" })), /maxClientConn/);
+    assert.throws(() => render("monitoring", "alerts.yml", ctx({ slotRetainedWalBytes: "1 or vector(1)" })), /slotRetainedWalMb/);
   });
 });
