@@ -35,7 +35,7 @@ function bcrypt(password: string): string {
 describe("monitoring config", () => {
   it("is off by default, so the plans of existing stacks are unchanged", () => {
     const s = gcpStackSpec("dev");
-    assert.deepEqual(s.monitoring, { enabled: false, scrapeIntervalSeconds: 15, retentionDays: 15, alertmanager: {}, alerts: { backupMaxAgeHours: 26, fullBackupMaxAgeHours: 170, restoreDrillMaxAgeHours: 864 } });
+    assert.deepEqual(s.monitoring, { enabled: false, scrapeIntervalSeconds: 15, retentionDays: 15, alertmanager: {}, alerts: { backupMaxAgeHours: 26, fullBackupMaxAgeHours: 170, restoreDrillMaxAgeHours: 864, slotRetainedWalMb: 1024 } });
   });
 
   it("the local stack has it on, with its monitoring host", () => {
@@ -44,7 +44,7 @@ describe("monitoring config", () => {
     assert.deepEqual(s.hosts.filter((h) => h.roles.includes("monitoring")).map((h) => h.name), ["mon1"]);
   });
 
-  it("refuses a monitoring host that is missing, doubled, shared with another role, or without monitoring.enabled; and GCP for now", () => {
+  it("refuses a monitoring host that is missing, doubled, shared with another role, or without monitoring.enabled", () => {
     const sf = readStackFile("local");
     const hosts = sf.values.hosts as { name: string; address: string; roles: string[] }[];
     const parse = (over: Record<string, unknown>) => {
@@ -96,6 +96,8 @@ describe("monitoring config", () => {
       [{ alerts: { backupMaxAgeHours: "26h" } }, /monitoring\.alerts\.backupMaxAgeHours/],
       [{ alerts: { fullBackupMaxAgeHours: 0 } }, /monitoring\.alerts\.fullBackupMaxAgeHours/],
       [{ alerts: { restoreDrillMaxAgeHours: 1e9 } }, /monitoring\.alerts\.restoreDrillMaxAgeHours/],
+      [{ alerts: { slotRetainedWalMb: 8 } }, /monitoring\.alerts\.slotRetainedWalMb/],
+      [{ alerts: { slotRetainedWalMb: "1 or vector(1)" } }, /monitoring\.alerts\.slotRetainedWalMb/],
       [{ alerts: { other: 1 } }, /monitoring\.alerts\.other: unknown key/],
       [{ webhook: "https://x.example.com" }, /monitoring\.webhook: unknown key/],
     ];
@@ -164,7 +166,7 @@ describe("monitoring files, checked by promtool and amtool", function () {
     const good = write("prometheus.yml", text);
     const ok = run("promtool", ["check", "config", good]);
     assert.equal(ok.code, 0, ok.out);
-    assert.match(ok.out, /SUCCESS: 26 rules found/);
+    assert.match(ok.out, /SUCCESS: 27 rules found/);
     const bad = write("prometheus-bad.yml", text.replace("job_name: postgres", "job_name: node"));
     const refused = run("promtool", ["check", "config", bad]);
     assert.notEqual(refused.code, 0, "two jobs of one name must be refused");
