@@ -8,9 +8,12 @@
 import { strict as assert } from "assert";
 import * as https from "https";
 import { X509Certificate, createHash } from "crypto";
-import { onNode, requireHosts, settledCluster } from "../support/hostsLayer";
+import { onNode, onlyRole, requireHosts, settledCluster } from "../support/hostsLayer";
 import { ProbeNamespace } from "../support/netns";
-import { patroniCluster, type LocalCluster } from "../../local/cluster";
+import { loadSpec, patroniCluster, type LocalCluster } from "../../local/cluster";
+import { apply } from "../../local/up";
+import { compile } from "../../roles/compile";
+import { EXPORTERS } from "../../model/identities";
 import { activeAlerts, promQuery, prometheusApi, type Alert } from "../../local/monitoring";
 import { renderOverview, type Overview } from "../../local/overviewPage";
 import { dashboardQueries, substituteVariables } from "../../local/dashboards";
@@ -27,6 +30,44 @@ function status(c: LocalCluster, url: string, auth?: string): Promise<number> {
     req.on("timeout", () => req.destroy(new Error(`${url}: timeout`)));
     req.on("error", reject);
   });
+}
+
+/**
+ * A webhook receiver on the monitoring host's loopback (https://127.0.0.1:9445/hook, with that
+ * host's node certificate), run by systemd-run: it keeps every POST as a file. Alertmanager
+ * verifies a webhook against the system trust, so for the test the cluster CA joins it there;
+ * `stop` undoes all of it.
+ */
+const WEBHOOK = { url: "https://127.0.0.1:9445/hook", unit: "pgcluster-webhook-test", dir: "/run/pgcluster-webhook-test", ca: "/usr/local/share/ca-certificates/pgcluster-webhook-test.crt" };
+const RECEIVER = `
+import http.server, os, ssl, time
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        with open(os.path.join("${WEBHOOK.dir}", "%d.json" % time.time_ns()), "wb") as f:
+            f.write(body)
+        self.send_response(200)
+        self.end_headers()
+    def log_message(self, *a):
+        pass
+s = http.server.HTTPServer(("127.0.0.1", 9445), H)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain("${EXPORTERS.tlsDir}/node.crt", "${EXPORTERS.tlsDir}/node.key")
+s.socket = ctx.wrap_socket(s.socket, server_side=True)
+s.serve_forever()
+`;
+async function startWebhookReceiver(c: LocalCluster, mon: string): Promise<void> {
+  const r = await ssh(c.ssh, c.targets[mon], `set -e; mkdir -p ${WEBHOOK.dir}; cat > ${WEBHOOK.dir}.py; install -m 0644 ${EXPORTERS.tlsDir}/ca.crt ${WEBHOOK.ca}; update-ca-certificates >/dev/null 2>&1; systemd-run --quiet --collect --unit=${WEBHOOK.unit} python3 ${WEBHOOK.dir}.py`, RECEIVER, 60_000);
+  assert.equal(r.code, 0, `the webhook receiver on ${mon}: ${r.out}`);
+}
+async function stopWebhookReceiver(c: LocalCluster, mon: string): Promise<void> {
+  // Alertmanager keeps the system trust it read: restarted, it drops the test's CA.
+  await onNode(c, mon, `systemctl stop ${WEBHOOK.unit} 2>/dev/null; rm -rf ${WEBHOOK.dir} ${WEBHOOK.dir}.py ${WEBHOOK.ca}; update-ca-certificates --fresh >/dev/null 2>&1; systemctl restart prometheus-alertmanager; true`);
+}
+/** Every notification the receiver got: Alertmanager's webhook payload (version 4). */
+async function webhookNotifications(c: LocalCluster, mon: string): Promise<{ status: string; alerts: { status: string; labels: Record<string, string> }[] }[]> {
+  const out = await onNode(c, mon, `for f in ${WEBHOOK.dir}/*.json; do [ -e "$f" ] && { cat "$f"; echo; }; done; true`);
+  return out.split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l));
 }
 
 async function until<T>(seconds: number, what: string, probe: () => Promise<T | undefined>): Promise<T> {
@@ -166,15 +207,25 @@ describe("hosts layer: monitoring (issue #14)", function () {
     await assert.rejects(renderOverview(c, { spkiPin: other }), /ERR_CERT/);
   });
 
-  it("a replica down for more than a minute fires PostgresNodeDown for that node (critical), which resolves once it is back", async () => {
+  it("a replica down for more than a minute fires PostgresNodeDown for that node (critical), Alertmanager posts it to the webhook, and it resolves once it is back", async () => {
     const members = await patroniCluster(c);
     const replica = members.find((m) => m.role === "replica" || m.role === "sync_standby");
     assert.ok(replica, `a replica among ${members.map((m) => `${m.name}:${m.role}`).join(", ")}`);
     const down = (alerts: Alert[]) => alerts.find((a) => a.name === "PostgresNodeDown" && a.instance === replica!.name && a.state === "firing");
     assert.equal(down(await activeAlerts(c)), undefined, "not firing before");
-    const t0 = Date.now();
-    await onNode(c, replica.name, "systemctl stop patroni");
+    // Alertmanager posts to monitoring.alertmanager.webhookUrl: for this test, a receiver on the
+    // monitoring host (the monitoring step alone applied with the URL set, then without).
+    const mon = c.hosts.find((h) => h.roles.includes("monitoring"))!.name;
+    const withWebhook = (url: string): LocalCluster => {
+      const spec = loadSpec("local", { monitoring: { ...c.spec.monitoring, alertmanager: { webhookUrl: url } } });
+      return onlyRole({ ...c, spec, plan: compile(spec, c.hosts, c.pki, c.secrets) }, "monitoring");
+    };
+    await startWebhookReceiver(c, mon);
+    let t0 = Date.now();
     try {
+      assert.equal((await apply(withWebhook(WEBHOOK.url), () => {})).code, 0, "the monitoring step with the webhook set");
+      await onNode(c, replica.name, "systemctl stop patroni");
+      t0 = Date.now();
       const fired = await until(180, `PostgresNodeDown firing for ${replica.name}`, async () => down(await activeAlerts(c)));
       console.log(`      · PostgresNodeDown (${fired.severity}) for ${replica.name} firing ${((Date.now() - t0) / 1000).toFixed(0)} s after Patroni stopped: ${fired.summary}`);
       assert.equal(fired.severity, "critical");
@@ -194,8 +245,15 @@ describe("hosts layer: monitoring (issue #14)", function () {
       assert.deepEqual(row && [row.role, row.postgres], ["unreachable", "unknown"], `the page's row for ${replica!.name}`);
       assert.ok(page.alerts.some((a) => a.name === "PostgresNodeDown" && a.state === "firing"), `the page lists PostgresNodeDown firing: ${JSON.stringify(page.alerts)}`);
       assert.doesNotMatch(page.summary["targets-down"], /^0 /, "the page counts the target down");
+      // Delivered: the receiver got the alert, firing, for that node (group_wait 30 s).
+      const sent = await until(120, `PostgresNodeDown for ${replica.name} posted to the webhook`, async () =>
+        (await webhookNotifications(c, mon)).flatMap((n) => n.alerts).find((a) => a.labels.alertname === "PostgresNodeDown" && a.labels.instance === replica!.name && a.status === "firing"));
+      console.log(`      · posted to the webhook ${((Date.now() - t0) / 1000).toFixed(0)} s after Patroni stopped (severity ${sent.labels.severity})`);
     } finally {
       await onNode(c, replica.name, "systemctl start patroni");
+      const back = await apply(onlyRole(c, "monitoring"), () => {});
+      await stopWebhookReceiver(c, mon);
+      assert.equal(back.code, 0, "the monitoring step without the webhook again");
     }
     const t1 = Date.now();
     await until(120, `PostgresNodeDown resolved for ${replica.name}`, async () => {
