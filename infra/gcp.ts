@@ -128,6 +128,14 @@ export function gcpHosts(spec: ClusterSpec, c: Children): GcpHosts {
     }, opts(`${n}-${suffix}`));
   }
 
+  // The monitoring instance has an account of its own without any role: Prometheus needs nothing
+  // in the project, and the host whose web UI operators reach must not hold the nodes' rights (the
+  // backup bucket's objects among them).
+  const monSa = spec.hosts.some((h) => h.kind === "monitoring")
+    ? new gcp.serviceaccount.Account(c.name("mon"), { accountId: `${n}-mon`.slice(0, 30), displayName: `pgcluster ${n} monitoring` }, { ...c.optsNew(), provider })
+    : undefined;
+  const accountOf = (h: HostSpec) => (h.kind === "monitoring" && monSa ? monSa : sa);
+
   // enable-guest-attributes: the guest agent publishes the host keys it generates at first boot
   // (hostkeys/ssh-ed25519), which every SSH connection of the program then verifies.
   const metadata = { "ssh-keys": `${spec.ssh.user}:${spec.ssh.publicKey}`, "block-project-ssh-keys": "true", "enable-oslogin": "FALSE", "enable-guest-attributes": "TRUE" };
@@ -152,7 +160,7 @@ export function gcpHosts(spec: ClusterSpec, c: Children): GcpHosts {
       attachedDisks,
       // No accessConfigs: no public IP. Packages come through Cloud NAT.
       networkInterfaces: [{ subnetwork: subnet.id }],
-      serviceAccount: { email: sa.email, scopes: ["cloud-platform"] },
+      serviceAccount: { email: accountOf(h).email, scopes: ["cloud-platform"] },
       tags: tagsOf(h),
       metadata,
       shieldedInstanceConfig: { enableSecureBoot: true, enableVtpm: true, enableIntegrityMonitoring: true },

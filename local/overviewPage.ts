@@ -81,14 +81,17 @@ export async function renderOverview(c: PageCluster, opts: { screenshot?: string
   if (!fs.existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install chromium (Debian 12's package)`);
   const pin = opts.spkiPin ?? (await serverSpkiPin(c, url));
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), "pgcluster-chromium-"));
-  const browser = await puppeteer.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    userDataDir: profile,
-    // --no-sandbox: chromium refuses to run as root with its sandbox (the tests run as root).
-    args: ["--no-sandbox", `--ignore-certificate-errors-spki-list=${pin}`, "--no-first-run", "--disable-gpu"],
-  });
+  let browser: Awaited<ReturnType<typeof puppeteer.launch>> | undefined;
   try {
+    browser = await puppeteer.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      userDataDir: profile,
+      // The DevTools protocol over a pipe, not a TCP port another local user could attach to.
+      pipe: true,
+      // Chromium refuses to run as root with its sandbox (the tests run as root).
+      args: [...(process.getuid?.() === 0 ? ["--no-sandbox"] : []), `--ignore-certificate-errors-spki-list=${pin}`, "--no-first-run", "--disable-gpu"],
+    });
     const page = await browser.newPage();
     await page.setViewport({ width: opts.width ?? 1280, height: 900 });
     await page.authenticate({ username: METRICS_USER, password: c.secrets.metricsPassword });
@@ -98,7 +101,7 @@ export async function renderOverview(c: PageCluster, opts: { screenshot?: string
     if (opts.screenshot) await page.screenshot({ path: opts.screenshot as `${string}.png`, fullPage: true });
     return { status, ...shown };
   } finally {
-    await browser.close();
+    await browser?.close();
     fs.rmSync(profile, { recursive: true, force: true });
   }
 }

@@ -77,13 +77,19 @@ describe("GCP monitoring instance (mocks)", function () {
         assert.equal(v.inputs.bootDisk.initializeParams.size, ctx.spec.gcp!.bootDiskGb, v.name);
     });
 
-    it("the nodes' service account, shielded VM, the nodes' metadata with guest attributes; its host key read from them", () => {
+    it("an account of its own without any role (not the nodes', which may use the backup bucket), shielded VM, the nodes' metadata with guest attributes; its host key read from them", () => {
       const vm = monVm();
       const db = ofType(ctx.registered, T.instance).find((v) => v.name === "pgprod-db-1")!;
-      const sa = ofType(ctx.registered, T.account);
-      assert.equal(sa.length, 1, "no account of its own");
-      assert.deepEqual(vm.inputs.serviceAccount, { email: sa[0].state.email, scopes: ["cloud-platform"] });
-      assert.deepEqual(vm.inputs.serviceAccount, db.inputs.serviceAccount);
+      const accounts = ofType(ctx.registered, T.account);
+      assert.deepEqual(accounts.map((a) => a.inputs.accountId).sort(), ["pgprod-mon", "pgprod-nodes"]);
+      const mon = accounts.find((a) => a.inputs.accountId === "pgprod-mon")!;
+      assert.match(String(mon.state.email), /pgprod-mon@/);
+      assert.deepEqual(vm.inputs.serviceAccount, { email: mon.state.email, scopes: ["cloud-platform"] });
+      assert.notDeepEqual(vm.inputs.serviceAccount, db.inputs.serviceAccount);
+      // No IAM binding anywhere names it (project roles, the bucket's).
+      const bindings = ctx.registered.filter((r) => /IAMMember|IAMBinding/.test(r.type));
+      assert.ok(bindings.length > 0);
+      for (const b of bindings) assert.ok(!JSON.stringify(b.inputs).includes(String(mon.state.email)), `${b.name} grants the monitoring account`);
       assert.deepEqual(vm.inputs.shieldedInstanceConfig, { enableSecureBoot: true, enableVtpm: true, enableIntegrityMonitoring: true });
       assert.deepEqual(vm.inputs.metadata, db.inputs.metadata);
       assert.equal(vm.inputs.metadata["enable-guest-attributes"], "TRUE");
