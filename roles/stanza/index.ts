@@ -28,6 +28,7 @@ export const shell = {
   first: shellFn(`${ROLE}/stanza.sh`, "pgc_backup_first"),
   stanzaGcs: shellFn(`${ROLE}/stanza-gcs.sh`, "pgc_backup_stanza_gcs"),
   checkGcs: shellFn(`${ROLE}/stanza-gcs.sh`, "pgc_backup_check_gcs"),
+  firstGcs: shellFn(`${ROLE}/stanza-gcs.sh`, "pgc_backup_first_gcs"),
 };
 
 /** gcp: the script the backup unit runs on every database node; it backs up only on the primary. */
@@ -73,7 +74,7 @@ export const stanzaRole: RoleUnit = {
     s.handlers();
     for (const type of BACKUP_TYPES) s.service(timerUnit(type));
     // After the handlers: the backup unit is loaded (daemon-reload) and archiving was checked.
-    if (!gcp) s.call(shell.first);
+    s.call(gcp ? shell.firstGcs : shell.first);
     return s;
   },
 };
