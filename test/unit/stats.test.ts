@@ -14,7 +14,7 @@ import { haproxyQuoted, UnsafeValueError } from "../../roles/quote";
 import type { ClusterSpec, Pki, Secrets } from "../../roles/types";
 import type { FileAction } from "../../roles/step";
 import { localSpec, hostsOf, testPki, TEST_SECRETS, fileOf } from "../support/fixtures";
-import { run } from "../support/tools";
+import { run, freePort } from "../support/tools";
 
 /** Every character HAProxy's parser treats specially, and both quotes. */
 const HOSTILE = `pw'x"y$HOME#z\\w 'q'\\'' :end`;
@@ -23,16 +23,6 @@ function statsSection(cfg: string): string {
   const m = /^listen stats\n(?: {4}.*\n|\{\{.*\n)*/m.exec(cfg);
   if (!m) throw new Error("no listen stats section");
   return m[0];
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer().listen(0, "127.0.0.1", () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-    s.on("error", reject);
-  });
 }
 
 /** One request on its own connection (HAProxy closes after a 401; a kept-alive socket would hang up). */
